@@ -1,0 +1,3 @@
+"""kd-interp: mechanistic interpretability of knowledge distillation."""
+
+__version__ = "0.1.0"
