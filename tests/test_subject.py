@@ -121,3 +121,20 @@ def test_empty_data_is_refused(tokenizer):
     subject = load_subject(make_bert(), tokenizer=tokenizer)
     with pytest.raises(ValueError, match="empty"):
         capture(subject, [], "blocks.*.hook_resid_post", progress=False)
+
+
+@pytest.mark.slow
+def test_minilm_sites_match_model_outputs(minilm_path):
+    subject = load_subject(minilm_path)
+    assert (subject.n_layers, subject.n_heads, subject.d_model, subject.d_head) == (6, 12, 384, 32)
+    data = [{"premise": "The doctor near the actor danced.", "hypothesis": "The actor danced."},
+            {"premise": "The lawyer saw the senator.", "hypothesis": "The senator saw the lawyer who slept."}]
+    batch = subject.tokenize(data)
+    assert batch["token_type_ids"].sum() > 0 and (batch["attention_mask"] == 0).any()
+    with torch.no_grad():
+        logits, cache = subject.run(batch, read=subject.sites())
+    ref = _reference(subject.model, batch)
+    torch.testing.assert_close(logits, ref.logits, atol=1e-5, rtol=0)
+    for layer in range(6):
+        torch.testing.assert_close(cache[f"blocks.{layer}.hook_resid_post"], ref.hidden_states[layer + 1], atol=1e-5, rtol=0)
+        torch.testing.assert_close(cache[f"blocks.{layer}.attn.hook_pattern"], ref.attentions[layer], atol=1e-5, rtol=0)
