@@ -93,7 +93,7 @@ _CONTRA_ACTIVITY: set[frozenset[str]] = {
     *(frozenset(("sitting", a)) for a in ("running", "walking", "jumping", "dancing", "standing", "climbing", "swimming")),
     frozenset(("crying", "laughing")),
 }
-INTRANS_PAST: list[str] = ["smiled", "laughed", "waved", "cried", "yawned", "shouted", "left", "sang"]
+INTRANS_PAST: list[str] = ["smiled", "laughed", "waved", "cried", "yawned", "nodded", "left", "sang"]
 STATES: list[str] = ["hungry", "tired", "angry", "bored", "lonely", "busy", "famous"]
 FACTIVE: list[str] = ["noticed", "realized", "discovered", "proved", "showed"]
 NONFACTIVE: list[str] = ["guessed", "imagined", "dreamed", "suspected", "feared"]
