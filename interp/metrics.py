@@ -1,0 +1,149 @@
+"""Evaluation metrics: accuracy, HANS scores and spurious gap, group fairness (worst group, DPD, EOD),
+per-class Welch tests over seeds, and label-order checks between models.
+
+Why here: every analysis compares teacher, distilled student and non-distilled student on the same
+numbers; one definition per number keeps the comparisons honest.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Mapping, Sequence
+
+import numpy as np
+from scipy import stats
+
+from interp.data.hans import score_hans as hans_scores  # noqa: F401  (re-exported: HANS accuracies)
+
+Labels = Mapping[int, str] | Sequence[str]
+
+
+# --- label sets ---------------------------------------------------------------------------------
+def label_order(id2label: Labels) -> tuple[str, ...]:
+    """Labels in class-index order from an ``id2label`` mapping (int or str keys) or a sequence."""
+    if isinstance(id2label, Mapping):
+        ids = sorted(int(k) for k in id2label)
+        if ids != list(range(len(ids))):
+            raise ValueError(f"id2label ids must be 0..{len(ids) - 1}, got {ids}")
+        by_int = {int(k): v for k, v in id2label.items()}
+        return tuple(str(by_int[i]).lower() for i in ids)
+    return tuple(str(x).lower() for x in id2label)
+
+
+def check_label_order(id2label_a: Labels, id2label_b: Labels, names: tuple[str, str] = ("teacher", "student")) -> tuple[str, ...]:
+    """Raise ValueError naming both orders unless the two label orders are identical (case-insensitive).
+
+    Use for teacher vs student (KD silently garbles if logits are not in the same class order) and
+    for a label set vs a model's ``config.id2label``. Returns the common order.
+    """
+    a, b = label_order(id2label_a), label_order(id2label_b)
+    if a != b:
+        what = "label sets differ" if set(a) != set(b) else "label orders differ"
+        raise ValueError(f"{what}: {names[0]} has {list(a)}, {names[1]} has {list(b)}")
+    return a
+
+
+# --- accuracy -----------------------------------------------------------------------------------
+def accuracy(y_true: Sequence, y_pred: Sequence) -> float:
+    """Fraction of equal entries (labels or class indices)."""
+    t, p = np.asarray(y_true), np.asarray(y_pred)
+    if t.shape != p.shape:
+        raise ValueError(f"y_true has shape {t.shape}, y_pred {p.shape}")
+    return float(np.mean(t == p)) if t.size else float("nan")
+
+
+def per_class_accuracy(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
+    """Recall of each class (accuracy on the examples whose gold class is c); NaN for absent classes."""
+    t, p = np.asarray(y_true), np.asarray(y_pred)
+    return np.array([np.mean(p[t == c] == c) if np.any(t == c) else np.nan for c in range(n_classes)])
+
+
+def spurious_gap(scores: Mapping, heuristic: str | None = None) -> float:
+    """HANS entailment accuracy minus non-entailment accuracy, from ``score_hans`` output.
+
+    A model that follows the overlap heuristics scores near +1 (all "entailment"), an unbiased one
+    near 0. With ``heuristic=None`` both accuracies are averaged over heuristics with equal weight
+    (equal to pooling on HANS, where every heuristic x label cell has 5,000 examples).
+    """
+    cells = scores["by_heuristic_label"]
+    hs = [heuristic] if heuristic else sorted(cells)
+    ent = [cells[h]["entailment"] for h in hs]
+    non = [cells[h]["non-entailment"] for h in hs]
+    return float(np.mean(ent) - np.mean(non))
+
+
+# --- groups and fairness ------------------------------------------------------------------------
+def group_accuracies(y_true: Sequence, y_pred: Sequence, groups: Sequence) -> dict:
+    """Accuracy within each group value."""
+    t, p, g = np.asarray(y_true), np.asarray(y_pred), np.asarray(groups)
+    return {k.item() if hasattr(k, "item") else k: float(np.mean(t[g == k] == p[g == k])) for k in np.unique(g)}
+
+
+def worst_group_accuracy(y_true: Sequence, y_pred: Sequence, groups: Sequence) -> float:
+    """Minimum over groups of the within-group accuracy (e.g. groups = (label, aligned))."""
+    return min(group_accuracies(y_true, y_pred, groups).values())
+
+
+def demographic_parity_difference(y_pred: Sequence, groups: Sequence, positive=1) -> float:
+    """DPD = max_a P(yhat = positive | A = a) - min_a P(yhat = positive | A = a)."""
+    p, g = np.asarray(y_pred) == positive, np.asarray(groups)
+    rates = [p[g == a].mean() for a in np.unique(g)]
+    return float(max(rates) - min(rates))
+
+
+def equalized_odds_difference(y_true: Sequence, y_pred: Sequence, groups: Sequence, positive=1) -> float:
+    """EOD = max(TPR gap, FPR gap), each gap = max over groups minus min over groups.
+
+    Groups with no gold positives (negatives) are left out of the TPR (FPR) gap; a gap needs two groups.
+    """
+    t, p, g = np.asarray(y_true) == positive, np.asarray(y_pred) == positive, np.asarray(groups)
+    tpr = [p[(g == a) & t].mean() for a in np.unique(g) if np.any((g == a) & t)]
+    fpr = [p[(g == a) & ~t].mean() for a in np.unique(g) if np.any((g == a) & ~t)]
+    if len(tpr) < 2 and len(fpr) < 2:
+        raise ValueError("equalized odds needs two groups with positives or two with negatives")
+    gaps = [max(r) - min(r) for r in (tpr, fpr) if len(r) >= 2]
+    return float(max(gaps))
+
+
+# --- per-class Welch tests over seeds -----------------------------------------------------------
+def welch_t(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
+    """Welch's unequal-variance t-test (textbook form): t, Welch-Satterthwaite dof, two-sided p."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    se2 = va + vb
+    if se2 == 0:
+        return float("nan"), float("nan"), float("nan")
+    t = (a.mean() - b.mean()) / math.sqrt(se2)
+    dof = se2 ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+    return float(t), float(dof), float(2 * stats.t.sf(abs(t), dof))
+
+
+def classwise_welch(acc_a, acc_b, alpha: float = 0.05) -> dict:
+    """Welch's t-test per class between two runs-over-seeds.
+
+    ``acc_a`` [seeds_a, classes], ``acc_b`` [seeds_b, classes]: per-class accuracy of each seed.
+    Returns {"t": [C], "p": [C], "significant": bool [C], "n_significant": int}; classes with zero
+    variance in both (undefined t) count as not significant.
+    """
+    a, b = np.asarray(acc_a, float), np.asarray(acc_b, float)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1]:
+        raise ValueError(f"expected [seeds, classes] arrays with equal class counts, got {a.shape} and {b.shape}")
+    if min(a.shape[0], b.shape[0]) < 2:
+        raise ValueError("Welch's test needs at least two seeds per side")
+    with warnings.catch_warnings():  # identical seeds give an undefined t; reported as NaN, not warned about
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = stats.ttest_ind(a, b, axis=0, equal_var=False)
+    t, p = np.asarray(res.statistic, float), np.asarray(res.pvalue, float)
+    sig = np.nan_to_num(p, nan=1.0) < alpha
+    return {"t": t, "p": p, "significant": sig, "n_significant": int(sig.sum())}
+
+
+def count_differing_classes(distilled, non_distilled, teacher, alpha: float = 0.05) -> dict:
+    """How many classes the distilled student's per-class accuracy differs on (Welch, p < alpha) from
+    the non-distilled student and from the teacher (Mohammadshahi & Ioannou's comparison).
+    Each input is [seeds, classes]."""
+    vs_s = classwise_welch(distilled, non_distilled, alpha)
+    vs_t = classwise_welch(distilled, teacher, alpha)
+    return {"vs_student": vs_s["n_significant"], "vs_teacher": vs_t["n_significant"],
+            "detail": {"vs_student": vs_s, "vs_teacher": vs_t}}
