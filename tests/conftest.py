@@ -12,6 +12,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 WORDS = [f"w{i}" for i in range(55)]
+NLI_LABELS = {0: "entailment", 1: "neutral", 2: "contradiction"}
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
 
 
@@ -23,14 +24,16 @@ def make_tokenizer() -> T.BertTokenizer:
 def make_bert(n_layers: int = 3, d: int = 32, heads: int = 4, seed: int = 0) -> T.BertForSequenceClassification:
     torch.manual_seed(seed)
     cfg = T.BertConfig(hidden_size=d, num_hidden_layers=n_layers, num_attention_heads=heads, intermediate_size=2 * d,
-                       vocab_size=len(VOCAB), num_labels=3, attn_implementation="eager", max_position_embeddings=64)
+                       vocab_size=len(VOCAB), num_labels=3, attn_implementation="eager", max_position_embeddings=64,
+                       id2label=NLI_LABELS, label2id={v: k for k, v in NLI_LABELS.items()})
     return T.BertForSequenceClassification(cfg).eval()
 
 
 def make_distilbert(n_layers: int = 2, d: int = 32, heads: int = 4, seed: int = 0) -> T.DistilBertForSequenceClassification:
     torch.manual_seed(seed)
     cfg = T.DistilBertConfig(dim=d, n_layers=n_layers, n_heads=heads, hidden_dim=2 * d, vocab_size=len(VOCAB),
-                             num_labels=3, attn_implementation="eager", max_position_embeddings=64)
+                             num_labels=3, attn_implementation="eager", max_position_embeddings=64,
+                             id2label=NLI_LABELS, label2id={v: k for k, v in NLI_LABELS.items()})
     return T.DistilBertForSequenceClassification(cfg).eval()
 
 

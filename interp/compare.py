@@ -1,0 +1,307 @@
+"""Teacher vs student, head by head: effects on the HANS metric, cross-model patching, and the
+attribution of the student's lost robustness to heads and layers.
+
+The metric is the entailment margin: entailment logit minus logsumexp of the other logits
+(for a 2-way head, the plain logit difference). On HANS non-entailment examples a model that
+follows the lexical-overlap heuristic has a high margin; robustness lowers it.
+
+Every intervention resumes the forward pass at the first layer it touches (hooks.run_from), so
+the layers before it are computed once per batch, not once per component.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from interp.backends import hooks
+from interp.inputs import as_examples, batches
+from interp.pair import Head, Pair
+from interp.subject import Subject
+
+Metric = Callable[[torch.Tensor], torch.Tensor]  # logits [batch, n_labels] -> [batch]
+
+
+def entailment_margin(labels: Sequence[str]) -> Metric:
+    """logit(entailment) - logsumexp(other logits), per example."""
+    names = [str(l).lower() for l in labels]
+    if "entailment" not in names:
+        raise ValueError(f"The model's labels {list(labels)} have no 'entailment': pass metric= explicitly.")
+    e = names.index("entailment")
+    others = [i for i in range(len(names)) if i != e]
+
+    def metric(logits: torch.Tensor) -> torch.Tensor:
+        return logits[:, e] - torch.logsumexp(logits[:, others], dim=-1)
+    return metric
+
+
+def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
+                 stat: Callable[[np.ndarray], float] | None = None) -> tuple[float, float]:
+    """Percentile bootstrap interval over examples (rows of `values`) of `stat` (default: mean)."""
+    stat = stat or (lambda v: float(np.mean(v, axis=0)))
+    rng = np.random.default_rng(seed)
+    n = len(values)
+    boots = np.array([stat(values[rng.integers(0, n, n)]) for _ in range(n_boot)])
+    return float(np.quantile(boots, alpha / 2)), float(np.quantile(boots, 1 - alpha / 2))
+
+
+@dataclass
+class _Batch:
+    """A tokenised batch with the clean value of every layer input cached."""
+
+    inputs: dict[str, torch.Tensor]
+    layer_in: list[torch.Tensor]    # [n_layers] of [batch, pos, d_model]
+    kwargs: dict
+    clean_logits: torch.Tensor      # [batch, n_labels]
+
+
+def _prepare(subject: Subject, examples: Sequence[dict], batch_size: int, max_length: int = 128,
+             extra_reads: Sequence[str] = ()) -> list[tuple[_Batch, dict]]:
+    out = []
+    resid = subject.expand("blocks.*.hook_resid_post")
+    with torch.no_grad():
+        for _, chunk in batches(examples, batch_size):
+            inputs = subject.tokenize(chunk, max_length)
+            h0, kwargs = hooks.layer_inputs(subject, inputs)
+            logits, cache = subject.run(inputs, read=[*resid, *extra_reads])
+            layer_in = [h0] + [cache[s] for s in resid[:-1]]
+            out.append((_Batch(inputs, layer_in, kwargs, logits), cache))
+    return out
+
+
+def _resume(subject: Subject, b: _Batch, start: int, write: dict) -> torch.Tensor:
+    logits, _ = hooks.run_from(subject, start, b.layer_in[start], b.kwargs, write=write)
+    return logits
+
+
+def _head_write(h: int, value: torch.Tensor | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Replace head h of z [batch, pos, head, d_head] by `value` ([batch, pos, d_head] or [d_head])."""
+    def write(z: torch.Tensor) -> torch.Tensor:
+        z = z.clone()
+        z[:, :, h] = value if value is not None else 0.0
+        return z
+    return write
+
+
+def head_effects(subject: Subject, data: Iterable, metric: Metric | None = None, batch_size: int = 64,
+                 progress: bool = True) -> dict[str, np.ndarray]:
+    """Per-example total and direct effects of mean-ablating each head's z on the metric.
+
+    total: the head's z is replaced by its mean over the data (all positions) and everything
+    downstream is recomputed. direct: the same, with every later layer's attn_out and mlp_out held
+    at their clean values, so the change reaches the logits only through the residual stream and
+    the LayerNorms. Returns {"total": [n, layers, heads], "direct": [...], "clean": [n]}.
+    """
+    examples = as_examples(data)
+    metric = metric or entailment_margin(subject.labels)
+    z_sites = subject.expand("blocks.*.attn.hook_z")
+    later = subject.expand(["blocks.*.hook_attn_out", "blocks.*.hook_mlp_out"])
+    prepared = _prepare(subject, examples, batch_size, extra_reads=[*z_sites, *later])
+    n_tokens = sum(b.inputs["attention_mask"].sum() for b, _ in prepared)
+    means = {s: sum((c[s] * b.inputs["attention_mask"][:, :, None, None]).sum((0, 1)) for b, c in prepared) / n_tokens
+             for s in z_sites}  # mean over real tokens: [head, d_head]
+    L, H = subject.n_layers, subject.n_heads
+    clean = torch.cat([metric(b.clean_logits) for b, _ in prepared]).numpy()
+    total = np.zeros((len(examples), L, H))
+    direct = np.zeros((len(examples), L, H))
+    bar = tqdm(total=L * H * len(prepared), desc=f"head effects {subject.name}", disable=not progress)
+    with torch.no_grad():
+        row = 0
+        for b, cache in prepared:
+            n = b.clean_logits.shape[0]
+            base = metric(b.clean_logits)
+            for layer in range(L):
+                site = f"blocks.{layer}.attn.hook_z"
+                frozen = {s: cache[s] for s in later if int(s.split(".")[1]) > layer}
+                for h in range(H):
+                    w = {site: _head_write(h, means[site][h])}
+                    total[row:row + n, layer, h] = (metric(_resume(subject, b, layer, w)) - base).numpy()
+                    direct[row:row + n, layer, h] = (metric(_resume(subject, b, layer, {**w, **frozen})) - base).numpy()
+                    bar.update(1)
+            row += n
+    bar.close()
+    return {"total": total, "direct": direct, "clean": clean}
+
+
+# --- cross-model patching ------------------------------------------------------------------------
+
+@dataclass
+class LinearMap:
+    """Ridge regression from teacher to student activations: y ~ (x - mx) W + my."""
+
+    W: torch.Tensor   # [d_teacher, d_student]
+    mx: torch.Tensor  # [d_teacher]
+    my: torch.Tensor  # [d_student]
+    r2: float         # held-out R^2 of the fit
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return ((x.double() - self.mx) @ self.W + self.my).to(x.dtype)
+
+
+def fit_ridge(x: torch.Tensor, y: torch.Tensor, lam: float = 1e-2, holdout: float = 0.2, seed: int = 0) -> LinearMap:
+    """Closed-form ridge map x [n, dx] -> y [n, dy] (lam relative to the mean eigenvalue of x^T x).
+
+    R^2 is measured on a held-out fraction; the returned map is refitted on all rows.
+    """
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"fit_ridge: x has {x.shape[0]} rows, y has {y.shape[0]}.")
+
+    def solve(xa: torch.Tensor, ya: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mx, my = xa.mean(0), ya.mean(0)
+        xc, yc = xa - mx, ya - my
+        gram = xc.T @ xc
+        reg = lam * torch.trace(gram) / gram.shape[0]
+        W = torch.linalg.solve(gram + reg * torch.eye(gram.shape[0], dtype=gram.dtype), xc.T @ yc)
+        return W, mx, my
+
+    x, y = x.double(), y.double()
+    perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))
+    k = max(1, int(holdout * x.shape[0]))
+    test, train = perm[:k], perm[k:]
+    W, mx, my = solve(x[train], y[train])
+    pred = (x[test] - mx) @ W + my
+    r2 = float(1 - ((pred - y[test]) ** 2).sum() / ((y[test] - y[test].mean(0)) ** 2).sum())
+    W, mx, my = solve(x, y)
+    return LinearMap(W, mx, my, r2)
+
+
+def _matched_sites(pair: Pair) -> list[tuple[str, int, int, str, int | None]]:
+    """(label, student layer, student head|-1, teacher site, teacher head) for heads and layers."""
+    out = []
+    if pair.head_map is not None:
+        for (sl, sh), t in sorted(pair.head_map.matches.items()):
+            if t is not None:
+                out.append((f"head {sl}.{sh}<-T{t[0]}.{t[1]}", sl, sh, f"blocks.{t[0]}.attn.hook_z", t[1]))
+    for sl, tl in sorted(pair.layer_map.items()):
+        out.append((f"layer {sl}<-T{tl}", sl, -1, f"blocks.{tl}.hook_resid_post", None))
+    return out
+
+
+def cross_patch(pair: Pair, data: Iterable, maps: dict[str, LinearMap] | None = None, metric: Metric | None = None,
+                batch_size: int = 64, progress: bool = True) -> dict:
+    """Patch teacher activations into the student at matched sites, on the same inputs.
+
+    Heads: the student head's z is replaced by its matched teacher head's z; layers: the student's
+    resid_post by the mapped teacher layer's. Where widths differ a fitted `maps[teacher_site]`
+    (see `fit_site_maps`) translates teacher values first. Returns per-example metrics:
+    {"teacher": [n], "student": [n], "patched": {label: [n]}}.
+    """
+    examples = as_examples(data)
+    teacher, student = pair.teacher, pair.student
+    metric = metric or entailment_margin(student.labels)
+    maps = maps or {}
+    targets = _matched_sites(pair)
+    t_sites = sorted({t[3] for t in targets})
+    for label, sl, sh, t_site, th in targets:
+        dt = teacher.d_head if th is not None else teacher.d_model
+        ds = student.d_head if th is not None else student.d_model
+        key = t_site if th is None else f"{t_site}[{th}]"
+        if dt != ds and key not in maps:
+            raise ValueError(f"{label}: teacher width {dt} differs from student width {ds} and no fitted map was "
+                             f"given for {key!r}. Fit one with fit_site_maps(pair, held_out_data).")
+    out = {"teacher": [], "student": [], "patched": {t[0]: [] for t in targets}}
+    bar = tqdm(total=len(targets) * -(-len(examples) // batch_size), desc="cross-model patching", disable=not progress)
+    with torch.no_grad():
+        for _, chunk in batches(examples, batch_size):
+            t_logits, t_cache = teacher.run(teacher.tokenize(chunk), read=t_sites)
+            (b, _), = _prepare(student, chunk, len(chunk))
+            out["teacher"].append(metric(t_logits))
+            out["student"].append(metric(b.clean_logits))
+            for label, sl, sh, t_site, th in targets:
+                key = t_site if th is None else f"{t_site}[{th}]"
+                value = t_cache[t_site] if th is None else t_cache[t_site][:, :, th]
+                if key in maps:
+                    value = maps[key](value)
+                if sh >= 0:
+                    write = {f"blocks.{sl}.attn.hook_z": _head_write(sh, value)}
+                else:
+                    write = {f"blocks.{sl}.hook_resid_post": value}
+                out["patched"][label].append(metric(_resume(student, b, sl, write)))
+                bar.update(1)
+    bar.close()
+    cat = lambda v: torch.cat(v).numpy()  # noqa: E731
+    return {"teacher": cat(out["teacher"]), "student": cat(out["student"]),
+            "patched": {k: cat(v) for k, v in out["patched"].items()}}
+
+
+def fit_site_maps(pair: Pair, data: Iterable, lam: float = 1e-2, batch_size: int = 64) -> dict[str, LinearMap]:
+    """Ridge maps teacher -> student for every matched site, fitted on held-out token activations."""
+    examples = as_examples(data)
+    targets = _matched_sites(pair)
+    xs: dict[str, list] = {}
+    ys: dict[str, list] = {}
+    with torch.no_grad():
+        for _, chunk in batches(examples, batch_size):
+            bt, bs = pair.teacher.tokenize(chunk), pair.student.tokenize(chunk)
+            _, ct = pair.teacher.run(bt, read=sorted({t[3] for t in targets}))
+            s_sites = sorted({f"blocks.{t[1]}.attn.hook_z" if t[2] >= 0 else f"blocks.{t[1]}.hook_resid_post"
+                              for t in targets})
+            _, cs = pair.student.run(bs, read=s_sites)
+            m = bt["attention_mask"].bool()
+            for label, sl, sh, t_site, th in targets:
+                key = t_site if th is None else f"{t_site}[{th}]"
+                xv = ct[t_site] if th is None else ct[t_site][:, :, th]
+                yv = cs[f"blocks.{sl}.hook_resid_post"] if sh < 0 else cs[f"blocks.{sl}.attn.hook_z"][:, :, sh]
+                xs.setdefault(key, []).append(xv[m])
+                ys.setdefault(key, []).append(yv[m])
+    return {k: fit_ridge(torch.cat(xs[k]), torch.cat(ys[k]), lam) for k in xs}
+
+
+def restoration(result: dict, n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """Share of the teacher-student gap each patch closes, ranked, with bootstrap intervals.
+
+    restored = (mean patched - mean student) / (mean teacher - mean student), resampling examples.
+    """
+    t, s = result["teacher"], result["student"]
+    gap = float(t.mean() - s.mean())
+    rows = []
+    for label, p in result["patched"].items():
+        stacked = np.stack([t, s, p], 1)  # [n, 3]
+        share = lambda v: float((v[:, 2].mean() - v[:, 1].mean()) / (v[:, 0].mean() - v[:, 1].mean()))  # noqa: E731
+        with np.errstate(divide="ignore", invalid="ignore"):  # a resample with no gap gives nan/inf
+            lo, hi = bootstrap_ci(stacked, n_boot, seed, stat=share)
+        rows.append({"component": label, "restored": share(stacked), "ci95": [lo, hi],
+                     "metric_patched": float(p.mean())})
+    rows.sort(key=lambda r: -r["restored"])
+    return [{"gap_teacher_minus_student": gap, **r} for r in rows]
+
+
+def compare_checkpoints(a: Subject, b: Subject, data: Iterable, metric: Metric | None = None,
+                        batch_size: int = 32, progress: bool = True) -> list[dict]:
+    """Head-by-head view of two checkpoints of one architecture (same head = same index).
+
+    Per head: attention-pattern similarity, per-head z CKA, and the total/direct effects on the
+    metric in each checkpoint with their change and a bootstrap interval of the change.
+    """
+    from interp.pair import check_compatible, pattern_similarity
+    from interp.capture import capture
+    from interp.cka import head_cka_grid
+
+    check_compatible(a, b)
+    if (a.n_layers, a.n_heads, a.d_head) != (b.n_layers, b.n_heads, b.d_head):
+        raise ValueError("compare_checkpoints needs one architecture: "
+                         f"{(a.n_layers, a.n_heads, a.d_head)} vs {(b.n_layers, b.n_heads, b.d_head)} (layers, heads, d_head).")
+    examples = as_examples(data)
+    psim = pattern_similarity(a, b, examples, batch_size)
+    za = capture(a, examples, "blocks.*.attn.hook_z", pool="mean", progress=False)
+    zb = capture(b, examples, "blocks.*.attn.hook_z", pool="mean", progress=False)
+    ea = head_effects(a, examples, metric, progress=progress)
+    eb = head_effects(b, examples, metric, progress=progress)
+    rows = []
+    H = a.n_heads
+    for layer in range(a.n_layers):
+        site = f"blocks.{layer}.attn.hook_z"
+        zcka = head_cka_grid(za.acts[site], zb.acts[site])
+        for h in range(H):
+            i = layer * H + h
+            row = {"head": f"{layer}.{h}", "pattern_sim": float(psim[i, i]), "z_cka": float(zcka[h, h])}
+            for kind in ("total", "direct"):
+                va, vb = ea[kind][:, layer, h], eb[kind][:, layer, h]
+                row[f"{kind}_a"], row[f"{kind}_b"] = float(va.mean()), float(vb.mean())
+                row[f"{kind}_change"] = float(vb.mean() - va.mean())
+                row[f"{kind}_change_ci95"] = list(bootstrap_ci(vb - va))
+            rows.append(row)
+    return rows

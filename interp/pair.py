@@ -1,0 +1,183 @@
+"""Pair: a teacher and its student, with a layer map and a head map.
+
+The layer map sends each student layer to a teacher layer (student layer -> teacher layer). For a
+student initialised from teacher layers it is read from the student's config (`kd_init`); otherwise
+it is chosen by linear CKA of resid_post on data. The head map matches every student head to the
+teacher head whose attention patterns and per-head outputs are most alike, by a Hungarian
+assignment, with "no counterpart" below a similarity threshold.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+
+from interp.capture import capture
+from interp.cka import cka_grid, head_cka_grid
+from interp.inputs import as_examples, batches
+from interp.subject import Subject
+
+Head = tuple[int, int]  # (layer, head)
+
+
+@dataclass
+class HeadMap:
+    """student head -> matched teacher head (or None), with the similarity of each match."""
+
+    matches: dict[Head, Head | None]
+    score: dict[Head, float]
+    pattern_sim: np.ndarray   # [teacher heads, student heads], flattened (layer, head) order
+    z_cka: np.ndarray         # [teacher heads, student heads]
+
+    def to_json(self) -> list[dict]:
+        return [{"student": list(s), "teacher": list(t) if t else None, "score": self.score[s]}
+                for s, t in sorted(self.matches.items())]
+
+
+@dataclass
+class Pair:
+    teacher: Subject
+    student: Subject
+    layer_map: dict[int, int]                       # student layer -> teacher layer
+    head_map: HeadMap | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        check_layer_map(self.layer_map, self.teacher.n_layers, self.student.n_layers)
+
+
+def check_compatible(teacher: Subject, student: Subject) -> None:
+    """Teacher and student must read the same tokens and emit labels in the same order."""
+    if teacher.labels != student.labels:
+        raise ValueError(f"Teacher and student label orders differ: teacher {teacher.labels}, student "
+                         f"{student.labels}. Remap the student's classifier rows (or id2label) so both agree.")
+    tt, ts = teacher.tokenizer, student.tokenizer
+    if teacher.arch.modality == "text" and (tt is None or ts is None or tt.get_vocab() != ts.get_vocab()):
+        raise ValueError("Teacher and student use different tokenizers (vocabularies differ): positions and "
+                         "attention patterns cannot be compared. Distil with the teacher's tokenizer.")
+
+
+def check_layer_map(layer_map: dict[int, int], n_teacher: int, n_student: int) -> None:
+    for s, t in layer_map.items():
+        if not 0 <= s < n_student or not 0 <= t < n_teacher:
+            raise ValueError(f"Layer map entry student {s} -> teacher {t} is out of range: the student has layers "
+                             f"0..{n_student - 1}, the teacher 0..{n_teacher - 1}.")
+
+
+def default_layer_map(teacher: Subject, student: Subject) -> dict[int, int] | None:
+    """The teacher layers a student was initialised from, if its config records them."""
+    init = getattr(student.config, "kd_init", None)
+    if isinstance(init, dict) and init.get("init") == "teacher_layers":
+        return {j: int(i) for j, i in enumerate(init["layers"])}
+    return None
+
+
+def layer_map_by_cka(teacher: Subject, student: Subject, data: Sequence[dict], batch_size: int = 32,
+                     monotone: bool = True) -> tuple[dict[int, int], np.ndarray]:
+    """Map each student layer to the teacher layer of highest linear CKA (mean-pooled resid_post).
+
+    With `monotone`, the map is the best non-decreasing assignment (dynamic programming), as for
+    students that keep the teacher's layer order. Returns the map and the [teacher, student] grid.
+    """
+    sites_t, sites_s = teacher.expand("blocks.*.hook_resid_post"), student.expand("blocks.*.hook_resid_post")
+    ct = capture(teacher, data, sites_t, pool="mean", batch_size=batch_size, progress=False)
+    cs = capture(student, data, sites_s, pool="mean", batch_size=batch_size, progress=False)
+    grid = cka_grid([ct.acts[s] for s in sites_t], [cs.acts[s] for s in sites_s])["xy"]  # [Lt, Ls]
+    if not monotone:
+        return {s: int(grid[:, s].argmax()) for s in range(grid.shape[1])}, grid
+    lt, ls = grid.shape
+    best = np.full((ls, lt), -np.inf)
+    back = np.zeros((ls, lt), dtype=int)
+    best[0] = grid[:, 0]
+    for s in range(1, ls):
+        run_max = np.maximum.accumulate(best[s - 1])
+        arg = np.array([int(np.argmax(best[s - 1][: t + 1])) for t in range(lt)])
+        best[s], back[s] = run_max + grid[:, s], arg
+    t = int(best[-1].argmax())
+    out = {ls - 1: t}
+    for s in range(ls - 1, 0, -1):
+        t = int(back[s, t])
+        out[s - 1] = t
+    return dict(sorted(out.items())), grid
+
+
+def make_pair(teacher: Subject, student: Subject, layer_map: dict[int, int] | None = None,
+              data: Sequence[dict] | None = None) -> Pair:
+    """A checked Pair; the layer map is given, read from the student's init, or found by CKA on `data`."""
+    check_compatible(teacher, student)
+    if layer_map is None:
+        layer_map = default_layer_map(teacher, student)
+    if layer_map is None:
+        if data is None:
+            raise ValueError("No layer map: the student does not record its init layers. Pass layer_map= or data= "
+                             "to choose it by CKA.")
+        layer_map, _ = layer_map_by_cka(teacher, student, data)
+    return Pair(teacher, student, dict(layer_map))
+
+
+def pattern_similarity(teacher: Subject, student: Subject, data: Sequence[dict], batch_size: int = 16,
+                       max_length: int = 128) -> np.ndarray:
+    """1 - mean total-variation distance between attention rows of every teacher and student head.
+
+    Averaged over real query positions of every example. Returns [Lt*Ht, Ls*Hs] in (layer, head) order.
+    """
+    examples = as_examples(data)
+    pt_sites = teacher.expand("blocks.*.attn.hook_pattern")
+    ps_sites = student.expand("blocks.*.attn.hook_pattern")
+    total = torch.zeros(len(pt_sites) * teacher.n_heads, len(ps_sites) * student.n_heads, dtype=torch.float64)
+    n_rows = 0
+    with torch.no_grad():
+        for _, chunk in batches(examples, batch_size):
+            bt = teacher.tokenize(chunk, max_length)
+            bs = student.tokenize(chunk, max_length)
+            if not torch.equal(bt["input_ids"].cpu(), bs["input_ids"].cpu()):
+                raise ValueError("Teacher and student tokenise the same text differently; patterns cannot be compared.")
+            _, ct = teacher.run(bt, read=pt_sites)
+            _, cs = student.run(bs, read=ps_sites)
+            mask = bt["attention_mask"].bool().cpu()  # [batch, pos]
+            at = torch.cat([ct[s] for s in pt_sites], 1).cpu()  # [batch, Ht_all, q, k]
+            as_ = torch.cat([cs[s] for s in ps_sites], 1).cpu()  # [batch, Hs_all, q, k]
+            for b in range(at.shape[0]):
+                n = int(mask[b].sum())
+                x, y = at[b, :, :n, :n].double(), as_[b, :, :n, :n].double()  # [H, q, k]
+                tv = 0.5 * (x[:, None] - y[None]).abs().sum(-1)  # [Ht_all, Hs_all, q]
+                total += tv.sum(-1)
+                n_rows += n
+    return 1.0 - (total / n_rows).numpy()
+
+
+def match_heads(teacher: Subject, student: Subject, data: Sequence[dict], layer_map: dict[int, int] | None = None,
+                threshold: float = 0.5, weight_pattern: float = 0.5, batch_size: int = 16) -> HeadMap:
+    """Hungarian matching of student heads to teacher heads on pattern similarity and per-head CKA.
+
+    score = weight_pattern * pattern_sim + (1 - weight_pattern) * z_cka (both in [0, 1]). With a
+    layer map, a student head may only match heads of its mapped teacher layer; matches scoring
+    below `threshold` become "no counterpart" (None).
+    """
+    psim = pattern_similarity(teacher, student, data, batch_size)
+    zt_sites, zs_sites = teacher.expand("blocks.*.attn.hook_z"), student.expand("blocks.*.attn.hook_z")
+    ct = capture(teacher, data, zt_sites, pool="mean", batch_size=batch_size, progress=False)
+    cs = capture(student, data, zs_sites, pool="mean", batch_size=batch_size, progress=False)
+    zt = torch.cat([ct.acts[s] for s in zt_sites], 1)  # [n, Lt*Ht, d_head]
+    zs = torch.cat([cs.acts[s] for s in zs_sites], 1)  # [n, Ls*Hs, d_head]
+    zcka = head_cka_grid(zt, zs)
+    score = weight_pattern * psim + (1 - weight_pattern) * zcka
+    ht, hs = teacher.n_heads, student.n_heads
+    cost = -score.copy()
+    if layer_map is not None:
+        for s_layer in range(student.n_layers):
+            allowed = layer_map.get(s_layer)
+            for t_layer in range(teacher.n_layers):
+                if t_layer != allowed:
+                    cost[t_layer * ht:(t_layer + 1) * ht, s_layer * hs:(s_layer + 1) * hs] = 1e6
+    rows, cols = linear_sum_assignment(cost)
+    matches: dict[Head, Head | None] = {(j // hs, j % hs): None for j in range(score.shape[1])}
+    scores: dict[Head, float] = {k: float("nan") for k in matches}
+    for i, j in zip(rows, cols):
+        s_head = (j // hs, j % hs)
+        scores[s_head] = float(score[i, j])
+        if cost[i, j] < 1e5 and score[i, j] >= threshold:
+            matches[s_head] = (i // ht, i % ht)
+    return HeadMap(matches, scores, psim, zcka)

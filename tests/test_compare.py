@@ -1,0 +1,158 @@
+"""Teacher vs student on constructed cases with known answers."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_bert, make_distilbert, make_pairs
+from interp.compare import (bootstrap_ci, compare_checkpoints, cross_patch, entailment_margin, fit_ridge,
+                            fit_site_maps, head_effects, restoration)
+from interp.pair import HeadMap, Pair, make_pair, match_heads
+from interp.subject import load_subject
+
+ABLATED = (1, 2)
+
+
+def _ablate_value(model, layer: int, head: int) -> None:
+    """Zero a head's value projection: its z becomes exactly 0."""
+    attn = model.bert.encoder.layer[layer].attention.self
+    d = attn.attention_head_size
+    with torch.no_grad():
+        attn.value.weight[head * d:(head + 1) * d] = 0
+        attn.value.bias[head * d:(head + 1) * d] = 0
+
+
+def _permute_heads(model, layer: int, perm: list[int]) -> None:
+    """Reorder the heads of one layer; the function computed is unchanged."""
+    attn = model.bert.encoder.layer[layer].attention
+    d = attn.self.attention_head_size
+    idx = torch.cat([torch.arange(p * d, (p + 1) * d) for p in perm])
+    with torch.no_grad():
+        for lin in (attn.self.query, attn.self.key, attn.self.value):
+            lin.weight.copy_(lin.weight[idx])
+            lin.bias.copy_(lin.bias[idx])
+        attn.output.dense.weight.copy_(attn.output.dense.weight[:, idx])
+
+
+def _identity_head_map(subject):
+    heads = [(l, h) for l in range(subject.n_layers) for h in range(subject.n_heads)]
+    return HeadMap({k: k for k in heads}, {k: 1.0 for k in heads}, np.eye(len(heads)), np.eye(len(heads)))
+
+
+@pytest.fixture
+def teacher(tokenizer):
+    return load_subject(make_bert(n_layers=3), tokenizer=tokenizer, name="teacher")
+
+
+def test_cross_patching_ranks_the_ablated_head_first_and_restores_the_teacher(teacher, tokenizer):
+    model = copy.deepcopy(teacher.model)
+    _ablate_value(model, *ABLATED)
+    student = load_subject(model, tokenizer=tokenizer, name="student")
+    pair = Pair(teacher, student, {0: 0, 1: 1, 2: 2}, _identity_head_map(student))
+    result = cross_patch(pair, make_pairs(40), progress=False)
+    np.testing.assert_allclose(result["patched"]["head 1.2<-T1.2"], result["teacher"], atol=1e-5)
+    ranked = restoration(result, n_boot=200)
+    heads = [r for r in ranked if r["component"].startswith("head")]
+    assert heads[0]["component"] == "head 1.2<-T1.2"
+    assert heads[0]["restored"] == pytest.approx(1.0, abs=1e-5)
+    assert abs(heads[1]["restored"]) < 0.9
+    # a head before the ablated one is identical in both models: patching it changes nothing
+    zero = next(r for r in ranked if r["component"] == "head 0.0<-T0.0")
+    assert zero["restored"] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_head_matching_recovers_a_permutation(teacher, tokenizer):
+    perm = [2, 0, 3, 1]
+    model = copy.deepcopy(teacher.model)
+    _permute_heads(model, 1, perm)
+    student = load_subject(model, tokenizer=tokenizer, name="permuted")
+    data = make_pairs(30)
+    with torch.no_grad():  # same function
+        torch.testing.assert_close(student.run(student.tokenize(data))[0], teacher.run(teacher.tokenize(data))[0],
+                                   atol=1e-5, rtol=0)
+    hm = match_heads(teacher, student, data, layer_map={0: 0, 1: 1, 2: 2})
+    for h, p in enumerate(perm):  # student head h computes what teacher head perm[h] did
+        assert hm.matches[(1, h)] == (1, p)
+        assert hm.score[(1, h)] == pytest.approx(1.0, abs=1e-6)
+    assert all(hm.matches[(l, h)] == (l, h) for l in (0, 2) for h in range(4))
+
+
+def test_head_effects_find_the_only_head_that_matters(tokenizer):
+    """With every head but one zeroed at the output projection, only that head has an effect."""
+    model = make_bert(n_layers=2)
+    subject = load_subject(model, tokenizer=tokenizer)
+    keep = (1, 3)
+    for layer in range(2):
+        dense = model.bert.encoder.layer[layer].attention.output.dense
+        d = subject.d_head
+        with torch.no_grad():
+            for h in range(4):
+                if (layer, h) != keep:
+                    dense.weight[:, h * d:(h + 1) * d] = 0
+    eff = head_effects(subject, make_pairs(30), progress=False)
+    total = np.abs(eff["total"]).mean(0)
+    assert total.argmax() == keep[0] * 4 + keep[1]
+    assert np.delete(total.ravel(), keep[0] * 4 + keep[1]).max() < 1e-6
+    # the last layer's head has no later components: direct effect equals total effect
+    np.testing.assert_allclose(eff["direct"][:, 1], eff["total"][:, 1], atol=1e-6)
+
+
+def test_ridge_map_recovers_a_linear_map():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(500, 8, generator=g, dtype=torch.float64)
+    A = torch.randn(8, 5, generator=g, dtype=torch.float64)
+    y = x @ A + 3.0
+    m = fit_ridge(x, y, lam=1e-8)
+    assert m.r2 > 0.999999
+    torch.testing.assert_close(m(x), y, atol=1e-5, rtol=0)
+
+
+def test_widths_that_differ_need_a_fitted_map(teacher, tokenizer):
+    student = load_subject(make_bert(n_layers=2, d=16, heads=2, seed=1), tokenizer=tokenizer)
+    pair = Pair(teacher, student, {0: 0, 1: 2})
+    with pytest.raises(ValueError, match="no fitted map"):
+        cross_patch(pair, make_pairs(8), progress=False)
+    maps = fit_site_maps(pair, make_pairs(60, seed=1))
+    assert set(maps) == {"blocks.0.hook_resid_post", "blocks.2.hook_resid_post"}
+    out = cross_patch(pair, make_pairs(8), maps=maps, progress=False)
+    assert all(np.isfinite(v).all() for v in out["patched"].values())
+
+
+def test_bad_pairs_are_refused(teacher, tokenizer, minilm_path):
+    import transformers as T
+    other = load_subject(make_bert(seed=3), tokenizer=tokenizer)
+    with pytest.raises(ValueError, match="out of range"):
+        Pair(teacher, other, {0: 5})
+    relabelled = make_bert(seed=3)
+    relabelled.config.id2label = {0: "neutral", 1: "entailment", 2: "contradiction"}
+    with pytest.raises(ValueError, match="label orders differ"):
+        make_pair(teacher, load_subject(relabelled, tokenizer=tokenizer))
+    vocab = dict(tokenizer.get_vocab())
+    vocab["w0"], vocab["w1"] = vocab["w1"], vocab["w0"]
+    with pytest.raises(ValueError, match="different tokenizers"):
+        make_pair(teacher, load_subject(make_bert(seed=3), tokenizer=T.BertTokenizer(vocab=vocab)))
+    with pytest.raises(ValueError, match="No layer map"):
+        make_pair(teacher, other)
+
+
+def test_checkpoint_comparison_of_identical_models_shows_no_change(teacher, tokenizer):
+    same = load_subject(copy.deepcopy(teacher.model), tokenizer=tokenizer)
+    rows = compare_checkpoints(teacher, same, make_pairs(16), progress=False)
+    assert len(rows) == 12
+    for r in rows:
+        assert r["pattern_sim"] == pytest.approx(1.0, abs=1e-6)
+        assert r["z_cka"] == pytest.approx(1.0, abs=1e-6)
+        assert r["total_change"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_margin_and_bootstrap_by_hand():
+    m = entailment_margin(["entailment", "neutral", "contradiction"])
+    logits = torch.tensor([[2.0, 0.0, 0.0]])
+    assert float(m(logits)) == pytest.approx(2.0 - np.log(2.0))
+    lo, hi = bootstrap_ci(np.ones(50) * 3.0)
+    assert lo == hi == 3.0
+    with pytest.raises(ValueError, match="entailment"):
+        entailment_margin(["a", "b"])
