@@ -55,10 +55,12 @@ __all__ = [
 _CONST_RTOL = 1e-20
 
 
-def as_matrix(x: ArrayLike, name: str = "x", allow_3d: bool = False) -> torch.Tensor:
+def as_matrix(x: ArrayLike, name: str = "x", allow_3d: bool = False, convert: bool = True) -> torch.Tensor:
     """Validate and convert a representation to a float64 torch tensor `[n, d]` (or `[n, h, d]`).
 
     Raises `ValueError` for 3-D input (unless `allow_3d`), for 1-D / empty input and for NaN / inf.
+    `convert=False` checks the shape only and keeps the dtype (the accumulator converts and checks
+    finiteness itself, in one pass).
     """
     t = torch.as_tensor(x)
     if t.is_complex() or not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
@@ -75,6 +77,8 @@ def as_matrix(x: ArrayLike, name: str = "x", allow_3d: bool = False) -> torch.Te
         raise ValueError(f"{name}: expected a 2-D array [n, d], got shape {tuple(t.shape)}")
     if t.shape[0] == 0 or t.shape[-1] == 0:
         raise ValueError(f"{name}: empty array of shape {tuple(t.shape)}")
+    if not convert:
+        return t.detach().cpu()
     t = t.detach().to(device="cpu", dtype=torch.float64)
     if not bool(torch.isfinite(t).all()):
         bad = int((~torch.isfinite(t)).sum())
@@ -83,15 +87,15 @@ def as_matrix(x: ArrayLike, name: str = "x", allow_3d: bool = False) -> torch.Te
 
 
 def _names_and_mats(
-    xs: Mapping[str, ArrayLike] | Sequence[ArrayLike] | ArrayLike, side: str
+    xs: Mapping[str, ArrayLike] | Sequence[ArrayLike] | ArrayLike, side: str, convert: bool = True
 ) -> tuple[list[str], list[torch.Tensor]]:
     if isinstance(xs, Mapping):
         names = [str(k) for k in xs]
-        mats = [as_matrix(v, f"{side}[{k!r}]") for k, v in xs.items()]
+        mats = [as_matrix(v, f"{side}[{k!r}]", convert=convert) for k, v in xs.items()]
     elif isinstance(xs, (torch.Tensor, np.ndarray)):
-        names, mats = ["0"], [as_matrix(xs, side)]
+        names, mats = ["0"], [as_matrix(xs, side, convert=convert)]
     else:
-        mats = [as_matrix(v, f"{side}[{i}]") for i, v in enumerate(xs)]
+        mats = [as_matrix(v, f"{side}[{i}]", convert=convert) for i, v in enumerate(xs)]
         names = [str(i) for i in range(len(mats))]
     if not mats:
         raise ValueError(f"{side}: no representations given")
@@ -108,7 +112,6 @@ class _Side:
         D, L = self.offsets[-1], len(widths)
         self.shift: torch.Tensor | None = None  # [D] mean of the first batch
         self.s = torch.zeros(D, dtype=torch.float64)  # [D] sum of shifted rows
-        self.raw_ss = torch.zeros(L, dtype=torch.float64)  # [L] sum of squared raw norms
         if full_gram:
             self.gram = torch.zeros(D, D, dtype=torch.float64)  # [D, D]
         else:
@@ -127,16 +130,30 @@ class _Side:
             raise RuntimeError("self grids need full_gram=True")
         return self.grams[k]
 
-    def prepare(self, mats: list[torch.Tensor], w: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Shifted concatenation `[b, D]` and per-layer squared row norms `[b, L]`."""
-        x = torch.cat(mats, dim=1)  # [b, D]
-        raw = torch.stack([(m * m).sum(1) for m in mats], dim=1)  # [b, L]
-        self.raw_ss += raw.sum(0) if w is None else w @ raw
+    def prepare(self, mats: list[torch.Tensor], names: list[str], label: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Shifted float64 concatenation `[b, D]` and per-layer squared row norms `[b, L]`.
+
+        One conversion pass per layer; NaN / inf show up in the row norms (checked per layer)."""
+        b = mats[0].shape[0]
+        x = torch.empty(b, self.offsets[-1], dtype=torch.float64)  # [b, D]
+        for l, m in enumerate(mats):
+            x[:, self.block(l)] = m
         if self.shift is None:
             self.shift = x.mean(0)
-        x = x - self.shift
-        r = torch.stack([(x[:, self.block(l)] ** 2).sum(1) for l in range(len(mats))], dim=1)  # [b, L]
+            if not bool(torch.isfinite(self.shift).all()):
+                self.shift = torch.nan_to_num(self.shift, nan=0.0, posinf=0.0, neginf=0.0)
+        x -= self.shift
+        r = torch.stack([torch.linalg.vector_norm(x[:, self.block(l)], dim=1) for l in range(len(mats))], 1) ** 2
+        bad = ~torch.isfinite(r.sum(0))  # [L]
+        if bool(bad.any()):
+            l = int(torch.nonzero(bad)[0])
+            raise ValueError(f"{label}[{names[l]!r}]: contains NaN/inf values; CKA needs finite inputs")
         return x, r
+
+    def raw_ss(self, l: int, n: float) -> float:
+        """Sum over examples of the squared raw (unshifted) norm of layer l, from the accumulators."""
+        blk, mu = self.block(l), self.shift[self.block(l)]
+        return float(self.rsum[l] + 2 * mu @ self.s[blk] + n * mu @ mu)
 
     def update(self, x: torch.Tensor, r: torch.Tensor, w: torch.Tensor | None) -> None:
         xw = x if w is None else x * w[:, None]  # [b, D]
@@ -174,6 +191,34 @@ def _hsic_from_stats(
     ky = float(sy @ sy) - ry  # 1^T L~ 1
     kl1 = float(sx @ c @ sy) - float(sx @ xq) - float(sy @ yr) + rq  # 1^T K~ L~ 1
     return (tr + kx * ky / ((n - 1) * (n - 2)) - 2.0 * kl1 / (n - 2)) / (n * (n - 3))
+
+
+def _block_sum(a: torch.Tensor, offx: list[int], offy: list[int]) -> np.ndarray:
+    """Sums of the blocks of `a [Dx, Dy]` cut at the layer offsets -> `[Lx, Ly]`."""
+    a = a.numpy()
+    return np.add.reduceat(np.add.reduceat(a, offx[:-1], axis=0), offy[:-1], axis=1)
+
+
+def _hsic_grid(
+    c: torch.Tensor, sx: torch.Tensor, sy: torch.Tensor, n: float, xq: torch.Tensor, yr: torch.Tensor,
+    rq: torch.Tensor, rx: torch.Tensor, ry: torch.Tensor, offx: list[int], offy: list[int], debiased: bool,
+) -> np.ndarray:
+    """`_hsic_from_stats` for every (X layer, Y layer) pair at once: c `[Dx, Dy]`, xq `[Dx, Ly]`,
+    yr `[Dy, Lx]`, rq `[Lx, Ly]`, rx `[Lx]`, ry `[Ly]` -> `[Lx, Ly]`."""
+    if not debiased:
+        cc = c - torch.outer(sx, sy) / n
+        return _block_sum(cc * cc, offx, offy)
+    if n < 4:
+        raise ValueError(f"debiased CKA needs n >= 4 examples, got {n:g}")
+    rq = rq.numpy()
+    tr = _block_sum(c * c, offx, offy) - rq
+    kx = _block_sum((sx * sx)[:, None], offx, [0, 1])[:, 0] - rx.numpy()  # [Lx]
+    ky = _block_sum((sy * sy)[:, None], offy, [0, 1])[:, 0] - ry.numpy()  # [Ly]
+    sxcsy = _block_sum(c * torch.outer(sx, sy), offx, offy)
+    sxxq = _block_sum(sx[:, None] * xq, offx, list(range(xq.shape[1] + 1)))
+    syyr = _block_sum(sy[:, None] * yr, offy, list(range(yr.shape[1] + 1))).T
+    kl1 = sxcsy - sxxq - syyr + rq
+    return (tr + np.outer(kx, ky) / ((n - 1) * (n - 2)) - 2.0 * kl1 / (n - 2)) / (n * (n - 3))
 
 
 class CKAAccumulator:
@@ -231,7 +276,7 @@ class CKAAccumulator:
         ids_y: Sequence | None = None,
         weights: ArrayLike | None = None,
     ) -> "CKAAccumulator":
-        xn, xm = _names_and_mats(xs, "x")
+        xn, xm = _names_and_mats(xs, "x", convert=False)
         self._check(xn, xm, self.x, self.x_names, "x")
         b = xm[0].shape[0]
         yn = ym = None
@@ -241,7 +286,7 @@ class CKAAccumulator:
         else:
             if ys is None:
                 raise ValueError("ys is required (or build CKAAccumulator(symmetric=True))")
-            yn, ym = _names_and_mats(ys, "y")
+            yn, ym = _names_and_mats(ys, "y", convert=False)
             self._check(yn, ym, self.y, self.y_names, "y")
             if ym[0].shape[0] != b:
                 raise ValueError(f"mismatched n: x batch has {b} rows, y batch has {ym[0].shape[0]}")
@@ -264,10 +309,10 @@ class CKAAccumulator:
                 raise ValueError("weights must be non-negative with one entry per row")
         if self.x is None:
             self._init(xn, xm, yn, ym)
-        xx, r = self.x.prepare(xm, w)
+        xx, r = self.x.prepare(xm, xn, "x")
         self.x.update(xx, r, w)
         if ym is not None:
-            yy, q = self.y.prepare(ym, w)
+            yy, q = self.y.prepare(ym, yn, "y")
             self.y.update(yy, q, w)
             xw = xx if w is None else xx * w[:, None]
             rw = r if w is None else r * w[:, None]
@@ -295,7 +340,7 @@ class CKAAccumulator:
             g = side.gram_block(l, l)
             b = side.block(l)
             var = float(torch.diagonal(g).sum() - side.s[b] @ side.s[b] / self.n)
-            if not var > _CONST_RTOL * float(side.raw_ss[l]):
+            if not var > _CONST_RTOL * side.raw_ss(l, self.n):
                 raise ValueError(
                     f"{label}[{names[l]!r}] is constant across examples (zero variance): CKA is undefined"
                 )
@@ -318,18 +363,11 @@ class CKAAccumulator:
             return self.self_grid("x", debiased)
         nx = self._norms(self.x, self.x_names, "x", debiased)
         ny = self._norms(self.y, self.y_names, "y", debiased)
-        out = np.empty((len(nx), len(ny)))
-        for k in range(len(nx)):
-            bk = self.x.block(k)
-            for l in range(len(ny)):
-                bl = self.y.block(l)
-                h = _hsic_from_stats(
-                    self.c[bk, bl], self.x.s[bk], self.y.s[bl], self.n,
-                    self.xq[bk, l], self.yr[bl, k], float(self.rq[k, l]),
-                    float(self.x.rsum[k]), float(self.y.rsum[l]), debiased,
-                )
-                out[k, l] = h / float(nx[k] * ny[l])
-        return out
+        h = _hsic_grid(
+            self.c, self.x.s, self.y.s, self.n, self.xq, self.yr, self.rq,
+            self.x.rsum, self.y.rsum, self.x.offsets, self.y.offsets, debiased,
+        )
+        return h / np.outer(nx.numpy(), ny.numpy())
 
     def self_grid(self, which: Literal["x", "y"] = "x", debiased: bool = False) -> np.ndarray:
         """Reference grid X-vs-X (or Y-vs-Y); needs `self_grids=True`."""
@@ -338,12 +376,12 @@ class CKAAccumulator:
         if side is None or not side.full_gram:
             raise ValueError("build the accumulator with self_grids=True for reference grids")
         nrm = self._norms(side, names, which, debiased)
-        L = len(nrm)
-        out = np.empty((L, L))
-        for k in range(L):
-            for l in range(k, L):
-                out[k, l] = out[l, k] = self._self_hsic(side, k, l, debiased) / float(nrm[k] * nrm[l])
-        return out
+        h = _hsic_grid(
+            side.gram, side.s, side.s, self.n, side.xr, side.xr, side.rr,
+            side.rsum, side.rsum, side.offsets, side.offsets, debiased,
+        )
+        out = h / np.outer(nrm.numpy(), nrm.numpy())
+        return (out + out.T) / 2  # exact symmetry (the two triangles agree to rounding)
 
 
 def _batched(mats: list[torch.Tensor], batch_size: int) -> Iterable[list[torch.Tensor]]:
