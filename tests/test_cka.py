@@ -288,3 +288,38 @@ def test_bad_inputs_raise_clear_errors():
         C.minibatch_cka([(x[:3], y[:3])])
     with pytest.raises(ValueError, match="n >= 4"):
         C.linear_cka(x[:3], y[:3], debiased=True)
+
+
+# ---- CLI end to end (tiny random BERTs saved to folders) ----------------------------------------
+def test_cli_end_to_end(tmp_path, tokenizer):
+    import json
+
+    from conftest import make_bert, make_pairs
+
+    from interp.cli import main
+
+    for name, layers, seed in (("teacher", 4, 0), ("student", 2, 1)):
+        make_bert(n_layers=layers, seed=seed).save_pretrained(tmp_path / name)
+        tokenizer.save_pretrained(tmp_path / name)
+    exs = make_pairs(60)
+    for i, ex in enumerate(exs):
+        ex["label"] = "entailment" if i % 2 else "non-entailment"
+    data = tmp_path / "data.jsonl"
+    data.write_text("\n".join(json.dumps(e) for e in exs))
+    out = tmp_path / "out"
+    rc = main(["cka", "--teacher", str(tmp_path / "teacher"), "--student", str(tmp_path / "student"),
+               "--data", str(data), "--out", str(out), "--references", "--heads", "--conditions", "hans",
+               "--n-boot", "5", "--n-perm", "9", "--debiased"])
+    assert rc == 0
+    res = json.loads((out / "cka.json").read_text())
+    grid = np.array(res["grid"])
+    # CLS-pooled embeddings are identical for every example (zero variance): dropped, with a note
+    assert res["dropped_constant"] == ["teacher:embed", "student:embed"]
+    assert grid.shape == (4, 2) and res["layer_map"] == [0, 3]
+    assert np.allclose(np.diag(np.array(res["teacher_teacher"])), 1.0)
+    assert np.array(res["heads"]["teacher L3 x student L1"]).shape == (4, 4)
+    assert res["conditions_n"] == {"aligned": 30, "conflicting": 30}
+    diff = np.array(res["difference_aligned_minus_conflicting"])
+    assert np.allclose(diff, np.array(res["conditions"]["aligned"]) - np.array(res["conditions"]["conflicting"]))
+    for f in ("cka_grid.png", "cka_references.png", "cka_conditions.png"):
+        assert (out / f).stat().st_size > 1000

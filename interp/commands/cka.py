@@ -1,0 +1,177 @@
+"""`interp cka`: teacher x student CKA grids (plus references, statistics and HANS conditions)."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("cka", help="CKA grid teacher layers x student layers, with heatmap")
+    p.add_argument("--teacher", required=True, help="teacher checkpoint folder")
+    p.add_argument("--student", required=True, help="student checkpoint folder")
+    p.add_argument("--data", required=True, help="examples: .jsonl or HANS .txt/.tsv")
+    p.add_argument("--out", default="runs/cka", help="output folder (cka.json, cka_*.png)")
+    p.add_argument("--pool", choices=("cls", "mean"), default="cls", help="pooling over tokens")
+    p.add_argument("--kernel", choices=("linear", "rbf"), default="linear")
+    p.add_argument("--threshold", type=float, default=0.5, help="RBF bandwidth: sigma = threshold * median distance")
+    p.add_argument("--debiased", action="store_true", help="debiased CKA (unbiased HSIC); recommended for small n")
+    p.add_argument("--layer-map", default="auto",
+                   help="student layer -> teacher layer, comma list (e.g. 0,2,4,7,9,11); 'auto': DistilBERT's "
+                        "map for 12->6, otherwise evenly spaced")
+    p.add_argument("--references", action="store_true", help="also teacher-vs-teacher and student-vs-student grids")
+    p.add_argument("--heads", action="store_true", help="per-head CKA (attn.hook_z) for each mapped layer pair")
+    p.add_argument("--n-boot", type=int, default=0, help="bootstrap replicates for CIs (linear kernel)")
+    p.add_argument("--n-perm", type=int, default=0, help="permutations for a null on the mapped pairs (linear)")
+    p.add_argument("--conditions", choices=("none", "hans"), default="none",
+                   help="hans: grids on bias-aligned (entailment) vs bias-conflicting (non-entailment) examples")
+    p.add_argument("--max-examples", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run)
+
+
+def default_layer_map(n_teacher: int, n_student: int) -> list[int]:
+    """Student layer j -> teacher layer: DistilBERT's [0, 2, 4, 7, 9, 11] for 12 -> 6, else evenly spaced."""
+    if (n_teacher, n_student) == (12, 6):
+        return [0, 2, 4, 7, 9, 11]
+    if n_student == 1:
+        return [n_teacher - 1]
+    return [round(j * (n_teacher - 1) / (n_student - 1)) for j in range(n_student)]
+
+
+def parse_layer_map(spec: str, n_teacher: int, n_student: int) -> list[int]:
+    if spec == "auto":
+        return default_layer_map(n_teacher, n_student)
+    m = [int(v) for v in spec.split(",")]
+    if len(m) != n_student or not all(0 <= v < n_teacher for v in m):
+        raise ValueError(f"--layer-map needs {n_student} teacher layers in [0, {n_teacher - 1}], got {spec!r}")
+    return m
+
+
+def _bias_masks(examples: list[dict]) -> dict[str, np.ndarray]:
+    from interp.data.hans import to_binary
+
+    labels = [to_binary(str(ex.get("label", ex.get("gold_label", "")))) for ex in examples]
+    ent = np.array([lab == "entailment" for lab in labels])
+    # HANS heuristics all predict entailment: aligned = entailment, conflicting = non-entailment
+    return {"aligned": ent, "conflicting": ~ent}
+
+
+def run(args: argparse.Namespace) -> int:
+    from interp import cka as C
+    from interp import cka_stats as S
+    from interp.capture import capture
+    from interp.datafiles import read_examples
+    from interp.plot.cka import plot_cka_grid, plot_cka_panels
+    from interp.subject import load_subject
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    examples = read_examples(args.data)
+    if args.max_examples:
+        examples = examples[: args.max_examples]
+    teacher, student = load_subject(args.teacher), load_subject(args.student)
+    lmap = parse_layer_map(args.layer_map, teacher.n_layers, student.n_layers)
+
+    def sites(subj) -> list[str]:
+        return ["embed"] + [f"blocks.{l}.hook_resid_post" for l in range(subj.n_layers)]
+
+    def z_sites(layers) -> list[str]:
+        return [f"blocks.{l}.attn.hook_z" for l in layers]
+
+    t_sites = sites(teacher) + (z_sites(sorted(set(lmap))) if args.heads else [])
+    s_sites = sites(student) + (z_sites(range(student.n_layers)) if args.heads else [])
+    kw = dict(pool=args.pool, batch_size=args.batch_size, max_length=args.max_length, seed=args.seed)
+    tcap = capture(teacher, examples, t_sites, **kw)
+    scap = capture(student, examples, s_sites, **kw)
+    if list(tcap.ids) != list(scap.ids):
+        raise ValueError("teacher and student captures are not in the same example order")
+
+    # a site that is identical for every example (e.g. the embedding at CLS: same token, same
+    # position) has zero variance and CKA with it is undefined: drop it, and say so
+    dropped = [f"{who}:{s}" for who, cap, subj in (("teacher", tcap, teacher), ("student", scap, student))
+               for s in sites(subj) if bool((cap.acts[s] == cap.acts[s][:1]).all())]
+    for d in dropped:
+        print(f"note: {d} is constant across examples ({args.pool} pool); left out of the grid")
+    xs = {s: tcap.acts[s] for s in sites(teacher) if f"teacher:{s}" not in dropped}  # [n, d_t] each
+    ys = {s: scap.acts[s] for s in sites(student) if f"student:{s}" not in dropped}  # [n, d_s] each
+    n = len(tcap.ids)
+
+    def label(site: str) -> str:
+        return "emb" if site == "embed" else "L" + site.split(".")[1]
+
+    t_lab, s_lab = [label(s) for s in xs], [label(s) for s in ys]
+    t_idx, s_idx = {s: i for i, s in enumerate(xs)}, {s: i for i, s in enumerate(ys)}
+    pairs = [("embed", "embed")] + [(f"blocks.{t}.hook_resid_post", f"blocks.{j}.hook_resid_post")
+                                     for j, t in enumerate(lmap)]
+    grid_map = {s_idx[b]: t_idx[a] for a, b in pairs if a in t_idx and b in s_idx}  # student -> teacher (grid)
+    result: dict = {"n": n, "pool": args.pool, "kernel": args.kernel, "debiased": args.debiased,
+                    "teacher": args.teacher, "student": args.student, "teacher_layers": t_lab,
+                    "student_layers": s_lab, "layer_map": lmap, "dropped_constant": dropped}
+
+    if args.kernel == "linear":
+        acc = C.CKAAccumulator(self_grids=args.references)
+        bs = 4096
+        for i in range(0, n, bs):
+            acc.update({k: v[i:i + bs] for k, v in xs.items()}, {k: v[i:i + bs] for k, v in ys.items()},
+                       ids_x=tcap.ids[i:i + bs], ids_y=scap.ids[i:i + bs])
+        grid = acc.result(args.debiased)
+        if args.references:
+            result["teacher_teacher"] = acc.self_grid("x", args.debiased).tolist()
+            result["student_student"] = acc.self_grid("y", args.debiased).tolist()
+    else:
+        grid = C.rbf_cka_grid(xs, ys, args.threshold, args.debiased)
+        if args.references:
+            result["teacher_teacher"] = C.rbf_cka_grid(xs, xs, args.threshold, args.debiased).tolist()
+            result["student_student"] = C.rbf_cka_grid(ys, ys, args.threshold, args.debiased).tolist()
+    result["grid"] = grid.tolist()
+    d_t, d_s = teacher.d_model, student.d_model
+    result["floor_biased"] = S.cka_floor(n, d_t, d_s)
+
+    if args.n_boot and args.kernel == "linear":
+        bt = S.bootstrap_cka(xs, ys, n_boot=args.n_boot, debiased=args.debiased, seed=args.seed)
+        result["ci_lo"], result["ci_hi"] = bt["lo"].tolist(), bt["hi"].tolist()
+    if args.n_perm and args.kernel == "linear":
+        result["permutation"] = {}
+        for j, t in grid_map.items():
+            pn = S.permutation_null(list(xs.values())[t], list(ys.values())[j], args.n_perm, args.debiased, args.seed)
+            result["permutation"][f"{t_lab[t]}-{s_lab[j]}"] = {
+                "observed": pn["observed"], "null_mean": float(np.mean(pn["null"])),
+                "null_q95": float(np.quantile(pn["null"], 0.95)), "p_value": pn["p_value"]}
+    if args.heads:
+        result["heads"] = {}
+        for j, t in enumerate(lmap):
+            hg = C.head_cka_grid(tcap.acts[f"blocks.{t}.attn.hook_z"], scap.acts[f"blocks.{j}.attn.hook_z"],
+                                 debiased=args.debiased)
+            result["heads"][f"teacher L{t} x student L{j}"] = hg.tolist()
+    figs = [plot_cka_grid(grid, t_lab, s_lab, out / "cka_grid.png", grid_map,
+                          title=f"{'debiased ' if args.debiased else ''}{args.kernel} CKA, {args.pool} pool, n={n}",
+                          floor=None if args.debiased else result["floor_biased"])]
+    if args.references:
+        figs.append(plot_cka_panels(
+            {"teacher x student": grid, "teacher x teacher": np.array(result["teacher_teacher"]),
+             "student x student": np.array(result["student_student"])}, t_lab, s_lab, out / "cka_references.png",
+            grid_map, row_labels={"teacher x teacher": t_lab, "student x student": s_lab},
+            col_labels={"teacher x teacher": t_lab, "student x student": s_lab}))
+    if args.conditions == "hans":
+        masks = _bias_masks(examples)
+        cg = S.condition_grids(xs, ys, masks, debiased=args.debiased, n_boot=args.n_boot, seed=args.seed)
+        result["conditions"] = {k: v.tolist() for k, v in cg["grids"].items()}
+        result["conditions_n"] = cg["n"]
+        result["difference_aligned_minus_conflicting"] = cg["difference"].tolist()
+        if "difference_lo" in cg:
+            result["difference_ci"] = [cg["difference_lo"].tolist(), cg["difference_hi"].tolist()]
+        figs.append(plot_cka_panels(
+            {**cg["grids"], "aligned - conflicting": cg["difference"]}, t_lab, s_lab,
+            out / "cka_conditions.png", grid_map, diverging=("aligned - conflicting",)))
+    (out / "cka.json").write_text(json.dumps(result, indent=1))
+    diag = ", ".join(f"{s_lab[j]}<-{t_lab[t]} {grid[t, j]:.3f}" for j, t in grid_map.items())
+    print(f"CKA ({args.kernel}{', debiased' if args.debiased else ''}, n={n}); mapped pairs: {diag}")
+    if not args.debiased:
+        print(f"biased-CKA floor for unrelated data at this n: {result['floor_biased']:.3f}")
+    print(f"wrote {out / 'cka.json'} and {', '.join(str(f) for f in figs)}")
+    return 0
