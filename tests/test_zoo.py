@@ -1,0 +1,109 @@
+"""Zoo and analysis scripts end to end on a tiny 6-layer BERT base (fast), and on MiniLM (slow)."""
+import importlib.util
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from _kd_tiny import one_thread
+
+_threads = pytest.fixture(autouse=True)(one_thread)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory):
+    """A tiny random 6-layer BERT saved with MiniLM's tokenizer (real word pieces, no download)."""
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from interp.train.zoo import base_model_path
+
+    tok = AutoTokenizer.from_pretrained(base_model_path())
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=6, num_attention_heads=4,
+                     intermediate_size=64, max_position_embeddings=64, num_labels=3)
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny_base")
+    BertForSequenceClassification(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)
+
+
+def _load_script(name):
+    spec = importlib.util.spec_from_file_location(f"_analysis_{name}", ROOT / "analyses" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_build_default_pair_tiny_and_cache(tiny_base, tmp_path, monkeypatch):
+    from interp.train import zoo
+    from interp.train.trainer import load_trained
+
+    monkeypatch.setenv("KD_INTERP_CACHE", str(tmp_path / "cache"))
+    cfg = replace(zoo.QUICK, n_train=60, n_test=30, hans_per_subcase=1, base=tiny_base, teacher_lr=1e-3,
+                  student_lr=1e-3)
+    paths = zoo.build_default_pair(seed=0, config=cfg, progress=False)
+    assert set(zoo.PAIR_KEYS) <= set(paths)
+    assert paths["root"].startswith(str(tmp_path / "cache"))
+    for k in zoo.PAIR_KEYS:
+        rec = json.loads((Path(paths[k]) / "train_config.json").read_text())
+        assert rec["status"] == "complete" and rec["seed"] == 0
+        for m in ("id_acc", "hans_ent", "hans_non_ent", "spurious_gap", "eod_overlap", "dpd_overlap"):
+            assert m in rec["metrics"]
+    assert json.loads((Path(paths["teacher_debiased"]) / "train_config.json").read_text())["config"]["train"]["loss"] == "poe"
+    s, _, rec = load_trained(paths["student_debiased"])
+    assert s.config.num_hidden_layers == 3 and rec["config"]["teacher"] == paths["teacher_debiased"]
+    assert s.config.id2label == {0: "entailment", 1: "neutral", 2: "contradiction"}
+    mtimes = {k: os.stat(Path(paths[k]) / "train_config.json").st_mtime_ns for k in zoo.PAIR_KEYS}
+    assert zoo.build_default_pair(seed=0, config=cfg, progress=False) == paths  # cached
+    assert mtimes == {k: os.stat(Path(paths[k]) / "train_config.json").st_mtime_ns for k in zoo.PAIR_KEYS}
+
+
+def test_kd_debias_quick_and_resume(tiny_base, tmp_path):
+    kd = _load_script("kd_debias")
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    args = ["--quick", "--base", tiny_base, "--out", str(out), "--cache-dir", str(cache),
+            "--conditions", "teacher_erm", "teacher_debiased", "kd_debiased", "ikd_debiased"]
+    assert kd.main(args) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["seeds"] == [0, 1] and "versions" in res
+    s = res["summary"]["kd_debiased"]
+    assert s["n_seeds"] == 2 and len(s["spurious_gap"]["values"]) == 2
+    lo, hi = s["id_acc"]["ci95"]
+    assert lo <= s["id_acc"]["mean"] <= hi
+    assert "| kd_debiased | 2 |" in (out / "results.md").read_text()
+    runs_before = (out / "runs.json").read_text()
+    assert kd.main(args) == 0  # resumes: nothing retrained
+    assert (out / "runs.json").read_text() == runs_before
+
+
+def test_t_interval():
+    kd = _load_script("kd_debias")
+    m, lo, hi = kd.t_interval([1.0, 2.0, 3.0])
+    # mean 2, sd 1, t_{0.975, 2} = 4.3027 -> half-width 4.3027 / sqrt(3)
+    assert m == 2.0 and hi - m == pytest.approx(4.302653 / 3 ** 0.5, rel=1e-5)
+    assert kd.t_interval([1.0])[0] == 1.0
+
+
+def test_temperature_sweep_quick(tiny_base, tmp_path):
+    ts = _load_script("temperature_sweep")
+    out = tmp_path / "out"
+    assert ts.main(["--quick", "--base", tiny_base, "--out", str(out), "--cache-dir", str(tmp_path / "c")]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["summary"]) == {"teacher_erm", "student_nokd", "kd_erm_T1", "kd_erm_T10"}
+    s = res["summary"]["kd_erm_T10"]
+    assert s["n_seeds"] == 2 and "classes_differing_vs_nokd" in s and "eod_overlap" in s
+
+
+@pytest.mark.slow
+def test_build_default_pair_minilm_quick(tmp_path):
+    """The real organism at the QUICK size: trains, evaluates and caches four MiniLM-based models."""
+    from interp.train import zoo
+
+    paths = zoo.build_default_pair(cache_dir=tmp_path, seed=0, config=zoo.QUICK, progress=False)
+    for k in zoo.PAIR_KEYS:
+        m = zoo.read_metrics(paths[k])
+        assert 0.0 <= m["id_acc"] <= 1.0 and 0.0 <= m["hans_non_ent"] <= 1.0
