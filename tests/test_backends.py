@@ -17,7 +17,7 @@ from interp.arch import get_module
 from interp.subject import load_subject
 
 TINY = {"bert": make_bert, "distilbert": make_distilbert}
-BACKENDS = ["nnsight"]
+BACKENDS = ["nnsight", "tl"]
 ATOL = 1e-5
 
 
@@ -224,3 +224,114 @@ def test_minilm_backends_match_model_outputs(minilm_path):
         for layer in range(6):
             torch.testing.assert_close(cache[f"blocks.{layer}.hook_resid_post"], ref.hidden_states[layer + 1], atol=ATOL, rtol=0)
             torch.testing.assert_close(cache[f"blocks.{layer}.attn.hook_pattern"], ref.attentions[layer], atol=ATOL, rtol=0)
+
+
+# --- TransformerLens bridge specifics -----------------------------------------------------------
+
+def test_tl_subject_from_bridge_keeps_the_hf_model_and_leaves_the_callers_alone(pairs):
+    from transformer_lens.model_bridge import TransformerBridge
+    from interp.backends.tl_bridge import bridge_from_hf, subject_from_bridge
+
+    model, tokenizer = make_bert(), make_tokenizer()
+    keys = list(model.state_dict())
+    fingerprint = load_subject(model, tokenizer=tokenizer).fingerprint
+    bridge = bridge_from_hf(model, tokenizer)
+    assert isinstance(bridge, TransformerBridge) and not bridge.training
+    assert list(model.state_dict()) == keys and tokenizer.eos_token is None  # caller's objects untouched
+    subject = subject_from_bridge(bridge, tokenizer=tokenizer, name="tiny")
+    assert subject.backend == "tl" and subject.bridge is bridge and subject.name == "tiny"
+    assert type(subject.model).__name__ == "BertForSequenceClassification" and subject.model is bridge.original_model
+    assert subject.fingerprint == fingerprint  # the bridge's aliases in state_dict don't change it
+    via_load = load_subject(bridge, tokenizer=tokenizer)
+    assert via_load.backend == "tl" and via_load.model is subject.model
+    batch = _batch(subject, pairs)
+    with torch.no_grad():  # the hooks backend still works on the bridged HF model
+        tl_logits, _ = subject.run(batch)
+        subject.backend = "hooks"
+        hooks_logits, _ = subject.run(batch)
+    torch.testing.assert_close(tl_logits, hooks_logits, atol=ATOL, rtol=0)
+
+
+def test_tl_backend_on_a_plain_subject_builds_its_bridge(pairs):
+    subject = load_subject(make_bert(), tokenizer=make_tokenizer(), backend="tl")
+    batch = _batch(subject, pairs)
+    with torch.no_grad():
+        ref = subject.model(**batch).logits
+        logits, _ = subject.run(batch)
+    assert subject.bridge is not None
+    torch.testing.assert_close(logits, ref, atol=ATOL, rtol=0)
+
+
+def test_tl_carries_token_type_ids_and_handles_left_padding(pairs):
+    subject = _subject("bert", "tl")
+    model = make_bert()  # same weights, never bridged
+    batch = _batch(subject, pairs)
+    with torch.no_grad():
+        without = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True)
+        ref = model(**batch, output_hidden_states=True)
+        _, cache = subject.run(batch, read=["blocks.2.hook_resid_post"])
+    assert (without.hidden_states[-1] - ref.hidden_states[-1]).abs().max() > 0.1  # the test is sensitive to them
+    torch.testing.assert_close(cache["blocks.2.hook_resid_post"], ref.hidden_states[-1], atol=ATOL, rtol=0)
+
+    def left(x):  # right padding -> left padding
+        out = torch.zeros_like(x)
+        for i, n in enumerate(batch["attention_mask"].sum(1).tolist()):
+            out[i, x.shape[1] - n:] = x[i, :n]
+        return out
+    left_batch = {k: left(v) for k, v in batch.items()}
+    with torch.no_grad():
+        ref = model(**left_batch, output_hidden_states=True)
+        logits, cache = subject.run(left_batch, read=["blocks.2.hook_resid_post"])
+    torch.testing.assert_close(logits, ref.logits, atol=ATOL, rtol=0)
+    torch.testing.assert_close(cache["blocks.2.hook_resid_post"], ref.hidden_states[-1], atol=ATOL, rtol=0)
+
+
+def test_tl_refuses_distilbert_clearly():
+    from interp.backends.tl_bridge import bridge_from_hf
+    with pytest.raises(NotImplementedError, match="DistilBertForSequenceClassification.*backend='nnsight'"):
+        bridge_from_hf(make_distilbert(), make_tokenizer())
+
+
+def _tiny_roberta():
+    import transformers as T
+    from conftest import VOCAB
+    torch.manual_seed(0)
+    cfg = T.RobertaConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                          vocab_size=len(VOCAB) + 2, num_labels=3, attn_implementation="eager",
+                          max_position_embeddings=70, pad_token_id=0, type_vocab_size=1)
+    return T.RobertaForSequenceClassification(cfg).eval()
+
+
+def _tiny_vit():
+    import transformers as T
+    torch.manual_seed(0)
+    cfg = T.ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, image_size=16,
+                      patch_size=4, num_labels=3, attn_implementation="eager")
+    return T.ViTForImageClassification(cfg).eval()
+
+
+@pytest.mark.parametrize("family,backend", [("roberta", "nnsight"), ("roberta", "tl"), ("vit", "nnsight")])
+def test_roberta_and_vit_match_hooks(family, backend, pairs):
+    model = _tiny_roberta() if family == "roberta" else _tiny_vit()
+    hooks = load_subject(model, tokenizer=make_tokenizer() if family == "roberta" else None)
+    if family == "roberta":
+        batch = hooks.tokenize(pairs)
+        batch.pop("token_type_ids")  # RoBERTa has one token type
+        assert (batch["attention_mask"] == 0).any()
+    else:
+        batch = {"pixel_values": torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))}
+    write = {"blocks.1.attn.hook_z": _ablate_head, "blocks.0.hook_mlp_out": lambda x: 2 * x}
+    with torch.no_grad():
+        ref, ref_cache = hooks.run(batch, read=hooks.sites())
+        ref_w, _ = hooks.run(batch, write=write)
+        if backend == "tl":
+            from interp.backends.tl_bridge import bridge_from_hf, subject_from_bridge
+            subject = subject_from_bridge(bridge_from_hf(model, make_tokenizer()), tokenizer=hooks.tokenizer)
+        else:
+            subject = load_subject(model, tokenizer=hooks.tokenizer, backend=backend)
+        logits, cache = subject.run(batch, read=subject.sites())
+        logits_w, _ = subject.run(batch, write=write)
+    assert (ref_w - ref).abs().max() > 1e-5
+    torch.testing.assert_close(logits, ref, atol=ATOL, rtol=0)
+    torch.testing.assert_close(logits_w, ref_w, atol=ATOL, rtol=0)
+    assert _max_diff(cache, ref_cache) <= ATOL

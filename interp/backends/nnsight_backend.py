@@ -98,15 +98,26 @@ from nnsight.intervention.envoy import Envoy  # noqa: E402
 def wrapped(subject) -> NNsight:
     """The subject's NNsight wrapper, built on first use and cached on the Subject."""
     cached = subject.__dict__.get("_nnsight")
-    if cached is not None and cached[0] is subject.model:
+    signature = _signature(subject)
+    if cached is not None and cached[0] is subject.model and cached[2] == signature:
         return cached[1]
     with warnings.catch_warnings():
         # "Module ... has a submodule named 'output' ...": the E_output rename, handled by _envoy.
         warnings.filterwarnings("ignore", message=".*nnsight already serves.*")
         wrapper = NNsight(subject.model)
-    subject.__dict__["_nnsight"] = (subject.model, wrapper)
+    subject.__dict__["_nnsight"] = (subject.model, wrapper, signature)
     subject.__dict__.pop("_nnsight_order", None)
     return wrapper
+
+
+def _signature(subject) -> tuple[int, ...]:
+    """Identity of the modules the sites live in: changes if something (a TransformerLens bridge
+    built with copy_model=False) replaces submodules after wrapping, which calls for a new wrapper."""
+    model, arch = subject.model, subject.arch
+    paths = [arch.embed] + [p for p in (arch.pattern, arch.o_proj, arch.mlp_out, arch.resid_mid) if p]
+    return (id(subject.layers), *(id(subject.layers[i]) for i in range(len(subject.layers))),
+            *(id(get_module(model, paths[0])),),
+            *(id(get_module(subject.layers[0], p)) for p in paths[1:]))
 
 
 def _envoy(root: Envoy, model: nn.Module, path: str) -> Envoy:
