@@ -180,18 +180,17 @@ def _matched_sites(pair: Pair) -> list[tuple[str, int, int, str, int | None]]:
     return out
 
 
-def cross_patch(pair: Pair, data: Iterable, maps: dict[str, LinearMap] | None = None, metric: Metric | None = None,
-                batch_size: int = 64, progress: bool = True) -> dict:
+def cross_patch(pair: Pair, data: Iterable, maps: dict[str, LinearMap] | None = None, batch_size: int = 64,
+                progress: bool = True) -> dict:
     """Patch teacher activations into the student at matched sites, on the same inputs.
 
     Heads: the student head's z is replaced by its matched teacher head's z; layers: the student's
     resid_post by the mapped teacher layer's. Where widths differ a fitted `maps[teacher_site]`
-    (see `fit_site_maps`) translates teacher values first. Returns per-example metrics:
-    {"teacher": [n], "student": [n], "patched": {label: [n]}}.
+    (see `fit_site_maps`) translates teacher values first. Returns logits:
+    {"teacher": [n, labels], "student": [n, labels], "patched": {component: [n, labels]}}.
     """
     examples = as_examples(data)
     teacher, student = pair.teacher, pair.student
-    metric = metric or entailment_margin(student.labels)
     maps = maps or {}
     targets = _matched_sites(pair)
     t_sites = sorted({t[3] for t in targets})
@@ -208,8 +207,8 @@ def cross_patch(pair: Pair, data: Iterable, maps: dict[str, LinearMap] | None = 
         for _, chunk in batches(examples, batch_size):
             t_logits, t_cache = teacher.run(teacher.tokenize(chunk), read=t_sites)
             (b, _), = _prepare(student, chunk, len(chunk))
-            out["teacher"].append(metric(t_logits))
-            out["student"].append(metric(b.clean_logits))
+            out["teacher"].append(t_logits)
+            out["student"].append(b.clean_logits)
             for label, sl, sh, t_site, th in targets:
                 key = t_site if th is None else f"{t_site}[{th}]"
                 value = t_cache[t_site] if th is None else t_cache[t_site][:, :, th]
@@ -219,12 +218,11 @@ def cross_patch(pair: Pair, data: Iterable, maps: dict[str, LinearMap] | None = 
                     write = {f"blocks.{sl}.attn.hook_z": _head_write(sh, value)}
                 else:
                     write = {f"blocks.{sl}.hook_resid_post": value}
-                out["patched"][label].append(metric(_resume(student, b, sl, write)))
+                out["patched"][label].append(_resume(student, b, sl, write))
                 bar.update(1)
     bar.close()
-    cat = lambda v: torch.cat(v).numpy()  # noqa: E731
-    return {"teacher": cat(out["teacher"]), "student": cat(out["student"]),
-            "patched": {k: cat(v) for k, v in out["patched"].items()}}
+    return {"teacher": torch.cat(out["teacher"]), "student": torch.cat(out["student"]),
+            "patched": {k: torch.cat(v) for k, v in out["patched"].items()}}
 
 
 def fit_site_maps(pair: Pair, data: Iterable, lam: float = 1e-2, batch_size: int = 64) -> dict[str, LinearMap]:
@@ -250,15 +248,23 @@ def fit_site_maps(pair: Pair, data: Iterable, lam: float = 1e-2, batch_size: int
     return {k: fit_ridge(torch.cat(xs[k]), torch.cat(ys[k]), lam) for k in xs}
 
 
-def restoration(result: dict, n_boot: int = 1000, seed: int = 0) -> list[dict]:
-    """Share of the teacher-student gap each patch closes, ranked, with bootstrap intervals.
+def entailment_rate(labels: Sequence[str]) -> Metric:
+    """1.0 where the model predicts entailment (argmax), else 0.0; on HANS non-entailment examples
+    its mean is 1 - accuracy."""
+    e = [str(l).lower() for l in labels].index("entailment")
+    return lambda logits: (logits.argmax(-1) == e).double()
+
+
+def restoration(result: dict, metric: Metric, n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """Share of the teacher-student gap in `metric` each patch closes, ranked, with bootstrap intervals.
 
     restored = (mean patched - mean student) / (mean teacher - mean student), resampling examples.
     """
-    t, s = result["teacher"], result["student"]
+    t, s = metric(result["teacher"]).numpy(), metric(result["student"]).numpy()
     gap = float(t.mean() - s.mean())
     rows = []
     for label, p in result["patched"].items():
+        p = metric(p).numpy()
         stacked = np.stack([t, s, p], 1)  # [n, 3]
         share = lambda v: float((v[:, 2].mean() - v[:, 1].mean()) / (v[:, 0].mean() - v[:, 1].mean()))  # noqa: E731
         with np.errstate(divide="ignore", invalid="ignore"):  # a resample with no gap gives nan/inf
@@ -304,4 +310,36 @@ def compare_checkpoints(a: Subject, b: Subject, data: Iterable, metric: Metric |
                 row[f"{kind}_change"] = float(vb.mean() - va.mean())
                 row[f"{kind}_change_ci95"] = list(bootstrap_ci(vb - va))
             rows.append(row)
+    return rows
+
+
+def head_by_head(pair: Pair, triggering: Iterable, control: Iterable, metric: Metric | None = None,
+                 batch_size: int = 32, progress: bool = True) -> list[dict]:
+    """For each student head and its matched teacher head: attention-pattern similarity on
+    bias-triggering vs control inputs, and total/direct effects (mean ablation) on the metric over
+    the triggering inputs in each model, with the change (student - teacher) and its interval."""
+    from interp.pair import pattern_similarity
+
+    if pair.head_map is None:
+        raise ValueError("The pair has no head map: set pair.head_map = match_heads(...) first.")
+    trig, ctrl = as_examples(triggering), as_examples(control)
+    sim_t = pattern_similarity(pair.teacher, pair.student, trig, batch_size)
+    sim_c = pattern_similarity(pair.teacher, pair.student, ctrl, batch_size)
+    et = head_effects(pair.teacher, trig, metric, progress=progress)
+    es = head_effects(pair.student, trig, metric, progress=progress)
+    ht, hs = pair.teacher.n_heads, pair.student.n_heads
+    rows = []
+    for (sl, sh), t in sorted(pair.head_map.matches.items()):
+        row: dict = {"student_head": f"{sl}.{sh}", "teacher_head": f"{t[0]}.{t[1]}" if t else None,
+                     "match_score": pair.head_map.score[(sl, sh)]}
+        if t is not None:
+            i, j = t[0] * ht + t[1], sl * hs + sh
+            row["pattern_sim_triggering"] = float(sim_t[i, j])
+            row["pattern_sim_control"] = float(sim_c[i, j])
+            for kind in ("total", "direct"):
+                vt, vs = et[kind][:, t[0], t[1]], es[kind][:, sl, sh]
+                row[f"{kind}_teacher"], row[f"{kind}_student"] = float(vt.mean()), float(vs.mean())
+                row[f"{kind}_change"] = float((vs - vt).mean())
+                row[f"{kind}_change_ci95"] = list(bootstrap_ci(vs - vt))
+        rows.append(row)
     return rows

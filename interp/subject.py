@@ -20,6 +20,7 @@ from interp.sites import all_sites, expand_sites, parse_site
 # A write is a replacement tensor in the site's canonical shape or a function value -> new value.
 Write = Union[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]
 BACKENDS = ("hooks", "nnsight", "tl")
+NLI_LABELS = ("entailment", "neutral", "contradiction")
 
 
 @dataclass
@@ -204,7 +205,9 @@ def _load_folder(path: Path, num_labels: int | None) -> tuple[nn.Module, Any]:
         kwargs["num_labels"] = num_labels
     elif not any(a.endswith(("ForSequenceClassification", "ForImageClassification"))
                  for a in (config.architectures or [])):
-        kwargs["num_labels"] = 3  # bare encoder: a new NLI head
+        # bare encoder: a new, untrained NLI head in the order of interp.data.nli_gen.LABELS
+        kwargs.update(num_labels=3, id2label=dict(enumerate(NLI_LABELS)),
+                      label2id={l: i for i, l in enumerate(NLI_LABELS)})
     if config.model_type == "vit":
         model = T.AutoModelForImageClassification.from_pretrained(path, **kwargs)
         tok = None

@@ -53,8 +53,8 @@ def test_cross_patching_ranks_the_ablated_head_first_and_restores_the_teacher(te
     student = load_subject(model, tokenizer=tokenizer, name="student")
     pair = Pair(teacher, student, {0: 0, 1: 1, 2: 2}, _identity_head_map(student))
     result = cross_patch(pair, make_pairs(40), progress=False)
-    np.testing.assert_allclose(result["patched"]["head 1.2<-T1.2"], result["teacher"], atol=1e-5)
-    ranked = restoration(result, n_boot=200)
+    torch.testing.assert_close(result["patched"]["head 1.2<-T1.2"], result["teacher"], atol=1e-5, rtol=0)
+    ranked = restoration(result, entailment_margin(student.labels), n_boot=200)
     heads = [r for r in ranked if r["component"].startswith("head")]
     assert heads[0]["component"] == "head 1.2<-T1.2"
     assert heads[0]["restored"] == pytest.approx(1.0, abs=1e-5)
@@ -118,7 +118,7 @@ def test_widths_that_differ_need_a_fitted_map(teacher, tokenizer):
     maps = fit_site_maps(pair, make_pairs(60, seed=1))
     assert set(maps) == {"blocks.0.hook_resid_post", "blocks.2.hook_resid_post"}
     out = cross_patch(pair, make_pairs(8), maps=maps, progress=False)
-    assert all(np.isfinite(v).all() for v in out["patched"].values())
+    assert all(torch.isfinite(v).all() for v in out["patched"].values())
 
 
 def test_bad_pairs_are_refused(teacher, tokenizer, minilm_path):
@@ -156,3 +156,27 @@ def test_margin_and_bootstrap_by_hand():
     assert lo == hi == 3.0
     with pytest.raises(ValueError, match="entailment"):
         entailment_margin(["a", "b"])
+
+
+def test_compare_command_writes_a_results_folder(tmp_path, tokenizer):
+    """`interp compare` end to end on tiny checkpoints, and a rerun resumes from the stored steps."""
+    import json
+
+    from interp.cli import main
+    from interp.train.students import student_from_teacher_layers
+
+    teacher = make_bert(n_layers=3)
+    student = student_from_teacher_layers(teacher, [0, 2])
+    for name, model in (("t", teacher), ("s", student)):
+        model.save_pretrained(tmp_path / name)
+        tokenizer.save_pretrained(tmp_path / name)
+    args = ["compare", "--teacher", str(tmp_path / "t"), "--student", str(tmp_path / "s"), "--n", "12",
+            "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert res["results"]["pair"]["layer_map"] == {"0": 0, "1": 2}
+    assert len(res["results"]["head_by_head"]) == 8
+    assert (tmp_path / "out" / "restoration_margin.png").stat().st_size > 0
+    steps = sorted(p.stat().st_mtime_ns for p in (tmp_path / "out" / "steps").iterdir())
+    assert main(args) == 0  # resumes: no step recomputed
+    assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "out" / "steps").iterdir()) == steps

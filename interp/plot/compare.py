@@ -1,0 +1,48 @@
+"""Figures for teacher-vs-student comparisons: restoration ranking and the head map."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def plot_restoration(rows: list[dict], path: str | Path, title: str, top: int = 15) -> None:
+    """Horizontal bars: share of the teacher-student gap each cross-model patch restores, with 95% CIs."""
+    rows = rows[:top]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.2))
+    y = np.arange(len(rows))[::-1]
+    vals = np.array([r["restored"] for r in rows])
+    lo = np.array([r["ci95"][0] for r in rows])
+    hi = np.array([r["ci95"][1] for r in rows])
+    ax.barh(y, vals, xerr=np.abs(np.stack([vals - lo, hi - vals])), color="tab:blue", alpha=0.8, capsize=2)
+    ax.set_yticks(y, [r["component"] for r in rows], fontsize=8)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.axvline(1, color="gray", lw=0.8, ls="--")
+    ax.set_xlabel("share of teacher-student gap restored (1 = teacher)")
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_head_map(score: np.ndarray, matches: dict, n_heads_t: int, n_heads_s: int, path: str | Path) -> None:
+    """Teacher heads x student heads match score, with the Hungarian matches circled."""
+    fig, ax = plt.subplots(figsize=(0.18 * score.shape[1] + 2.5, 0.12 * score.shape[0] + 2))
+    im = ax.imshow(score, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+    for (sl, sh), t in matches.items():
+        if t is not None:
+            ax.plot(sl * n_heads_s + sh, t[0] * n_heads_t + t[1], "o", mfc="none", mec="red", ms=5)
+    for b in range(1, score.shape[1] // n_heads_s):
+        ax.axvline(b * n_heads_s - 0.5, color="w", lw=0.5)
+    for b in range(1, score.shape[0] // n_heads_t):
+        ax.axhline(b * n_heads_t - 0.5, color="w", lw=0.5)
+    ax.set_xlabel("student head (layer-major)")
+    ax.set_ylabel("teacher head (layer-major)")
+    fig.colorbar(im, ax=ax, label="match score")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
