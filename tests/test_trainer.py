@@ -166,3 +166,14 @@ def test_iterative_kd_chains_teachers(tmp_path):
     assert recs[1]["config"]["teacher"] == str(paths[0]) and recs[1]["config"]["round"] == 2
     with pytest.raises(ValueError):
         iterative_kd(tmp_path / "x", tpath, build, data, TrainConfig(loss="erm"), rounds=1)
+
+
+def test_freeze_word_embeddings():
+    tok, data = tiny_tokenizer(), toy_data(32)
+    m = tiny_bert(layers=1)
+    w0 = m.bert.embeddings.word_embeddings.weight.detach().clone()
+    p0 = m.bert.embeddings.position_embeddings.weight.detach().clone()
+    train_model(m, tok, data, TrainConfig(loss="erm", epochs=1, batch_size=16, lr=1e-2, freeze_word_embeddings=True),
+                progress=False)
+    assert torch.equal(m.bert.embeddings.word_embeddings.weight, w0)
+    assert not torch.equal(m.bert.embeddings.position_embeddings.weight, p0)

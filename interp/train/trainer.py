@@ -78,6 +78,7 @@ class TrainConfig:
     gamma: float = 2.0
     reweight_normalize: str = "batch"
     eval_batch_size: int = 128
+    freeze_word_embeddings: bool = False  # ~25% faster steps on CPU for MiniLM; the matrix stays the base model's
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -269,6 +270,8 @@ def train_model(model, tokenizer, train_examples: Sequence[dict], config: TrainC
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     total = max(1, int(round(cfg.epochs * steps_per_epoch)))
     warmup = int(cfg.warmup_ratio * total)
+    if cfg.freeze_word_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if p.requires_grad:

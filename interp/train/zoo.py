@@ -72,6 +72,9 @@ class ZooConfig:
     kd_temperature: float = 2.0
     kd_alpha: float = 0.5
     batch_size: int = 32
+    # word embeddings stay the pretrained ones (~25% faster CPU steps; teacher and layer-initialised students
+    # then share one embedding matrix exactly). Randomly initialised students always train theirs.
+    freeze_word_embeddings: bool = True
     # base model folder; None = the pretrained MiniLM (tests pass a tiny BERT folder)
     base: str | None = None
     num_threads: int | None = 1  # one thread is faster than two on a shared 2-core CPU (not in the hash)
@@ -89,11 +92,13 @@ class ZooConfig:
 
     def teacher_train(self, loss: str, seed: int) -> TrainConfig:
         return TrainConfig(loss=loss, epochs=self.teacher_epochs, lr=self.teacher_lr, batch_size=self.batch_size,
-                           max_length=self.max_length, seed=seed)
+                           max_length=self.max_length, seed=seed, freeze_word_embeddings=self.freeze_word_embeddings)
 
-    def kd_train(self, seed: int, temperature: float | None = None, alpha: float | None = None) -> TrainConfig:
+    def kd_train(self, seed: int, temperature: float | None = None, alpha: float | None = None,
+                 freeze: bool = True) -> TrainConfig:
         return TrainConfig(loss="kd", epochs=self.student_epochs, lr=self.student_lr, batch_size=self.batch_size,
                            max_length=self.max_length, seed=seed,
+                           freeze_word_embeddings=self.freeze_word_embeddings and freeze,
                            temperature=self.kd_temperature if temperature is None else temperature,
                            alpha=self.kd_alpha if alpha is None else alpha)
 
@@ -260,7 +265,7 @@ def build_student(teacher_path: str | os.PathLike, cache_dir=None, seed: int = 0
     data = load_data(config)
     spec = StudentSpec(init=init, layers=list(config.student_layers), num_layers=len(config.student_layers),
                        seed=seed)
-    cfg = config.kd_train(seed, temperature, alpha)
+    cfg = config.kd_train(seed, temperature, alpha, freeze=init != "random")
     name = name or f"student_{teacher_path.name}_{init}"
     init_path = Path(init_from) if init_from is not None else teacher_path
 
@@ -295,7 +300,7 @@ def build_nokd_student(cache_dir=None, seed: int = 0, config: ZooConfig = ZooCon
         base, tok = _load_base(seed, config)
         return make_student(base, spec), tok
 
-    cfg = replace(config.kd_train(seed), loss="erm")
+    cfg = replace(config.kd_train(seed, freeze=init != "random"), loss="erm")
     return train_and_save(root / (name or f"student_nokd_{init}"), build, data["train"], cfg,
                           evaluate=lambda m, t: evaluate_model(m, t, data, config.max_length),
                           extra={"zoo": config.key(), "role": "student_nokd", "student": spec.to_dict()},
