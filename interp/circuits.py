@@ -1,0 +1,586 @@
+"""Circuit discovery for post-LayerNorm encoders (BERT, RoBERTa, DistilBERT): nodes and edges.
+
+Why not TransformerLens-style edge attribution: it writes a receiver's input as the sum of sender
+outputs, which holds for pre-LN models only. In a post-LN encoder every block ends in a LayerNorm, so
+the layer input is a nonlinear function of all earlier outputs.
+
+Our definition (valid for any residual architecture, exact through the LayerNorms):
+- Nodes: `input` (embedding output), heads `L{l}H{h}`, MLPs `L{l}M`, and `logits`.
+- Edges: sender -> receiver input, where receivers are a head's query, key or value input
+  (`L{l}H{h}.q|k|v`), an MLP's input (`L{l}M.in`) and the classifier input (`logits.in`). Heads feed
+  MLPs of their own layer and everything in later layers.
+- The input that receiver r sees is recomputed from the embedding and all component outputs before
+  it, re-running every LayerNorm on the way: `x_r = F_r(embed, {o_c})`. Patching edge s -> r means r
+  alone sees `F_r` with sender s at its source value and every other component at its base value;
+  every other component, and the rest of the forward pass, is untouched (path patching, Wang et al.
+  2022, Goldowsky-Dill et al. 2023, with the residual recomputed rather than summed).
+- Edge scores: `exact` runs that patch (per receiver layer, batched over edges, resuming at the
+  receiver's layer); `atp` computes the exact sender-only input change `x_r(s) - x_r` through the
+  LayerNorms (one forward per sender layer, batched) and dots it with d metric / d x_r from one
+  backward pass (linear on the receiver side only).
+- Evaluating a circuit (edge set E): each receiver r computes its input from clean values of the
+  senders with an edge s -> r in E (their values in this circuit run) and corrupted values of all
+  other senders, layer by layer. With all edges this is the clean run, with none the corrupted run
+  (both tested). Faithfulness = (m_circuit - m_corrupt) / (m_clean - m_corrupt); completeness =
+  1 - faithfulness of the complement (how much of the effect the rest of the model cannot carry).
+  Node circuits: non-circuit heads/MLPs take corrupted values in one ordinary forward pass.
+
+Scores are "importance" = share of the clean-corrupt gap the component carries: for
+`direction="noise"` (patch corrupted values into the clean run) `(m_clean - m)/(m_clean - m_corrupt)`,
+for `"denoise"` `(m - m_corrupt)/(m_clean - m_corrupt)`. Pruning keeps the top-|score| nodes or edges,
+the fewest that reach `target` faithfulness (binary search over the count on the sorted list).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from interp.arch import get_module
+from interp.backends.hooks import _first, expand_kwargs, installed, layer_inputs
+from interp.contrast import Contrast, metric_values
+from interp.patching import normalise, patch
+
+# per family: query, key, value projections and the module whose input is the MLP input
+QKV_MLP: dict[str, tuple[str, str, str, str]] = {
+    "bert": ("attention.self.query", "attention.self.key", "attention.self.value", "intermediate"),
+    "roberta": ("attention.self.query", "attention.self.key", "attention.self.value", "intermediate"),
+    "distilbert": ("attention.q_lin", "attention.k_lin", "attention.v_lin", "ffn"),
+}
+RECEIVER_KINDS = ("q", "k", "v", "in")
+
+
+@dataclass
+class Circuit:
+    """Nodes, edges ("sender->receiver.kind"), scores of every candidate, and metadata."""
+
+    nodes: list[str]
+    edges: list[str]
+    scores: dict[str, float]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps({"nodes": self.nodes, "edges": self.edges, "scores": self.scores,
+                           "metadata": self.metadata}, indent=2, sort_keys=True, default=str)
+        if path is not None:
+            from interp.provenance import atomic_write_bytes
+            atomic_write_bytes(path, (text + "\n").encode())
+        return text
+
+    @classmethod
+    def from_json(cls, source: str | Path) -> "Circuit":
+        text = Path(source).read_text() if not str(source).lstrip().startswith("{") else str(source)
+        d = json.loads(text)
+        return cls(list(d["nodes"]), list(d["edges"]), {k: float(v) for k, v in d["scores"].items()},
+                   dict(d.get("metadata", {})))
+
+
+# --- graph -----------------------------------------------------------------------------------------
+def _check_arch(subject: Any) -> tuple[str, str, str, str]:
+    fam = subject.arch.family
+    if fam not in QKV_MLP:
+        raise ValueError(f"Circuit discovery needs query/key/value and MLP-input sites, which the {fam!r} "
+                         f"architecture map lacks (supported: {sorted(QKV_MLP)}).")
+    return QKV_MLP[fam]
+
+
+def node_names(subject: Any) -> list[str]:
+    """Heads and MLPs in forward order (the candidates of a node circuit)."""
+    out = []
+    for l in range(subject.n_layers):
+        out += [f"L{l}H{h}" for h in range(subject.n_heads)] + [f"L{l}M"]
+    return out
+
+
+def receivers_at(subject: Any, layer: int) -> list[str]:
+    return [f"L{layer}H{h}.{k}" for h in range(subject.n_heads) for k in "qkv"] + [f"L{layer}M.in"]
+
+
+def senders_before(subject: Any, receiver: str) -> list[str]:
+    """Senders that can reach a receiver: the input, heads/MLPs of earlier layers, heads of the same
+    layer for an MLP receiver."""
+    if receiver == "logits.in":
+        return ["input"] + node_names(subject)
+    node, kind = receiver.split(".")
+    layer = int(node[1:node.index("H" if "H" in node else "M")])
+    out = ["input"] + [n for n in node_names(subject) if int(n[1:n.index("H" if "H" in n else "M")]) < layer]
+    if kind == "in":
+        out += [f"L{layer}H{h}" for h in range(subject.n_heads)]
+    return out
+
+
+def all_edges(subject: Any) -> list[str]:
+    recv = [r for l in range(subject.n_layers) for r in receivers_at(subject, l)] + ["logits.in"]
+    return [f"{s}->{r}" for r in recv for s in senders_before(subject, r)]
+
+
+def _parse_node(n: str) -> tuple[str, int, int]:
+    """('input'|'head'|'mlp'|'logits', layer, head)."""
+    if n in ("input", "logits"):
+        return n, -1, -1
+    if n.endswith("M"):
+        return "mlp", int(n[1:-1]), -1
+    l, h = n[1:].split("H")
+    return "head", int(l), int(h)
+
+
+def _check_names(subject: Any, names: Iterable[str], valid: Sequence[str], what: str) -> None:
+    vs = set(valid)
+    for n in names:
+        if n not in vs:
+            raise ValueError(f"Unknown {what} {n!r} for this {subject.n_layers}-layer, {subject.n_heads}-head "
+                             f"{subject.arch.family} model (e.g. {list(valid)[:3]}).")
+
+
+# --- runs with per-copy component values ----------------------------------------------------------
+@dataclass
+class _Values:
+    embed: torch.Tensor                  # [B, pos, d]
+    z: list[torch.Tensor]                # per layer [B, pos, head, d_head]
+    mlp: list[torch.Tensor]              # per layer [B, pos, d]
+    resid: list[torch.Tensor]            # per layer resid_post [B, pos, d]
+    mid: list[torch.Tensor]              # per layer resid_mid (the MLP input) [B, pos, d]
+    kwargs: dict
+    metric_sum: float
+
+
+def _values(subject: Any, metric: Any, batch: dict) -> _Values:
+    L = subject.n_layers
+    reads = [f"blocks.{l}.{k}" for l in range(L)
+             for k in ("attn.hook_z", "hook_mlp_out", "hook_resid_post", "hook_resid_mid")]
+    logits, c = subject.run(batch, read=reads)
+    embed, kw = layer_inputs(subject, batch)
+    return _Values(embed, [c[f"blocks.{l}.attn.hook_z"] for l in range(L)],
+                   [c[f"blocks.{l}.hook_mlp_out"] for l in range(L)],
+                   [c[f"blocks.{l}.hook_resid_post"] for l in range(L)],
+                   [c[f"blocks.{l}.hook_resid_mid"] for l in range(L)], kw,
+                   float(metric_values(metric, logits).double().sum()))
+
+
+def _mix_z(on: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per copy and head: a where on else b. on [K, head]; a, b [B, pos, head, d_head] -> [K*B, ...]."""
+    K = on.shape[0]
+    out = torch.where(on[:, None, None, :, None], a[None], b[None])  # [K, B, pos, head, d_head]
+    return out.reshape(K * a.shape[0], *a.shape[1:])
+
+
+def _mix(on: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per copy: a where on else b. on [K]; a, b [B, pos, d] -> [K*B, pos, d]."""
+    out = torch.where(on[:, None, None, None], a[None], b[None])
+    return out.reshape(on.shape[0] * a.shape[0], *a.shape[1:])
+
+
+def _run_layers(subject: Any, h: torch.Tensor, kwargs: dict, stop: int, write: dict, read: Sequence[str]
+                ) -> dict[str, torch.Tensor]:
+    """Layers 0..stop-1 from embed h with site writes; returns read sites."""
+    cache: dict[str, torch.Tensor] = {}
+    with installed(subject, read, write, cache):
+        for layer in subject.layers[:stop]:
+            h = _first(layer(h, **kwargs))
+    return cache
+
+
+def _receiver_inputs(subject: Any, layer: int, K: int, embed: torch.Tensor, z_vals: list[torch.Tensor],
+                     mlp_vals: list[torch.Tensor], kwargs: dict, need_mid: bool = True
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Inputs of layer `layer` (resid_pre) and of its MLP (resid_mid) when the z / mlp_out of every
+    layer <= `layer` are set to the given expanded tensors [K*B, ...] (LayerNorms recomputed)."""
+    write: dict[str, Any] = {}
+    for l in range(min(layer + 1, subject.n_layers)):
+        write[f"blocks.{l}.attn.hook_z"] = z_vals[l]
+        if l < layer:
+            write[f"blocks.{l}.hook_mlp_out"] = mlp_vals[l]
+    read = []
+    if layer > 0:
+        read.append(f"blocks.{layer - 1}.hook_resid_post")
+    if need_mid and layer < subject.n_layers:
+        read.append(f"blocks.{layer}.hook_resid_mid")
+    stop = layer + 1 if (need_mid and layer < subject.n_layers) else layer
+    cache = _run_layers(subject, embed, expand_kwargs(kwargs, K), stop, write, read)
+    pre = embed if layer == 0 else cache[f"blocks.{layer - 1}.hook_resid_post"]
+    return pre, cache.get(f"blocks.{layer}.hook_resid_mid")
+
+
+def _run_layer_with_receivers(subject: Any, layer: int, kwargs: dict, q_in: torch.Tensor, k_in: torch.Tensor,
+                              v_in: torch.Tensor, mlp_in: torch.Tensor, h: torch.Tensor,
+                              heads_mask: dict[str, torch.Tensor] | None = None, reads: Sequence[str] = (),
+                              write: dict | None = None) -> dict[str, torch.Tensor]:
+    """Run one layer where head j's q/k/v are projected from q_in/k_in/v_in [n, pos, head, d] (per head
+    inputs) and the MLP reads mlp_in [n, pos, d]; `heads_mask[kind]` [n, head] limits the override."""
+    qn, kn, vn, mn = _check_arch(subject)
+    blk = subject.layers[layer]
+    H = subject.n_heads
+    handles = []
+    if heads_mask is not None:  # keyed by module name
+        heads_mask = {qn: heads_mask["q"], kn: heads_mask["k"], vn: heads_mask["v"], "in": heads_mask["in"]}
+
+    def proj_hook(x_in: torch.Tensor, kind: str):
+        def hook(module, args, output):
+            W = module.weight.view(H, -1, module.weight.shape[1])           # [head, d_head, d]
+            b = module.bias.view(H, -1) if module.bias is not None else None
+            new = torch.einsum("nphd,hed->nphe", x_in, W)                  # [n, pos, head, d_head]
+            if b is not None:
+                new = new + b
+            out = output.view(*output.shape[:-1], H, -1)                    # [n, pos, head, d_head]
+            if heads_mask is not None:
+                new = torch.where(heads_mask[kind][:, None, :, None], new, out)
+            return new.reshape(output.shape)
+        return hook
+
+    def mlp_hook(module, args):
+        x = mlp_in if heads_mask is None else torch.where(heads_mask["in"][:, None, None], mlp_in, args[0])
+        return (x,) + tuple(args[1:])
+
+    cache: dict[str, torch.Tensor] = {}
+    try:
+        for name, x in ((qn, q_in), (kn, k_in), (vn, v_in)):
+            handles.append(get_module(blk, name).register_forward_hook(proj_hook(x, name)))
+        handles.append(get_module(blk, mn).register_forward_pre_hook(mlp_hook))
+        with installed(subject, reads, write or {}, cache):
+            out = _first(blk(h, **kwargs))
+        cache["_out"] = out
+    finally:
+        for hd in handles:
+            hd.remove()
+    return cache
+
+
+# --- evaluation ------------------------------------------------------------------------------------
+def _edge_logits(subject: Any, clean: _Values, corrupt: _Values, edges: set[str]) -> torch.Tensor:
+    """Logits of the circuit run for one batch (see the module doc)."""
+    L, H = subject.n_layers, subject.n_heads
+    z_circ: list[torch.Tensor] = []
+    mlp_circ: list[torch.Tensor] = []
+
+    def sender_on(receivers: list[str], layer_lim: int) -> tuple[torch.Tensor, list, list]:
+        K = len(receivers)
+        emb_on = torch.tensor([f"input->{r}" in edges for r in receivers])
+        zs, ms = [], []
+        for l in range(layer_lim):
+            on = torch.tensor([[f"L{l}H{h}->{r}" in edges for h in range(H)] for r in receivers])  # [K, head]
+            zs.append(_mix_z(on, z_circ[l] if l < len(z_circ) else corrupt.z[l], corrupt.z[l]))
+            if l < len(mlp_circ):
+                ms.append(_mix(torch.tensor([f"L{l}M->{r}" in edges for r in receivers]), mlp_circ[l], corrupt.mlp[l]))
+        return _mix(emb_on, clean.embed, corrupt.embed), zs, ms
+
+    B = clean.embed.shape[0]
+    for l in range(L):
+        recv = receivers_at(subject, l)
+        K = len(recv)
+        # q/k/v receivers of layer l read senders of layers < l (layer l's z is written but not run)
+        emb, zs, ms = sender_on(recv, l + 1)
+        pre, _ = _receiver_inputs(subject, l, K, emb, zs, ms, clean.kwargs, need_mid=False)
+        pre = pre.view(K, B, *pre.shape[1:])                             # [K, B, pos, d]
+        q_in = torch.stack([pre[3 * h] for h in range(H)], dim=2)        # [B, pos, head, d]
+        k_in = torch.stack([pre[3 * h + 1] for h in range(H)], dim=2)
+        v_in = torch.stack([pre[3 * h + 2] for h in range(H)], dim=2)
+        c = _run_layer_with_receivers(subject, l, clean.kwargs, q_in, k_in, v_in, pre[-1], pre[-1],
+                                      reads=[f"blocks.{l}.attn.hook_z"])
+        z_circ.append(c[f"blocks.{l}.attn.hook_z"])
+        # MLP receiver: needs this layer's circuit z
+        emb, zs, ms = sender_on([f"L{l}M.in"], l + 1)
+        _, mid = _receiver_inputs(subject, l, 1, emb, zs, ms, clean.kwargs, need_mid=True)
+        c = _run_layer_with_receivers(subject, l, clean.kwargs, q_in, k_in, v_in, mid, pre[-1],
+                                      reads=[f"blocks.{l}.hook_mlp_out"])
+        mlp_circ.append(c[f"blocks.{l}.hook_mlp_out"])
+    emb, zs, ms = sender_on(["logits.in"], L)
+    write = {f"blocks.{l}.attn.hook_z": zs[l] for l in range(L)}
+    write.update({f"blocks.{l}.hook_mlp_out": ms[l] for l in range(L)})
+    cache = _run_layers(subject, emb, clean.kwargs, L, write, [f"blocks.{L - 1}.hook_resid_post"])
+    return subject.arch.head(subject.model, cache[f"blocks.{L - 1}.hook_resid_post"])
+
+
+def evaluate_edges(subject: Any, contrast: Contrast, edges: Iterable[str], batch_size: int = 32) -> float:
+    """Mean metric of the circuit run (edges carry clean values, all else corrupted)."""
+    _check_arch(subject)
+    edges = set(edges)
+    _check_names(subject, edges, all_edges(subject), "edge")
+    tot = 0.0
+    with torch.no_grad():
+        for b in contrast.batches(batch_size):
+            cv, rv = _values(subject, contrast.metric, b.clean), _values(subject, contrast.metric, b.corrupt)
+            tot += float(metric_values(contrast.metric, _edge_logits(subject, cv, rv, edges)).double().sum())
+    return tot / len(contrast)
+
+
+def evaluate_nodes(subject: Any, contrast: Contrast, nodes: Iterable[str], batch_size: int = 32,
+                   keep: bool = True) -> float:
+    """Mean metric on clean inputs with every head/MLP outside `nodes` (inside, if keep=False) set to its
+    corrupted value."""
+    nodes = set(nodes)
+    _check_names(subject, nodes, node_names(subject), "node")
+    L, H = subject.n_layers, subject.n_heads
+    tot = 0.0
+    with torch.no_grad():
+        for b in contrast.batches(batch_size):
+            rv = _values(subject, contrast.metric, b.corrupt)
+            write: dict[str, Any] = {}
+            for l in range(L):
+                on = torch.tensor([(f"L{l}H{h}" in nodes) == keep for h in range(H)])  # clean where on
+                write[f"blocks.{l}.attn.hook_z"] = (lambda v, on=on, c=rv.z[l]:
+                                                    torch.where(on[None, None, :, None], v, c))
+                if (f"L{l}M" in nodes) != keep:
+                    write[f"blocks.{l}.hook_mlp_out"] = rv.mlp[l]
+            tot += float(metric_values(contrast.metric, subject.run(b.clean, write=write)[0]).double().sum())
+    return tot / len(contrast)
+
+
+# --- scores ----------------------------------------------------------------------------------------
+def node_scores(subject: Any, contrast: Contrast, method: str = "exact", direction: str = "noise",
+                batch_size: int = 32) -> tuple[dict[str, float], float, float]:
+    """Importance of every head and MLP; also (m_clean, m_corrupt)."""
+    if method == "exact":
+        heads = patch(subject, contrast, "head", False, direction, batch_size=batch_size)
+        mlps = patch(subject, contrast, "mlp_out", False, direction, batch_size=batch_size)
+    elif method in ("atp", "ig"):
+        from interp.attribution import attribute
+        heads = attribute(subject, contrast, "head", False, direction, method=method, batch_size=batch_size)
+        mlps = attribute(subject, contrast, "mlp_out", False, direction, method=method, batch_size=batch_size)
+    else:
+        raise ValueError(f"method must be 'exact', 'atp' or 'ig', not {method!r}.")
+    sign = (lambda s: 1.0 - s) if direction == "noise" else (lambda s: s)
+    out = {}
+    for l in range(subject.n_layers):
+        for h in range(subject.n_heads):
+            out[f"L{l}H{h}"] = float(sign(heads.scores[l, h]))
+        out[f"L{l}M"] = float(sign(mlps.scores[l]))
+    return out, heads.clean_metric, heads.corrupt_metric
+
+
+def _sender_paths(subject: Any, base: _Values, src: _Values, layer: int | None
+                  ) -> tuple[list[str], list[torch.Tensor], list[torch.Tensor | None]]:
+    """For the senders of one layer (or the input, layer None): the input of every later layer and MLP
+    with only that sender at its source value and all other components frozen at base values.
+    Returns sender names and, per receiver layer l, pre [K*B, pos, d] and mid [K*B, pos, d]."""
+    L, H = subject.n_layers, subject.n_heads
+    if layer is None:
+        names, K, start = ["input"], 1, 0
+        h = src.embed
+    else:
+        names = [f"L{layer}H{h}" for h in range(H)] + [f"L{layer}M"]
+        K, start = H + 1, layer
+        h = (base.embed if layer == 0 else base.resid[layer - 1]).repeat(K, 1, 1)
+    write: dict[str, Any] = {}
+    for l in range(start, L):
+        zon = torch.zeros(K, H, dtype=torch.bool)
+        mon = torch.zeros(K, dtype=torch.bool)
+        if layer is not None and l == layer:
+            zon[torch.arange(H), torch.arange(H)] = True
+            mon[H] = True
+        write[f"blocks.{l}.attn.hook_z"] = _mix_z(zon, src.z[l], base.z[l])
+        write[f"blocks.{l}.hook_mlp_out"] = _mix(mon, src.mlp[l], base.mlp[l])
+    read = [f"blocks.{l}.hook_resid_post" for l in range(start, L)] + \
+           [f"blocks.{l}.hook_resid_mid" for l in range(start, L)]
+    cache: dict[str, torch.Tensor] = {}
+    with installed(subject, read, write, cache):
+        x = h
+        for blk in subject.layers[start:]:
+            x = _first(blk(x, **expand_kwargs(base.kwargs, K)))
+    pre = [None] * (L + 1)
+    mid: list[torch.Tensor | None] = [None] * L
+    for l in range(start, L + 1):
+        pre[l] = h if l == start else cache[f"blocks.{l - 1}.hook_resid_post"]
+        if l < L:
+            mid[l] = cache[f"blocks.{l}.hook_resid_mid"]
+    return names, pre, mid
+
+
+def _receiver_grads(subject: Any, metric: Any, base: _Values, batch: dict) -> dict[str, torch.Tensor]:
+    """d(sum metric)/d(receiver input) on the base run, per receiver: [B, pos, d]."""
+    qn, kn, vn, mn = _check_arch(subject)
+    L, H = subject.n_layers, subject.n_heads
+    saved: dict[str, torch.Tensor] = {}
+    handles = []
+
+    def keep_out(key):
+        def hook(module, args, output):
+            saved[key] = output
+        return hook
+
+    def clone_in(key):
+        def hook(module, args):
+            x = args[0].clone()
+            saved[key] = x
+            return (x,) + tuple(args[1:])
+        return hook
+
+    try:
+        for l, blk in enumerate(subject.layers):
+            for name, kind in ((qn, "q"), (kn, "k"), (vn, "v")):
+                handles.append(get_module(blk, name).register_forward_hook(keep_out(f"{l}.{kind}")))
+            handles.append(get_module(blk, mn).register_forward_pre_hook(clone_in(f"{l}.in")))
+        last = f"blocks.{L - 1}.hook_resid_post"
+        with torch.enable_grad():
+            logits, cache = subject.run(batch, read=[last], write={last: lambda v: v})
+            m = metric_values(metric, logits).sum()
+            keys = list(saved) + ["final"]
+            grads = torch.autograd.grad(m, [saved[k] for k in saved] + [cache[last]], allow_unused=True)
+    finally:
+        for hd in handles:
+            hd.remove()
+    g = {k: (v if v is not None else torch.zeros_like(saved.get(k, cache[last]))) for k, v in zip(keys, grads)}
+    out: dict[str, torch.Tensor] = {"logits.in": g["final"].detach()}
+    for l, blk in enumerate(subject.layers):
+        for name, kind in ((qn, "q"), (kn, "k"), (vn, "v")):
+            W = get_module(blk, name).weight.view(H, -1, subject.d_model)            # [head, d_head, d]
+            go = g[f"{l}.{kind}"].view(*g[f"{l}.{kind}"].shape[:-1], H, -1)          # [B, pos, head, d_head]
+            per_head = torch.einsum("bphe,hed->bphd", go, W).detach()                # [B, pos, head, d]
+            for h in range(H):
+                out[f"L{l}H{h}.{kind}"] = per_head[:, :, h]
+        out[f"L{l}M.in"] = g[f"{l}.in"].detach()
+    return out
+
+
+def edge_scores(subject: Any, contrast: Contrast, method: str = "atp", direction: str = "noise",
+                batch_size: int = 32, max_rows: int = 4096) -> tuple[dict[str, float], float, float]:
+    """Importance of every edge (see the module doc); also (m_clean, m_corrupt)."""
+    _check_arch(subject)
+    if method not in ("exact", "atp"):
+        raise ValueError(f"edge method must be 'exact' or 'atp', not {method!r}.")
+    L, H = subject.n_layers, subject.n_heads
+    totals: dict[str, float] = {e: 0.0 for e in all_edges(subject)}
+    tot_base = tot_src = 0.0
+    for b in contrast.batches(batch_size):
+        with torch.no_grad():
+            cv, rv = _values(subject, contrast.metric, b.clean), _values(subject, contrast.metric, b.corrupt)
+        base, src = (cv, rv) if direction == "noise" else (rv, cv)
+        base_batch = b.clean if direction == "noise" else b.corrupt
+        tot_base += base.metric_sum
+        tot_src += src.metric_sum
+        B = base.embed.shape[0]
+        grads = _receiver_grads(subject, contrast.metric, base, base_batch) if method == "atp" else None
+        for layer in [None] + list(range(L)):
+            with torch.no_grad():
+                names, pre, mid = _sender_paths(subject, base, src, layer)
+            K = len(names)
+            first = 0 if layer is None else layer
+            for rl in range(first, L + 1):
+                recv = ["logits.in"] if rl == L else receivers_at(subject, rl)
+                if layer is not None and rl == layer:
+                    recv = [f"L{rl}M.in"]  # same-layer edges: heads -> MLP only
+                for r in recv:
+                    if rl == L:
+                        x, xbase = pre[L], base.resid[L - 1]
+                    elif r.endswith(".in"):
+                        x, xbase = mid[rl], base.mid[rl]
+                    else:
+                        x, xbase = pre[rl], (base.resid[rl - 1] if rl > 0 else base.embed)
+                    ss = [s for s in names if s in senders_before(subject, r)]
+                    idx = [names.index(s) for s in ss]
+                    xs = x.view(K, B, *x.shape[1:])[idx]                               # [k, B, pos, d]
+                    if method == "atp":
+                        eff = ((xs - xbase[None]).double() * grads[r].double()[None]).sum(dim=(1, 2, 3))
+                        for s, e in zip(ss, eff):
+                            totals[f"{s}->{r}"] += float(e)
+                    else:
+                        with torch.no_grad():
+                            vals = _exact_edge(subject, contrast.metric, base, rl, r, xs)
+                        for s, v in zip(ss, vals):
+                            totals[f"{s}->{r}"] += float(v) - base.metric_sum
+    n = len(contrast)
+    m_base, m_src = tot_base / n, tot_src / n
+    clean, corrupt = (m_base, m_src) if direction == "noise" else (m_src, m_base)
+    gap = clean - corrupt
+    normalise(torch.zeros(1), clean, corrupt)  # raises on a zero gap
+    sign = -1.0 if direction == "noise" else 1.0
+    return {e: sign * t / n / gap for e, t in totals.items()}, clean, corrupt
+
+
+def _exact_edge(subject: Any, metric: Any, base: _Values, layer: int, receiver: str, xs: torch.Tensor
+                ) -> list[float]:
+    """Metric sums when `receiver` alone reads each of the inputs xs [k, B, pos, d]."""
+    k, B = xs.shape[0], xs.shape[1]
+    flat = xs.reshape(k * B, *xs.shape[2:])
+    L, H = subject.n_layers, subject.n_heads
+    if receiver == "logits.in":
+        logits = subject.arch.head(subject.model, flat)
+    else:
+        node, kind = receiver.split(".")
+        _, l, h = _parse_node(node)
+        start = base.embed if layer == 0 else base.resid[layer - 1]
+        hx = start.repeat(k, 1, 1)
+        kw = expand_kwargs(base.kwargs, k)
+        per_head = flat[:, :, None, :].expand(-1, -1, H, -1)             # [kB, pos, head, d]
+        mask = {kk: torch.zeros(k * B, H, dtype=torch.bool) for kk in ("q", "k", "v")}
+        mask["in"] = torch.zeros(k * B, dtype=torch.bool)
+        if kind == "in":
+            mask["in"][:] = True
+        else:
+            mask[kind][:, h] = True
+        c = _run_layer_with_receivers(subject, layer, kw, per_head, per_head, per_head, flat, hx, heads_mask=mask)
+        x = c["_out"]
+        for blk in subject.layers[layer + 1:]:
+            x = _first(blk(x, **kw))
+        logits = subject.arch.head(subject.model, x)
+    return metric_values(metric, logits).double().view(k, B).sum(1).tolist()
+
+
+# --- discovery ------------------------------------------------------------------------------------
+def _faith(m: float, clean: float, corrupt: float) -> float:
+    return (m - corrupt) / (clean - corrupt)
+
+
+def prune(items: list[str], scores: dict[str, float], evaluate, clean: float, corrupt: float,
+          target: float) -> tuple[list[str], float]:
+    """Fewest top-|score| items whose faithfulness reaches `target` (binary search on the count)."""
+    order = sorted(items, key=lambda x: -abs(scores[x]))
+    lo, hi = 0, len(order)
+    f_hi = target
+    while lo < hi:
+        mid = (lo + hi) // 2
+        f = _faith(evaluate(order[:mid]), clean, corrupt)
+        if f >= target:
+            hi, f_hi = mid, f
+        else:
+            lo = mid + 1
+    chosen = order[:hi]
+    return chosen, _faith(evaluate(chosen), clean, corrupt)
+
+
+def discover(subject: Any, contrast: Contrast, level: str = "node", method: str = "exact",
+             direction: str = "noise", target: float = 0.8, batch_size: int = 32) -> Circuit:
+    """Score nodes or edges, prune to `target` faithfulness, report faithfulness and completeness."""
+    if level not in ("node", "edge"):
+        raise ValueError(f"level must be 'node' or 'edge', not {level!r}.")
+    _check_arch(subject)
+    if level == "node":
+        scores, clean, corrupt = node_scores(subject, contrast, method, direction, batch_size)
+        items = node_names(subject)
+        ev = lambda keep: evaluate_nodes(subject, contrast, keep, batch_size)  # noqa: E731
+        chosen, faith = prune(items, scores, ev, clean, corrupt, target)
+        comp = 1.0 - _faith(evaluate_nodes(subject, contrast, [n for n in items if n not in set(chosen)],
+                                           batch_size), clean, corrupt)
+        nodes, edges = chosen, []
+    else:
+        scores, clean, corrupt = edge_scores(subject, contrast, method, direction, batch_size)
+        items = all_edges(subject)
+        ev = lambda keep: evaluate_edges(subject, contrast, keep, batch_size)  # noqa: E731
+        chosen, faith = prune(items, scores, ev, clean, corrupt, target)
+        cs = set(chosen)
+        comp = 1.0 - _faith(evaluate_edges(subject, contrast, [e for e in items if e not in cs], batch_size),
+                            clean, corrupt)
+        edges = chosen
+        nodes = sorted({p for e in edges for p in (e.split("->")[0], e.split("->")[1].split(".")[0])},
+                       key=lambda n: (n != "input", n == "logits", n))
+    meta = {"level": level, "method": method, "direction": direction, "target": target,
+            "faithfulness": faith, "completeness": comp, "n_candidates": len(items), "n_pairs": len(contrast),
+            "clean_metric": clean, "corrupt_metric": corrupt, "model": subject.name,
+            "fingerprint": subject.fingerprint, "n_layers": subject.n_layers, "n_heads": subject.n_heads,
+            "metric": contrast.meta.get("metric", "")}
+    return Circuit(nodes, edges, scores, meta)
+
+
+def auroc(scores: dict[str, float], positives: Iterable[str]) -> float:
+    """Area under the ROC curve of |score| separating `positives` from the rest (ties count half)."""
+    pos = set(positives)
+    p = [abs(v) for k, v in scores.items() if k in pos]
+    n = [abs(v) for k, v in scores.items() if k not in pos]
+    if not p or not n:
+        return math.nan
+    wins = sum((a > b) + 0.5 * (a == b) for a in p for b in n)
+    return wins / (len(p) * len(n))

@@ -1,0 +1,201 @@
+"""Circuits: exactness of the circuit run, a hand-built model with a planted circuit, JSON, bad input."""
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from conftest import WORDS, make_bert, make_tokenizer
+from interp.attribution import attribute
+from interp.circuits import (Circuit, all_edges, auroc, discover, edge_scores, evaluate_edges, evaluate_nodes,
+                             node_names)
+from interp.contrast import LogOdds, make_contrast
+from interp.patching import endpoint_metrics, patch
+from interp.subject import load_subject
+from test_patching import _pairs, _subject
+
+PLANTED_NODES = {"L0H0", "L1H2"}
+PLANTED_EDGES = {"input->L0H0.v", "L0H0->L1H2.v", "L1H2->logits.in"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def planted_subject(noise: float = 5.0):
+    """2-layer, 4-head, d=32 BERT whose answer is carried by L0H0 -> L1H2 (v) -> logits by construction.
+
+    Token w0 is a marker (embedding dim 0). L0H0 attends uniformly and copies dim 0 into dim 1; L1H2
+    attends uniformly and copies dim 1 into dim 2; the pooler reads dim 2 and the classifier turns it
+    into the label-0 logit. Dim 3 is a large constant in every token embedding so that LayerNorm keeps
+    the planted dims readable. All other weights are random (init std x `noise`): the other heads and
+    MLPs do compute things, they are just not on the planted path.
+    """
+    model = make_bert(n_layers=2, d=32, heads=4, seed=11)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() > 1 and "LayerNorm" not in name:
+                p.mul_(noise)
+        emb = model.bert.embeddings.word_embeddings.weight  # [vocab, d]
+        emb[:, :4] = 0.0
+        emb[:, 3] = 4.0
+        marker = make_tokenizer().convert_tokens_to_ids("w0")
+        emb[marker, 0] = 4.0
+        for e in (model.bert.embeddings.position_embeddings.weight, model.bert.embeddings.token_type_embeddings.weight):
+            e[:, :4] = 0.0
+        dh = 8
+        for layer, head, src, dst in ((0, 0, 0, 1), (1, 2, 1, 2)):
+            blk = model.bert.encoder.layer[layer]
+            rows = slice(head * dh, (head + 1) * dh)
+            for lin in (blk.attention.self.query, blk.attention.self.key):
+                lin.weight[rows] = 0.0      # uniform attention
+                lin.bias[rows] = 0.0
+            blk.attention.self.value.weight[rows] = 0.0
+            blk.attention.self.value.bias[rows] = 0.0
+            blk.attention.self.value.weight[head * dh, src] = 1.0
+            o = blk.attention.output.dense.weight  # [d_out, d_in]
+            o[:, rows] = 0.0
+            o[dst, head * dh] = 10.0
+        for blk in model.bert.encoder.layer:  # other heads and MLPs do not write the planted dims 0-2
+            blk.attention.output.dense.weight[:3] = 0.0
+            blk.output.dense.weight[:3] = 0.0
+        model.bert.encoder.layer[0].attention.output.dense.weight[1, 0 * dh] = 10.0  # L0H0: dim 0 -> dim 1
+        model.bert.encoder.layer[1].attention.output.dense.weight[2, 2 * dh] = 10.0  # L1H2: dim 1 -> dim 2
+        model.bert.pooler.dense.weight.zero_()
+        model.bert.pooler.dense.bias.zero_()
+        model.bert.pooler.dense.weight[0, 2] = 1.0
+        model.classifier.weight.zero_()
+        model.classifier.bias.zero_()
+        model.classifier.weight[0, 0] = 5.0
+    return load_subject(model, tokenizer=make_tokenizer())
+
+
+def planted_pairs(n: int = 12, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    r = random.Random(seed)
+    others = WORDS[1:]
+    clean, corrupt = [], []
+    for i in range(n):
+        p = [r.choice(others) for _ in range(r.randrange(3, 6))]
+        h = [r.choice(others) for _ in range(r.randrange(2, 4))]
+        j = r.randrange(len(h))
+        h_clean, h_cor = list(h), list(h)
+        h_clean[j], h_cor[j] = "w0", r.choice(others)
+        clean.append({"id": f"c{i}", "premise": " ".join(p), "hypothesis": " ".join(h_clean)})
+        corrupt.append({"id": f"r{i}", "premise": " ".join(p), "hypothesis": " ".join(h_cor)})
+    return clean, corrupt
+
+
+@pytest.fixture(scope="module")
+def planted():
+    torch.set_num_threads(1)
+    s = planted_subject()
+    return s, make_contrast(s, *planted_pairs(), metric=LogOdds(0))
+
+
+def test_planted_model_has_a_gap(planted):
+    s, c = planted
+    clean, corrupt = endpoint_metrics(s, c)
+    assert clean - corrupt > 1.0
+
+
+def test_patching_and_attribution_find_planted_heads(planted):
+    s, c = planted
+    rows = []
+    for name, res in (("exact noise", patch(s, c, "head", False, "noise")),
+                      ("exact denoise", patch(s, c, "head", False, "denoise")),
+                      ("atp denoise", attribute(s, c, "head", False, "denoise")),
+                      ("ig denoise", attribute(s, c, "head", False, "denoise", method="ig", steps=8))):
+        eff = (1 - res.scores) if res.direction == "noise" else res.scores
+        scores = {f"L{l}H{h}": float(eff[l, h]) for l in range(s.n_layers) for h in range(s.n_heads)}
+        a = auroc(scores, PLANTED_NODES)
+        rows.append((name, a))
+        top2 = set(sorted(scores, key=lambda k: -abs(scores[k]))[:2])
+        assert top2 == PLANTED_NODES, (name, scores)
+    print("planted heads, AUROC:", rows)
+
+
+def test_edge_scores_find_planted_edges(planted):
+    s, c = planted
+    rows = []
+    for method in ("exact", "atp"):
+        scores, clean, corrupt = edge_scores(s, c, method=method, direction="noise")
+        assert set(scores) == set(all_edges(s))
+        a = auroc(scores, PLANTED_EDGES)
+        rows.append((method, round(a, 4), len(scores)))
+        top = sorted(scores, key=lambda k: -abs(scores[k]))[:3]
+        assert set(top) == PLANTED_EDGES, (method, [(k, round(scores[k], 3)) for k in top])
+    print("planted edges (3 of", rows[0][2], "), AUROC:", rows)
+
+
+def test_discover_recovers_planted_circuit_and_roundtrips(planted, tmp_path):
+    s, c = planted
+    node = discover(s, c, level="node", method="exact", target=0.9)
+    assert set(node.nodes) == PLANTED_NODES, node.nodes
+    assert node.metadata["faithfulness"] >= 0.9 and node.metadata["completeness"] > 0.5
+    edge = discover(s, c, level="edge", method="atp", target=0.9)
+    assert set(edge.edges) <= PLANTED_EDGES | set(all_edges(s))
+    assert PLANTED_EDGES >= set(edge.edges) and len(edge.edges) >= 2, edge.edges
+    assert edge.metadata["faithfulness"] >= 0.9
+    print(f"node circuit {node.nodes} faith {node.metadata['faithfulness']:.3f} comp "
+          f"{node.metadata['completeness']:.3f}; edge circuit {edge.edges} faith {edge.metadata['faithfulness']:.3f} "
+          f"comp {edge.metadata['completeness']:.3f}")
+    path = tmp_path / "c.json"
+    edge.to_json(path)
+    back = Circuit.from_json(path)
+    assert back == edge and Circuit.from_json(edge.to_json()) == edge
+
+
+def test_circuit_run_is_exact_at_the_extremes():
+    """All edges = the clean run; no edges = the corrupted run (LayerNorms recomputed per receiver)."""
+    s = _subject()
+    c = make_contrast(s, *_pairs(4), metric=LogOdds(1))
+    clean, corrupt = endpoint_metrics(s, c)
+    assert abs(clean - corrupt) > 1e-2
+    assert evaluate_edges(s, c, all_edges(s)) == pytest.approx(clean, abs=1e-5)
+    assert evaluate_edges(s, c, []) == pytest.approx(corrupt, abs=1e-5)
+    assert evaluate_nodes(s, c, node_names(s)) == pytest.approx(clean, abs=1e-5)
+    # removing one strong edge moves the metric
+    full = all_edges(s)
+    assert any(abs(evaluate_edges(s, c, [e for e in full if e != x]) - clean) > 1e-3
+               for x in full if x.endswith("logits.in"))
+
+
+def test_exact_edge_to_logits_matches_direct_computation():
+    """Edge L{last}H{h} -> logits: patch that head with the last MLP frozen, an independent forward."""
+    s = _subject()
+    c = make_contrast(s, *_pairs(4), metric=LogOdds(1))
+    scores, clean, corrupt = edge_scores(s, c, method="exact", direction="noise")
+    L = s.n_layers - 1
+    with torch.no_grad():
+        _, cc = s.run(c.clean, read=[f"blocks.{L}.hook_mlp_out"])
+        _, rc = s.run(c.corrupt, read=[f"blocks.{L}.attn.hook_z"])
+        for h in range(s.n_heads):
+            def w(v, h=h):
+                v = v.clone()
+                v[:, :, h] = rc[f"blocks.{L}.attn.hook_z"][:, :, h]
+                return v
+            logits, _ = s.run(c.clean, write={f"blocks.{L}.attn.hook_z": w,
+                                               f"blocks.{L}.hook_mlp_out": cc[f"blocks.{L}.hook_mlp_out"]})
+            m = float(c.metric(logits).double().mean())
+            assert scores[f"L{L}H{h}->logits.in"] == pytest.approx((clean - m) / (clean - corrupt), abs=1e-4)
+
+
+def test_bad_requests_are_clear_errors():
+    s = _subject()
+    c = make_contrast(s, *_pairs(3))
+    with pytest.raises(ValueError, match="Unknown edge"):
+        evaluate_edges(s, c, ["L9H0->logits.in"])
+    with pytest.raises(ValueError, match="level must be"):
+        discover(s, c, level="path")
+
+    class FakeArch:
+        family = "vit"
+        kinds = s.arch.kinds
+    s.arch = FakeArch()
+    with pytest.raises(ValueError, match="lacks"):
+        discover(s, c)
