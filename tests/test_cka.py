@@ -323,3 +323,10 @@ def test_cli_end_to_end(tmp_path, tokenizer):
     assert np.allclose(diff, np.array(res["conditions"]["aligned"]) - np.array(res["conditions"]["conflicting"]))
     for f in ("cka_grid.png", "cka_references.png", "cka_conditions.png"):
         assert (out / f).stat().st_size > 1000
+    # another site, mean pooling, RBF kernel
+    rc = main(["cka", "--teacher", str(tmp_path / "teacher"), "--student", str(tmp_path / "student"),
+               "--data", str(data), "--out", str(out / "mlp"), "--site", "mlp_out", "--pool", "mean",
+               "--kernel", "rbf"])
+    res = json.loads((out / "mlp" / "cka.json").read_text())
+    assert rc == 0 and res["teacher_layers"] == ["L0", "L1", "L2", "L3"] and res["student_layers"] == ["L0", "L1"]
+    assert np.all(np.isfinite(np.array(res["grid"])))

@@ -15,6 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="examples: .jsonl or HANS .txt/.tsv")
     p.add_argument("--out", default="runs/cka", help="output folder (cka.json, cka_*.png)")
     p.add_argument("--pool", choices=("cls", "mean"), default="cls", help="pooling over tokens")
+    p.add_argument("--site", choices=("resid_post", "attn_out", "mlp_out"), default="resid_post",
+                   help="per-layer site blocks.{l}.hook_<site> (resid_post also includes the embedding)")
     p.add_argument("--kernel", choices=("linear", "rbf"), default="linear")
     p.add_argument("--threshold", type=float, default=0.5, help="RBF bandwidth: sigma = threshold * median distance")
     p.add_argument("--debiased", action="store_true", help="debiased CKA (unbiased HSIC); recommended for small n")
@@ -78,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     lmap = parse_layer_map(args.layer_map, teacher.n_layers, student.n_layers)
 
     def sites(subj) -> list[str]:
-        return ["embed"] + [f"blocks.{l}.hook_resid_post" for l in range(subj.n_layers)]
+        emb = ["embed"] if args.site == "resid_post" else []
+        return emb + [f"blocks.{l}.hook_{args.site}" for l in range(subj.n_layers)]
 
     def z_sites(layers) -> list[str]:
         return [f"blocks.{l}.attn.hook_z" for l in layers]
@@ -106,10 +109,10 @@ def run(args: argparse.Namespace) -> int:
 
     t_lab, s_lab = [label(s) for s in xs], [label(s) for s in ys]
     t_idx, s_idx = {s: i for i, s in enumerate(xs)}, {s: i for i, s in enumerate(ys)}
-    pairs = [("embed", "embed")] + [(f"blocks.{t}.hook_resid_post", f"blocks.{j}.hook_resid_post")
+    pairs = [("embed", "embed")] + [(f"blocks.{t}.hook_{args.site}", f"blocks.{j}.hook_{args.site}")
                                      for j, t in enumerate(lmap)]
     grid_map = {s_idx[b]: t_idx[a] for a, b in pairs if a in t_idx and b in s_idx}  # student -> teacher (grid)
-    result: dict = {"n": n, "pool": args.pool, "kernel": args.kernel, "debiased": args.debiased,
+    result: dict = {"n": n, "pool": args.pool, "site": args.site, "kernel": args.kernel, "debiased": args.debiased,
                     "teacher": args.teacher, "student": args.student, "teacher_layers": t_lab,
                     "student_layers": s_lab, "layer_map": lmap, "dropped_constant": dropped}
 
@@ -149,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
                                  debiased=args.debiased)
             result["heads"][f"teacher L{t} x student L{j}"] = hg.tolist()
     figs = [plot_cka_grid(grid, t_lab, s_lab, out / "cka_grid.png", grid_map,
-                          title=f"{'debiased ' if args.debiased else ''}{args.kernel} CKA, {args.pool} pool, n={n}",
+                          title=f"{'debiased ' if args.debiased else ''}{args.kernel} CKA, {args.site}, {args.pool} pool, n={n}",
                           floor=None if args.debiased else result["floor_biased"])]
     if args.references:
         figs.append(plot_cka_panels(
