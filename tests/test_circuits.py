@@ -199,3 +199,24 @@ def test_bad_requests_are_clear_errors():
     s.arch = FakeArch()
     with pytest.raises(ValueError, match="lacks"):
         discover(s, c)
+
+
+def test_cli_patch_and_circuit_write_results(tmp_path):
+    import json
+
+    from interp.cli import main
+    s = _subject()
+    s.model.save_pretrained(tmp_path / "m")
+    s.tokenizer.save_pretrained(tmp_path / "m")
+    clean, corrupt = _pairs(4)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("\n".join(json.dumps({"clean": a, "corrupt": b}) for a, b in zip(clean, corrupt)))
+    assert main(["patch", "--model", str(tmp_path / "m"), "--pairs", str(pairs), "--label", "1",
+                 "--out", str(tmp_path / "p")]) == 0
+    rec = json.loads((tmp_path / "p" / "patching.json").read_text())
+    assert rec["result"]["shape"] == [3, 4] and "versions" in rec and rec["seed"] == 0
+    assert (tmp_path / "p" / "patching.png").stat().st_size > 1000
+    assert main(["circuit", "--model", str(tmp_path / "m"), "--pairs", str(pairs), "--label", "1", "--level", "edge",
+                 "--faithfulness", "0.5", "--out", str(tmp_path / "c")]) == 0
+    circ = Circuit.from_json(tmp_path / "c" / "circuit.json")
+    assert circ.metadata["faithfulness"] >= 0.5 and (tmp_path / "c" / "circuit.png").exists()

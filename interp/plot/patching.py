@@ -1,0 +1,52 @@
+"""Figures for patching results: layer x head (or layer x position) heatmaps (matplotlib Agg)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+
+def heatmap(result: Any, path: str | Path, title: str | None = None) -> Path:
+    """Save a heatmap of `result.scores` (a PatchResult): [layer, head], [layer, pos], [layer] as a
+    column; [layer, head, pos] is shown as layer x head of the largest-magnitude position."""
+    s = result.scores.detach().float()
+    xlabel = result.axes[1] if len(result.axes) > 1 else ""
+    if s.dim() == 3:
+        idx = s.abs().nan_to_num(0).argmax(-1, keepdim=True)
+        s = s.gather(-1, idx)[..., 0]
+        xlabel = "head (max |score| over positions)"
+    if s.dim() == 1:
+        s = s[:, None]
+    lim = float(s.abs().nan_to_num(0).max()) or 1.0
+    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * s.shape[1], 1.0 + 0.4 * s.shape[0]))
+    im = ax.imshow(s.numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+    ax.set_ylabel("layer")
+    ax.set_xlabel(xlabel)
+    ax.set_yticks(range(s.shape[0]))
+    fig.colorbar(im, ax=ax, label="normalised score (0 = corrupt, 1 = clean)")
+    ax.set_title(title or f"{result.method} {result.direction}: {result.component}", fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def scatter(x: torch.Tensor, y: torch.Tensor, path: str | Path, xlabel: str, ylabel: str) -> Path:
+    """Exact vs estimated scores."""
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.scatter(x.flatten().numpy(), y.flatten().numpy(), s=10)
+    lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
