@@ -128,6 +128,9 @@ def main(argv=None) -> int:
         cfg = replace(cfg, base=str(Path(args.base).resolve()))
     seeds = args.seeds or ([0, 1] if args.quick else [0, 1, 2])
     conditions = tuple(args.conditions or (QUICK_CONDITIONS if args.quick else CONDITIONS))
+    unknown = [c for c in conditions if c not in CONDITIONS]
+    if unknown:
+        ap.error(f"unknown condition(s) {unknown}; choose from {list(CONDITIONS)}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs_file = out / "runs.json"
