@@ -55,11 +55,16 @@ def test_build_default_pair_tiny_and_cache(tiny_base, tmp_path, monkeypatch):
             assert m in rec["metrics"]
     assert json.loads((Path(paths["teacher_debiased"]) / "train_config.json").read_text())["config"]["train"]["loss"] == "poe"
     s, _, rec = load_trained(paths["student_debiased"])
-    assert s.config.num_hidden_layers == 3 and rec["config"]["teacher"] == paths["teacher_debiased"]
+    assert s.config.num_hidden_layers == 3 and rec["config"]["teacher"] == "teacher_debiased"
     assert s.config.id2label == {0: "entailment", 1: "neutral", 2: "contradiction"}
     mtimes = {k: os.stat(Path(paths[k]) / "train_config.json").st_mtime_ns for k in zoo.PAIR_KEYS}
     assert zoo.build_default_pair(seed=0, config=cfg, progress=False) == paths  # cached
     assert mtimes == {k: os.stat(Path(paths[k]) / "train_config.json").st_mtime_ns for k in zoo.PAIR_KEYS}
+    # a moved cache is still a cache: nothing in the keys depends on where it lives
+    import shutil
+    shutil.copytree(tmp_path / "cache", tmp_path / "moved")
+    moved = zoo.build_default_pair(cache_dir=tmp_path / "moved", seed=0, config=cfg, progress=False)
+    assert all(os.stat(Path(moved[k]) / "train_config.json").st_mtime_ns == mtimes[k] for k in zoo.PAIR_KEYS)
 
 
 def test_kd_debias_quick_and_resume(tiny_base, tmp_path):

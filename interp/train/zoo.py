@@ -278,11 +278,18 @@ def build_student(teacher_path: str | os.PathLike, cache_dir=None, seed: int = 0
     ev = lambda m, t: evaluate_model(m, t, data, config.max_length)  # noqa: E731
     if rounds == 1:
         return train_and_save(root / name, build, data["train"], cfg, teacher=teacher_path, evaluate=ev,
-                              extra={**extra, "teacher": str(teacher_path)}, progress=progress,
+                              extra={**extra, "teacher": _teacher_ref(teacher_path, root)}, progress=progress,
                               num_threads=config.num_threads)
     paths = iterative_kd(root / name, teacher_path, build, data["train"], cfg, rounds, evaluate=ev, extra=extra,
                          progress=progress, num_threads=config.num_threads)
     return paths[-1]
+
+
+def _teacher_ref(teacher_path: Path, root: Path) -> str:
+    """The teacher as recorded in a student's cache key: its folder name when it lives in the same zoo folder
+    (so a zoo cache can be moved or copied), else its absolute path."""
+    teacher_path = Path(teacher_path).resolve()
+    return teacher_path.name if teacher_path.parent == root else str(teacher_path)
 
 
 def build_nokd_student(cache_dir=None, seed: int = 0, config: ZooConfig = ZooConfig(), init: str = "teacher_layers",
