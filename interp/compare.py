@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from interp.backends import hooks
+from interp.contrast import LogOdds
 from interp.inputs import as_examples, batches
 from interp.pair import Head, Pair
 from interp.subject import Subject
@@ -26,16 +27,11 @@ Metric = Callable[[torch.Tensor], torch.Tensor]  # logits [batch, n_labels] -> [
 
 
 def entailment_margin(labels: Sequence[str]) -> Metric:
-    """logit(entailment) - logsumexp(other logits), per example."""
+    """logit(entailment) - logsumexp(other logits), per example (interp.contrast.LogOdds)."""
     names = [str(l).lower() for l in labels]
     if "entailment" not in names:
         raise ValueError(f"The model's labels {list(labels)} have no 'entailment': pass metric= explicitly.")
-    e = names.index("entailment")
-    others = [i for i in range(len(names)) if i != e]
-
-    def metric(logits: torch.Tensor) -> torch.Tensor:
-        return logits[:, e] - torch.logsumexp(logits[:, others], dim=-1)
-    return metric
+    return LogOdds(names.index("entailment"))
 
 
 def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
