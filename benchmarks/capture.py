@@ -11,9 +11,11 @@ shards, each in a fresh subprocess.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -41,21 +43,29 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def child(mode: str, n: int, batch_size: int) -> None:
-    from interp.capture import capture
+def _digest(acts: dict, ids: list) -> str:
+    h = hashlib.sha256("\n".join(ids).encode())
+    for site in sorted(acts):
+        h.update(acts[site].numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def child(mode: str, n: int, batch_size: int, out_dir: str | None) -> None:
+    """mode "memory": in-memory capture; "stream": streamed to out_dir (resuming whatever is there)."""
+    from interp.capture import capture, iter_shards
 
     subject, data = _setup(n)
     base = _rss_mb()
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        out = tmp if mode == "stream" else None
-        cap = capture(subject, data, SITES, pool="mean", batch_size=batch_size, out_dir=out, shard_size=1024,
-                      progress=False)
-        result_mb = sum(v.numel() * v.element_size() for v in cap.acts.values()) / 2**20
-        del cap
-        peak_during = _rss_mb()
+    cap = capture(subject, data, SITES, pool="mean", batch_size=batch_size, out_dir=out_dir if mode == "stream" else None,
+                  shard_size=1024, progress=False)
+    peak_during = _rss_mb()  # streamed: the capture loop only; the final load of all shards comes after
+    digest = _digest(cap.acts, cap.ids)
+    result_mb = sum(v.numel() * v.element_size() for v in cap.acts.values()) / 2**20
+    if mode == "stream":  # shards on disk, read back one at a time
+        assert sum(len(c) for c in iter_shards(out_dir)) == n
     print(json.dumps({"mode": mode, "peak_rss_mb": peak_during, "rss_after_load_mb": base,
-                      "peak_minus_load_mb": peak_during - base, "result_mb": result_mb,
+                      "peak_minus_load_mb": peak_during - base, "result_mb": result_mb, "digest": digest,
                       "seconds": time.perf_counter() - t0}))
 
 
@@ -94,9 +104,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--child", choices=["memory", "stream"])
+    ap.add_argument("--out-dir")
     args = ap.parse_args()
     if args.child:
-        child(args.child, args.n, args.batch_size)
+        child(args.child, args.n, args.batch_size, args.out_dir)
         return
     print(f"# capture benchmark: MiniLM (6 layers, d=384), {args.n} sentence pairs, batch {args.batch_size}, "
           f"sites embed + 6 x resid_post, pool=mean, torch threads {torch.get_num_threads()}")
@@ -104,14 +115,35 @@ def main() -> None:
     print(f"plain forward   {o['plain_s']:8.1f} s")
     print(f"pooled capture  {o['capture_s']:8.1f} s   ratio capture/plain = {o['ratio']:.3f} overall, "
           f"{o['median_ratio']:.3f} median over {args.n // 512 + 1} interleaved chunks (target < 1.10)")
-    for mode in ("memory", "stream"):
-        res = subprocess.run([sys.executable, __file__, "--child", mode, "--n", str(args.n),
-                              "--batch-size", str(args.batch_size)], capture_output=True, text=True, check=True)
-        r = json.loads(res.stdout.strip().splitlines()[-1])
-        print(f"{mode:7s} capture: peak RSS {r['peak_rss_mb']:7.0f} MB, {r['peak_minus_load_mb']:6.0f} MB above the "
-              f"loaded model; pooled result {r['result_mb']:.0f} MB; {r['seconds']:.0f} s")
-    print("memory bound (stated): streamed capture stays under 1,024 MB above the loaded model for any N, "
-          "since it holds one 1,024-example shard plus one batch's activations")
+    cmd = [sys.executable, __file__, "--n", str(args.n), "--batch-size", str(args.batch_size)]
+    digests = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in ("memory", "stream"):
+            res = subprocess.run(cmd + ["--child", mode, "--out-dir", f"{tmp}/{mode}"], capture_output=True,
+                                 text=True, check=True)
+            r = json.loads(res.stdout.strip().splitlines()[-1])
+            digests[mode] = r["digest"]
+            print(f"{mode:7s} capture: peak RSS {r['peak_rss_mb']:7.0f} MB, {r['peak_minus_load_mb']:6.0f} MB above "
+                  f"the loaded model; pooled result {r['result_mb']:.0f} MB; {r['seconds']:.0f} s; digest {r['digest']}")
+        # kill a streamed capture after its second shard, then resume it
+        killed = f"{tmp}/killed"
+        proc = subprocess.Popen(cmd + ["--child", "stream", "--out-dir", killed], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        manifest = os.path.join(killed, "manifest.json")
+        while proc.poll() is None and not (os.path.exists(manifest)
+                                           and len(json.load(open(manifest))["shards"]) >= 2):
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        done = sum(s["n"] for s in json.load(open(manifest))["shards"])
+        res = subprocess.run(cmd + ["--child", "stream", "--out-dir", killed], capture_output=True, text=True,
+                             check=True)
+        digests["resumed"] = json.loads(res.stdout.strip().splitlines()[-1])["digest"]
+    print(f"killed after {done} examples, resumed: digest {digests['resumed']}")
+    same = len(set(digests.values())) == 1
+    print(f"in memory == streamed == killed-and-resumed (bit-identical): {same}")
+    print("memory bound (stated): a streamed capture stays under 1,024 MB above the loaded model for any N: "
+          "it holds one 1,024-example shard plus one batch's activations")
 
 
 if __name__ == "__main__":

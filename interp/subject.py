@@ -165,7 +165,7 @@ def load_subject(source: Any, tokenizer: Any = None, backend: str = "hooks", num
     """A Subject from a checkpoint folder, an in-memory HF classifier, or a TransformerLens bridge.
 
     Folders load offline with eager attention. A bare encoder checkpoint (e.g. MiniLM's BertModel)
-    becomes a sequence classifier with a freshly initialised head of `num_labels` (default 3).
+    becomes a sequence classifier with a new head of `num_labels` (default 3), initialised from seed 0.
     """
     if backend not in BACKENDS:
         raise ValueError(f"Unknown backend {backend!r}; choose one of {BACKENDS}.")
@@ -208,11 +208,13 @@ def _load_folder(path: Path, num_labels: int | None) -> tuple[nn.Module, Any]:
         # bare encoder: a new, untrained NLI head in the order of interp.data.nli_gen.LABELS
         kwargs.update(num_labels=3, id2label=dict(enumerate(NLI_LABELS)),
                       label2id={l: i for i, l in enumerate(NLI_LABELS)})
+    auto = T.AutoModelForImageClassification if config.model_type == "vit" else T.AutoModelForSequenceClassification
+    with torch.random.fork_rng():  # a new head is initialised from a fixed seed: the same Subject every load
+        torch.manual_seed(0)
+        model = auto.from_pretrained(path, **kwargs)
     if config.model_type == "vit":
-        model = T.AutoModelForImageClassification.from_pretrained(path, **kwargs)
         tok = None
     else:
-        model = T.AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
         tok = T.AutoTokenizer.from_pretrained(path) if (path / "tokenizer_config.json").exists() or \
             (path / "vocab.txt").exists() else None
     return model, tok

@@ -138,3 +138,10 @@ def test_minilm_sites_match_model_outputs(minilm_path):
     for layer in range(6):
         torch.testing.assert_close(cache[f"blocks.{layer}.hook_resid_post"], ref.hidden_states[layer + 1], atol=1e-5, rtol=0)
         torch.testing.assert_close(cache[f"blocks.{layer}.attn.hook_pattern"], ref.attentions[layer], atol=1e-5, rtol=0)
+
+
+@pytest.mark.slow
+def test_bare_encoder_gets_the_same_new_head_every_load(minilm_path):
+    a, b = load_subject(minilm_path), load_subject(minilm_path)
+    assert a.fingerprint == b.fingerprint
+    assert a.labels == ["entailment", "neutral", "contradiction"]
