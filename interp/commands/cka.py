@@ -21,8 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, default=0.5, help="RBF bandwidth: sigma = threshold * median distance")
     p.add_argument("--debiased", action="store_true", help="debiased CKA (unbiased HSIC); recommended for small n")
     p.add_argument("--layer-map", default="auto",
-                   help="student layer -> teacher layer, comma list (e.g. 0,2,4,7,9,11); 'auto': DistilBERT's "
-                        "map for 12->6, otherwise evenly spaced")
+                   help="student layer -> teacher layer, comma list (e.g. 0,2,4,7,9,11); 'auto': the teacher "
+                        "layers the student was initialised from, else DistilBERT's map for 12->6, else evenly spaced")
     p.add_argument("--references", action="store_true", help="also teacher-vs-teacher and student-vs-student grids")
     p.add_argument("--heads", action="store_true", help="per-head CKA (attn.hook_z) for each mapped layer pair")
     p.add_argument("--n-boot", type=int, default=0, help="bootstrap replicates for CIs (linear kernel)")
@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     from interp.capture import capture
     from interp.datafiles import read_examples
     from interp.plot.cka import plot_cka_grid, plot_cka_panels
+    from interp.pair import default_layer_map as pair_layer_map
     from interp.subject import load_subject
 
     out = Path(args.out)
@@ -77,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     if args.max_examples:
         examples = examples[: args.max_examples]
     teacher, student = load_subject(args.teacher), load_subject(args.student)
-    lmap = parse_layer_map(args.layer_map, teacher.n_layers, student.n_layers)
+    init_map = pair_layer_map(teacher, student) if args.layer_map == "auto" else None
+    lmap = [init_map[j] for j in range(student.n_layers)] if init_map and len(init_map) == student.n_layers \
+        else parse_layer_map(args.layer_map, teacher.n_layers, student.n_layers)
 
     def sites(subj) -> list[str]:
         emb = ["embed"] if args.site == "resid_post" else []
