@@ -59,6 +59,9 @@ class ZooConfig:
     n_test: int = 600
     bias: float = 0.9
     data_seed: int = 0
+    # 2: generate_nli no longer depends on the per-process str hash seed; models cached under version 1
+    # were trained on one of several process-dependent draws and are not reused
+    data_version: int = 2
     hans_per_subcase: int = 50
     max_length: int = 48
     # teachers
