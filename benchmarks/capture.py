@@ -14,7 +14,6 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -39,15 +38,31 @@ def _setup(n: int):
     return subject, generate_nli(n, seed=0)
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+def _rss_now_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _digest(acts: dict, ids: list) -> str:
-    h = hashlib.sha256("\n".join(ids).encode())
-    for site in sorted(acts):
-        h.update(acts[site].numpy().tobytes())
-    return h.hexdigest()[:16]
+class PeakRSS:
+    """Samples the current resident set every 5 ms in a thread: the peak above the start of the block."""
+
+    def __enter__(self) -> "PeakRSS":
+        import threading
+
+        self.start = self.peak = _rss_now_mb()
+        self._stop = threading.Event()
+
+        def sample() -> None:
+            while not self._stop.wait(0.005):
+                self.peak = max(self.peak, _rss_now_mb())
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_now_mb())
 
 
 def child(mode: str, n: int, batch_size: int, out_dir: str | None) -> None:
@@ -55,17 +70,29 @@ def child(mode: str, n: int, batch_size: int, out_dir: str | None) -> None:
     from interp.capture import capture, iter_shards
 
     subject, data = _setup(n)
-    base = _rss_mb()
     t0 = time.perf_counter()
-    cap = capture(subject, data, SITES, pool="mean", batch_size=batch_size, out_dir=out_dir if mode == "stream" else None,
-                  shard_size=1024, progress=False)
-    peak_during = _rss_mb()  # streamed: the capture loop only; the final load of all shards comes after
-    digest = _digest(cap.acts, cap.ids)
-    result_mb = sum(v.numel() * v.element_size() for v in cap.acts.values()) / 2**20
-    if mode == "stream":  # shards on disk, read back one at a time
-        assert sum(len(c) for c in iter_shards(out_dir)) == n
-    print(json.dumps({"mode": mode, "peak_rss_mb": peak_during, "rss_after_load_mb": base,
-                      "peak_minus_load_mb": peak_during - base, "result_mb": result_mb, "digest": digest,
+    meter = PeakRSS().__enter__()
+    if mode == "memory":
+        cap = capture(subject, data, SITES, pool="mean", batch_size=batch_size, progress=False)
+        parts = [cap]
+    else:  # streamed: nothing is held; the digest is computed shard by shard
+        capture(subject, data, SITES, pool="mean", batch_size=batch_size, out_dir=out_dir, shard_size=1024,
+                progress=False, load=False)
+        parts = iter_shards(out_dir)
+    hashers: dict = {}  # one per site, fed in example order: independent of how rows are split into shards
+    ids, result_bytes = [], 0
+    for part in parts:
+        ids += part.ids
+        for site, value in part.acts.items():
+            hashers.setdefault(site, hashlib.sha256()).update(value.numpy().tobytes())
+            result_bytes += value.numpy().nbytes
+    meter.__exit__()
+    digest = hashlib.sha256("".join(hashers[s].hexdigest() for s in sorted(hashers)).encode()
+                            + "\n".join(ids).encode()).hexdigest()[:16]
+    result_mb = result_bytes / 2**20
+    assert len(ids) == n
+    print(json.dumps({"mode": mode, "peak_rss_mb": meter.peak, "rss_after_load_mb": meter.start,
+                      "peak_minus_load_mb": meter.peak - meter.start, "result_mb": result_mb, "digest": digest,
                       "seconds": time.perf_counter() - t0}))
 
 

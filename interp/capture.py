@@ -80,8 +80,12 @@ def _positions(examples: Sequence[dict], positions: Sequence[int] | None) -> lis
 def capture(subject, data: Iterable[Any], sites: str | Sequence[str], pool: str = "cls",
             positions: Sequence[int] | None = None, batch_size: int = 32, max_length: int = 128,
             out_dir: str | Path | None = None, shard_size: int = 2048, seed: int = 0,
-            progress: bool = True, dtype: torch.dtype = torch.float32) -> Capture:
-    """Record `sites` (names or globs like "blocks.*.hook_resid_post") for every example of `data`."""
+            progress: bool = True, dtype: torch.dtype = torch.float32, load: bool = True) -> Capture:
+    """Record `sites` (names or globs like "blocks.*.hook_resid_post") for every example of `data`.
+
+    With `out_dir` and `load=False`, nothing is kept in memory: the returned Capture has the ids and
+    meta but no acts; read the shards with `iter_shards(out_dir)`.
+    """
     if pool not in POOLS:
         raise ValueError(f"Unknown pool {pool!r}; choose one of {POOLS}.")
     examples = as_examples(data)
@@ -131,7 +135,7 @@ def capture(subject, data: Iterable[Any], sites: str | Sequence[str], pool: str 
                 masks = []
     bar.close()
     if writer:
-        return load_capture(writer.out_dir)
+        return load_capture(writer.out_dir) if load else Capture({}, [ex["id"] for ex in examples], writer.meta)
     acts = {s: torch.cat(v) for s, v in kept.items()}
     return Capture(acts, [ex["id"] for ex in examples], meta, torch.cat(masks) if masks else None)
 
