@@ -4,10 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from interp.plot import save
 
 
 def _pos(node: str, n_layers: int, n_heads: int) -> tuple[float, float]:
@@ -53,9 +52,5 @@ def draw_circuit(circuit: Any, path: str | Path, title: str | None = None) -> Pa
     ax.set_ylim(-1.6, L + 0.6)
     ax.set_title(title or f"{meta.get('level', '')} circuit, faithfulness {meta.get('faithfulness', float('nan')):.2f}, "
                           f"completeness {meta.get('completeness', float('nan')):.2f}", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    path = save(fig, path)
     return path

@@ -4,11 +4,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from interp.plot import save
 
 
 def _panel(ax, grid: np.ndarray, t_labels: Sequence[str], s_labels: Sequence[str],
@@ -55,11 +54,7 @@ def plot_cka_grid(
     fig, ax = plt.subplots(figsize=(1.2 + 0.55 * len(student_labels), 1.2 + 0.42 * len(teacher_labels)))
     im = _panel(ax, grid, teacher_labels, student_labels, layer_map, title, floor=floor)
     fig.colorbar(im, ax=ax, fraction=0.05, label="CKA")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
+    path = save(fig, path, dpi=150)
     return path
 
 
@@ -83,9 +78,5 @@ def plot_cka_panels(
         cl = (col_labels or {}).get(name, student_labels)
         im = _panel(ax, g, rl, cl, layer_map if name not in (row_labels or {}) else None, name, name in diverging)
         fig.colorbar(im, ax=ax, fraction=0.05)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
+    path = save(fig, path, dpi=150)
     return path

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from interp.plot import save
 
 
 def plot_restoration(rows: list[dict], path: str | Path, title: str, top: int = 15) -> None:
@@ -24,9 +23,7 @@ def plot_restoration(rows: list[dict], path: str | Path, title: str, top: int = 
     ax.axvline(1, color="gray", lw=0.8, ls="--")
     ax.set_xlabel("share of teacher-student gap restored (1 = teacher)")
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
 
 
 def plot_head_map(score: np.ndarray, matches: dict, n_heads_t: int, n_heads_s: int, path: str | Path) -> None:
@@ -43,6 +40,4 @@ def plot_head_map(score: np.ndarray, matches: dict, n_heads_t: int, n_heads_s: i
     ax.set_xlabel("student head (layer-major)")
     ax.set_ylabel("teacher head (layer-major)")
     fig.colorbar(im, ax=ax, label="match score")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)

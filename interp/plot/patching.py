@@ -4,11 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+from interp.plot import save
 
 
 def heatmap(result: Any, path: str | Path, title: str | None = None) -> Path:
@@ -30,11 +29,7 @@ def heatmap(result: Any, path: str | Path, title: str | None = None) -> Path:
     ax.set_yticks(range(s.shape[0]))
     fig.colorbar(im, ax=ax, label="normalised score (0 = corrupt, 1 = clean)")
     ax.set_title(title or f"{result.method} {result.direction}: {result.component}", fontsize=9)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    path = save(fig, path)
     return path
 
 
@@ -46,7 +41,5 @@ def scatter(x: torch.Tensor, y: torch.Tensor, path: str | Path, xlabel: str, yla
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(fig, path)
     return Path(path)
