@@ -145,3 +145,24 @@ def test_bare_encoder_gets_the_same_new_head_every_load(minilm_path):
     a, b = load_subject(minilm_path), load_subject(minilm_path)
     assert a.fingerprint == b.fingerprint
     assert a.labels == ["entailment", "neutral", "contradiction"]
+
+
+def test_vit_sites_match_model_outputs():
+    import transformers as T
+    torch.manual_seed(0)
+    cfg = T.ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, image_size=16,
+                      patch_size=4, num_labels=3, attn_implementation="eager")
+    subject = load_subject(T.ViTForImageClassification(cfg).eval())
+    images = torch.randn(5, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    batch = subject.tokenize([{"pixel_values": im} for im in images])
+    with torch.no_grad():
+        logits, cache = subject.run(batch, read=subject.sites())
+        ref = _reference(subject.model, batch)
+        h0, kwargs = hooks.layer_inputs(subject, batch)
+        resumed, _ = hooks.run_from(subject, 1, cache["blocks.0.hook_resid_post"], kwargs)
+    assert "blocks.0.hook_resid_mid" not in subject.sites()  # pre-LN: no post-LN resid_mid module
+    torch.testing.assert_close(logits, ref.logits, atol=1e-5, rtol=0)
+    torch.testing.assert_close(resumed, ref.logits, atol=1e-5, rtol=0)
+    for layer in range(2):
+        torch.testing.assert_close(cache[f"blocks.{layer}.hook_resid_post"], ref.hidden_states[layer + 1], atol=1e-5, rtol=0)
+        torch.testing.assert_close(cache[f"blocks.{layer}.attn.hook_pattern"], ref.attentions[layer], atol=1e-5, rtol=0)
