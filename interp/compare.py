@@ -41,6 +41,9 @@ def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0, alpha: f
     rng = np.random.default_rng(seed)
     n = len(values)
     boots = np.array([stat(values[rng.integers(0, n, n)]) for _ in range(n_boot)])
+    boots = boots[np.isfinite(boots)]  # a ratio is undefined on resamples where its denominator is 0
+    if boots.size == 0:
+        return float("nan"), float("nan")
     return float(np.quantile(boots, alpha / 2)), float(np.quantile(boots, 1 - alpha / 2))
 
 
@@ -258,6 +261,7 @@ def restoration(result: dict, metric: Metric, n_boot: int = 1000, seed: int = 0)
     """
     t, s = metric(result["teacher"]).numpy(), metric(result["student"]).numpy()
     gap = float(t.mean() - s.mean())
+    gap_ci = bootstrap_ci(t - s, n_boot, seed)
     rows = []
     for label, p in result["patched"].items():
         p = metric(p).numpy()
@@ -268,7 +272,10 @@ def restoration(result: dict, metric: Metric, n_boot: int = 1000, seed: int = 0)
         rows.append({"component": label, "restored": share(stacked), "ci95": [lo, hi],
                      "metric_patched": float(p.mean())})
     rows.sort(key=lambda r: -r["restored"])
-    return [{"gap_teacher_minus_student": gap, **r} for r in rows]
+    # with no clear gap the shares are ratios of noise: flag them rather than rank them silently
+    significant = not (gap_ci[0] <= 0 <= gap_ci[1])
+    return [{"gap_teacher_minus_student": gap, "gap_ci95": list(gap_ci), "gap_significant": significant, **r}
+            for r in rows]
 
 
 def compare_checkpoints(a: Subject, b: Subject, data: Iterable, metric: Metric | None = None,

@@ -75,16 +75,20 @@ def run_comparison(teacher: Subject | str, student: Subject | str, hans: list[di
     if (t.d_model, t.d_head) != (s.d_model, s.d_head):
         maps = fit_site_maps(pair, match)
 
-    def attribution() -> dict:
+    def patched_logits() -> dict:  # stored raw, so the reporting below can change without recomputation
         res = cross_patch(pair, trig, maps=maps, progress=progress)
-        margin, rate = entailment_margin(s.labels), entailment_rate(s.labels)
-        return {"margin": restoration(res, margin), "entailment_rate": restoration(res, rate),
-                "teacher_nonent_acc": float(1 - rate(res["teacher"]).mean()),
-                "student_nonent_acc": float(1 - rate(res["student"]).mean()),
-                "teacher_margin": float(margin(res["teacher"]).mean()),
-                "student_margin": float(margin(res["student"]).mean())}
+        return {"teacher": res["teacher"].tolist(), "student": res["student"].tolist(),
+                "patched": {k: v.tolist() for k, v in res["patched"].items()}}
 
-    attr = _step(out_dir, "attribution", config, attribution)
+    raw = _step(out_dir, "cross_patch", config, patched_logits)
+    res = {"teacher": torch.tensor(raw["teacher"]), "student": torch.tensor(raw["student"]),
+           "patched": {k: torch.tensor(v) for k, v in raw["patched"].items()}}
+    margin, rate = entailment_margin(s.labels), entailment_rate(s.labels)
+    attr = {"margin": restoration(res, margin), "entailment_rate": restoration(res, rate),
+            "teacher_nonent_acc": float(1 - rate(res["teacher"]).mean()),
+            "student_nonent_acc": float(1 - rate(res["student"]).mean()),
+            "teacher_margin": float(margin(res["teacher"]).mean()),
+            "student_margin": float(margin(res["student"]).mean())}
     results = {"pair": {"layer_map": config["layer_map"], "teacher": t.name, "student": s.name},
                "head_map": hm_json, "head_by_head": hbh, "attribution": attr,
                "ridge_fit_r2": {k: m.r2 for k, m in (maps or {}).items()}}
@@ -122,6 +126,11 @@ def _tables(r: dict) -> str:
              f"| entailment margin on HANS non-entailment | {a['teacher_margin']:+.3f} | {a['student_margin']:+.3f} |",
              "", "## Degradation attribution (cross-model patching, ranked by share of margin gap restored)", "",
              "| component | restored (margin) | 95% CI | restored (non-ent. accuracy) | 95% CI |", "|---|---|---|---|---|"]
+    for name, rows in (("margin", a["margin"]), ("non-entailment accuracy", a["entailment_rate"])):
+        if rows and not rows[0]["gap_significant"]:
+            ci = rows[0]["gap_ci95"]
+            lines.insert(len(lines) - 2, f"**No clear teacher-student gap in {name}** (95% CI of the gap "
+                         f"[{ci[0]:+.3f}, {ci[1]:+.3f}] includes 0): its shares are ratios of noise, not attributions.\n")
     acc = {x["component"]: x for x in a["entailment_rate"]}
     for x in a["margin"]:
         y = acc[x["component"]]

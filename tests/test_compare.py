@@ -178,5 +178,6 @@ def test_compare_command_writes_a_results_folder(tmp_path, tokenizer):
     assert len(res["results"]["head_by_head"]) == 8
     assert (tmp_path / "out" / "restoration_margin.png").stat().st_size > 0
     steps = sorted(p.stat().st_mtime_ns for p in (tmp_path / "out" / "steps").iterdir())
+    assert len(steps) == 3
     assert main(args) == 0  # resumes: no step recomputed
     assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "out" / "steps").iterdir()) == steps
