@@ -262,16 +262,18 @@ def restoration(result: dict, metric: Metric, n_boot: int = 1000, seed: int = 0)
     t, s = metric(result["teacher"]).numpy(), metric(result["student"]).numpy()
     gap = float(t.mean() - s.mean())
     gap_ci = bootstrap_ci(t - s, n_boot, seed)
+    def share(v: np.ndarray) -> float:  # [n, 3] (teacher, student, patched) -> share of the gap restored
+        denom = v[:, 0].mean() - v[:, 1].mean()
+        return float((v[:, 2].mean() - v[:, 1].mean()) / denom) if denom != 0 else float("nan")
+
     rows = []
     for label, p in result["patched"].items():
         p = metric(p).numpy()
         stacked = np.stack([t, s, p], 1)  # [n, 3]
-        share = lambda v: float((v[:, 2].mean() - v[:, 1].mean()) / (v[:, 0].mean() - v[:, 1].mean()))  # noqa: E731
-        with np.errstate(divide="ignore", invalid="ignore"):  # a resample with no gap gives nan/inf
-            lo, hi = bootstrap_ci(stacked, n_boot, seed, stat=share)
+        lo, hi = bootstrap_ci(stacked, n_boot, seed, stat=share)
         rows.append({"component": label, "restored": share(stacked), "ci95": [lo, hi],
                      "metric_patched": float(p.mean())})
-    rows.sort(key=lambda r: -r["restored"])
+    rows.sort(key=lambda r: (np.isnan(r["restored"]), -np.nan_to_num(r["restored"])))
     # with no clear gap the shares are ratios of noise: flag them rather than rank them silently
     significant = not (gap_ci[0] <= 0 <= gap_ci[1])
     return [{"gap_teacher_minus_student": gap, "gap_ci95": list(gap_ci), "gap_significant": significant, **r}
