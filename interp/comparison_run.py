@@ -108,8 +108,9 @@ def _head_map_json(hm) -> dict:
 def _head_map_from_json(d: dict):
     from interp.pair import HeadMap
 
-    matches = {tuple(m["student"]): (tuple(m["teacher"]) if m["teacher"] else None) for m in d["matches"]}
-    return HeadMap(matches, {tuple(m["student"]): m["score"] for m in d["matches"]},
+    head = lambda h: (int(h[0]), int(h[1]))  # noqa: E731
+    matches = {head(m["student"]): (head(m["teacher"]) if m["teacher"] else None) for m in d["matches"]}
+    return HeadMap(matches, {head(m["student"]): m["score"] for m in d["matches"]},
                    np.array(d["pattern_sim"]), np.array(d["z_cka"]))
 
 

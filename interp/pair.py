@@ -175,7 +175,7 @@ def match_heads(teacher: Subject, student: Subject, data: Sequence[dict], layer_
     rows, cols = linear_sum_assignment(cost)
     matches: dict[Head, Head | None] = {(j // hs, j % hs): None for j in range(score.shape[1])}
     scores: dict[Head, float] = {k: float("nan") for k in matches}
-    for i, j in zip(rows, cols):
+    for i, j in zip(rows.tolist(), cols.tolist()):  # python ints: the map is written to JSON
         s_head = (j // hs, j % hs)
         scores[s_head] = float(score[i, j])
         if cost[i, j] < 1e5 and score[i, j] >= threshold:

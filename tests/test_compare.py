@@ -181,3 +181,7 @@ def test_compare_command_writes_a_results_folder(tmp_path, tokenizer):
     assert len(steps) == 3
     assert main(args) == 0  # resumes: no step recomputed
     assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "out" / "steps").iterdir()) == steps
+    (tmp_path / "out" / "steps" / "cross_patch.json").unlink()  # a run interrupted before cross-patching
+    assert main(args) == 0  # resumes with the head map read back from JSON
+    again = json.loads((tmp_path / "out" / "results.json").read_text())["results"]["attribution"]["margin"]
+    assert sorted(r["component"] for r in again) == sorted(r["component"] for r in res["results"]["attribution"]["margin"])
