@@ -23,10 +23,3 @@ def tiny_bert(layers: int = 4, hidden: int = 32, heads: int = 4, seed: int = 0, 
     torch.manual_seed(seed)
     return BertForSequenceClassification(cfg).eval()
 
-
-def one_thread():
-    """Generator for an autouse fixture: tiny models run much faster single-threaded on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)

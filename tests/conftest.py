@@ -44,6 +44,15 @@ def make_pairs(n: int = 24, seed: int = 0) -> list[dict]:
 
 
 @pytest.fixture
+def one_thread():
+    """Tiny models run much faster single-threaded on a shared CPU: `pytestmark = usefixtures("one_thread")`."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
 def tokenizer():
     return make_tokenizer()
 

@@ -11,12 +11,7 @@ from interp.subject import load_subject
 from test_patching import _pairs, _subject
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _directional_fd(subject, contrast, component, per_position, direction, eps=1e-4) -> torch.Tensor:

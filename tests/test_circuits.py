@@ -19,12 +19,7 @@ PLANTED_NODES = {"L0H0", "L1H2"}
 PLANTED_EDGES = {"input->L0H0.v", "L0H0->L1H2.v", "L1H2->logits.in"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def planted_subject(noise: float = 5.0):

@@ -26,12 +26,7 @@ def _pairs(n: int = 5, seed: int = 1) -> tuple[list[dict], list[dict]]:
     return clean, corrupt
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models on a shared CPU
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _subject(kind: str = "bert", head_scale: float = 40.0):

@@ -2,11 +2,11 @@
 import pytest
 import torch
 
-from _kd_tiny import one_thread, LABELS3, tiny_bert, tiny_tokenizer
+from _kd_tiny import LABELS3, tiny_bert, tiny_tokenizer
 from interp.train.students import (StudentSpec, check_compatible, make_student, random_student,
                                    student_from_teacher_layers)
 
-_threads = pytest.fixture(autouse=True)(one_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_student_from_teacher_layers_copies_exactly():

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from _kd_tiny import one_thread, LABELS3, WORDS, tiny_bert, tiny_tokenizer
+from _kd_tiny import LABELS3, WORDS, tiny_bert, tiny_tokenizer
 from interp.train.students import student_from_teacher_layers
 from interp.train.trainer import (CONFIG_FILE, TrainConfig, encode, is_complete, iterative_kd, load_trained,
                                   predict_logits, train_and_save, train_model)
 
-_threads = pytest.fixture(autouse=True)(one_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def toy_data(n=96, seed=0):

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from _kd_tiny import one_thread
 
-_threads = pytest.fixture(autouse=True)(one_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parents[1]
 
 
