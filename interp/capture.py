@@ -210,17 +210,3 @@ def load_capture(out_dir: str | Path) -> Capture:
     mask = torch.cat([p.mask for p in parts]) if parts[0].mask is not None else None
     return Capture(acts, [i for p in parts for i in p.ids], parts[0].meta, mask)
 
-
-def save_capture(cap: Capture, out_dir: str | Path) -> None:
-    """Write an in-memory capture as a single shard (same layout as streamed captures)."""
-    out_dir = Path(out_dir)
-    tensors = {s: v.contiguous() for s, v in cap.acts.items()}
-    if cap.mask is not None:
-        tensors["__mask__"] = cap.mask.contiguous()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / ".shard_00000.safetensors.tmp"
-    save_file(tensors, str(tmp), metadata={"ids": json.dumps(cap.ids)})
-    tmp.replace(out_dir / "shard_00000.safetensors")
-    atomic_write_json(out_dir / "manifest.json", {"meta": cap.meta, "shard_size": len(cap), "complete": True,
-                                                  "shards": [{"file": "shard_00000.safetensors", "n": len(cap)}]})
-

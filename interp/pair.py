@@ -91,10 +91,10 @@ def layer_map_by_cka(teacher: Subject, student: Subject, data: Sequence[dict], b
     best = np.full((ls, lt), -np.inf)
     back = np.zeros((ls, lt), dtype=int)
     best[0] = grid[:, 0]
-    for s in range(1, ls):
-        run_max = np.maximum.accumulate(best[s - 1])
-        arg = np.array([int(np.argmax(best[s - 1][: t + 1])) for t in range(lt)])
-        best[s], back[s] = run_max + grid[:, s], arg
+    for s in range(1, ls):  # best[s, t]: best total with student layer s on teacher layer t, non-decreasing
+        prev = best[s - 1]
+        back[s] = [int(np.argmax(prev[: t + 1])) for t in range(lt)]
+        best[s] = prev[back[s]] + grid[:, s]
     t = int(best[-1].argmax())
     out = {ls - 1: t}
     for s in range(ls - 1, 0, -1):

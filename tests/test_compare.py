@@ -185,3 +185,16 @@ def test_compare_command_writes_a_results_folder(tmp_path, tokenizer):
     assert main(args) == 0  # resumes with the head map read back from JSON
     again = json.loads((tmp_path / "out" / "results.json").read_text())["results"]["attribution"]["margin"]
     assert sorted(r["component"] for r in again) == sorted(r["component"] for r in res["results"]["attribution"]["margin"])
+
+
+def test_layer_map_by_cka_finds_the_layers_a_student_was_copied_from(teacher, tokenizer):
+    from interp.pair import layer_map_by_cka
+    from interp.train.students import student_from_teacher_layers
+
+    model = student_from_teacher_layers(teacher.model, [0, 2]).eval()
+    del model.config.kd_init  # forget the init: the map must come from the data
+    student = load_subject(model, tokenizer=tokenizer)
+    layer_map, grid = layer_map_by_cka(teacher, student, make_pairs(60))
+    assert layer_map == {0: 0, 1: 2}
+    assert grid.shape == (3, 2)
+    assert make_pair(teacher, student, data=make_pairs(60)).layer_map == {0: 0, 1: 2}
