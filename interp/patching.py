@@ -15,8 +15,10 @@ near 0 mark components necessary for it.
 
 How it is fast: per batch of pairs, one forward on each input caches every layer's input. For the
 K components of layer l the batch is expanded K times (copy k patches component k), and the pass
-resumes at layer l with `hooks.run_from`, so layers before l are never recomputed. The expanded batch
-is cut into chunks of at most `max_rows` rows to bound memory.
+resumes at layer l, so layers before l are never recomputed. Two exact shortcuts (interp.resume) cut
+the rest: layer l is finished from the patched z / attn_out / mlp_out (its attention is not run
+again), and the last layer is computed at the readout position only. The expanded batch is cut into
+chunks of at most `max_rows` rows to bound memory.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
+from interp import resume
 from interp.backends.hooks import expand_kwargs, layer_inputs, run_from
 from interp.contrast import Contrast, metric_values
 
@@ -139,10 +142,16 @@ def normalise(raw: torch.Tensor, clean: float, corrupt: float) -> torch.Tensor:
 
 def patch(subject: Any, contrast: Contrast, component: str = "head", per_position: bool = False,
           direction: str = "denoise", layers: Sequence[int] | None = None, batch_size: int = 64,
-          max_rows: int = 4096) -> PatchResult:
-    """Exact activation patching of every component of one kind; see the module doc."""
+          max_rows: int = 4096, shortcuts: bool = True) -> PatchResult:
+    """Exact activation patching of every component of one kind; see the module doc.
+
+    `shortcuts=False` runs the patched layer and the last layer in full through hooks (the plain
+    resumed pass); results agree to float rounding, which the tests check.
+    """
     check_component(subject, component)
     subject.check_ready()
+    fast = shortcuts and resume.supported(subject)
+    patched_logits = _patched_logits_fast if fast else _patched_logits
     n_pos = contrast.n_pos
     layers = list(range(subject.n_layers)) if layers is None else list(layers)
     masks = component_masks(subject, component, per_position, n_pos)
@@ -157,6 +166,8 @@ def patch(subject: Any, contrast: Contrast, component: str = "head", per_positio
             reads = [f"blocks.{l}.hook_resid_post" for l in range(subject.n_layers)]
             if component != "resid":
                 reads += [f"blocks.{l}.{site_kind}" for l in layers]
+            if fast and component == "mlp_out":
+                reads += [f"blocks.{l}.hook_attn_out" for l in layers]
             base_logits, base_cache = subject.run(base, read=reads)
             src_logits, src_cache = subject.run(src, read=reads)
             m_base = metric_values(contrast.metric, base_logits).double().sum()
@@ -167,25 +178,9 @@ def patch(subject: Any, contrast: Contrast, component: str = "head", per_positio
             for l in layers:
                 h_in = embed if l == 0 else base_cache[f"blocks.{l - 1}.hook_resid_post"]  # [B, pos, d]
                 for a, z in _chunks(K, B, max_rows):
-                    m = masks[a:z]
-                    kc = z - a
-                    if component == "resid":
-                        base_v = base_cache[f"blocks.{l}.hook_resid_post"]          # [B, pos, d]
-                        src_v = src_cache[f"blocks.{l}.hook_resid_post"]
-                        mm = m[:, None, :, None]                                    # [kc, 1, pos, 1]
-                        h = torch.where(mm, src_v[None], base_v[None]).reshape(kc * B, *base_v.shape[1:])
-                        logits, _ = run_from(subject, l + 1, h, expand_kwargs(kwargs, kc))
-                    else:
-                        site = f"blocks.{l}.{site_kind}"
-                        src_v = src_cache[site]  # [B, pos, head, d_head] or [B, pos, d]
-                        mm = (m[:, None, :, :, None] if component == "head" else m[:, None, :, None])
-
-                        def write(v: torch.Tensor, mm=mm, src_v=src_v, kc=kc) -> torch.Tensor:
-                            vv = v.view(kc, -1, *v.shape[1:])  # [kc, B, ...]
-                            return torch.where(mm, src_v[None], vv).reshape(v.shape)
-
-                        h = h_in.repeat(kc, 1, 1)  # copy k of row i is row k * B + i
-                        logits, _ = run_from(subject, l, h, expand_kwargs(kwargs, kc), write={site: write})
+                    m, kc = masks[a:z], z - a
+                    logits = patched_logits(subject, component, l, h_in, m, base_cache, src_cache,
+                                            expand_kwargs(kwargs, kc))
                     vals = metric_values(contrast.metric, logits).double().view(kc, B)
                     total[l, a:z] += vals.sum(1)
     n = len(contrast)
@@ -198,7 +193,55 @@ def patch(subject: Any, contrast: Contrast, component: str = "head", per_positio
         scores[skip] = float("nan")
     return PatchResult(component, per_position, direction, scores, raw, clean, corrupt,
                        axes_for(component, per_position), meta={"n_pairs": n, "n_pos": n_pos, "layers": layers,
-                                                                "max_rows": max_rows, "batch_size": batch_size})
+                                                                "max_rows": max_rows, "batch_size": batch_size,
+                                                                "shortcuts": fast})
+
+
+def _patched_logits(subject: Any, component: str, l: int, h_in: torch.Tensor, m: torch.Tensor,
+                    base_cache: dict, src_cache: dict, kwargs: dict) -> torch.Tensor:
+    """Logits of kc copies of the batch, copy k patched by mask m[k], through hooks and full layers."""
+    kc = m.shape[0]
+    if component == "resid":
+        base_v = base_cache[f"blocks.{l}.hook_resid_post"]  # [B, pos, d]
+        src_v = src_cache[f"blocks.{l}.hook_resid_post"]
+        h = torch.where(m[:, None, :, None], src_v[None], base_v[None]).reshape(-1, *base_v.shape[1:])
+        return run_from(subject, l + 1, h, kwargs)[0]
+    site = f"blocks.{l}.{SITE_OF[component]}"
+    src_v = src_cache[site]  # [B, pos, head, d_head] or [B, pos, d]
+    mm = m[:, None, :, :, None] if component == "head" else m[:, None, :, None]
+
+    def write(v: torch.Tensor) -> torch.Tensor:
+        vv = v.view(kc, -1, *v.shape[1:])  # [kc, B, ...]
+        return torch.where(mm, src_v[None], vv).reshape(v.shape)
+
+    h = h_in.repeat(kc, 1, 1)  # copy k of row i is row k * B + i
+    return run_from(subject, l, h, kwargs, write={site: write})[0]
+
+
+def _patched_logits_fast(subject: Any, component: str, l: int, h_in: torch.Tensor, m: torch.Tensor,
+                         base_cache: dict, src_cache: dict, kwargs: dict) -> torch.Tensor:
+    """As `_patched_logits`, with interp.resume's shortcuts: layer l is finished from the patched
+    value (no new attention at l), and the last layer is computed at the readout position only."""
+    if component == "resid":
+        base_v = base_cache[f"blocks.{l}.hook_resid_post"]  # [B, pos, d]
+        src_v = src_cache[f"blocks.{l}.hook_resid_post"]
+        h = torch.where(m[:, None, :, None], src_v[None], base_v[None]).reshape(-1, *base_v.shape[1:])
+        return resume.finish(subject, l + 1, h, kwargs)
+    site = f"blocks.{l}.{SITE_OF[component]}"
+    mm = m[:, None, :, :, None] if component == "head" else m[:, None, :, None]
+    v = torch.where(mm, src_cache[site][None], base_cache[site][None])  # [kc, B, pos, ...]
+    h = h_in[None]  # [1, B, pos, d]
+    mid = base_cache.get(f"blocks.{l}.hook_attn_out")
+    if l == subject.n_layers - 1:  # only the readout row of the last layer is read
+        v, h = v[:, :, resume.READOUT_POS:resume.READOUT_POS + 1], h[:, :, resume.READOUT_POS:resume.READOUT_POS + 1]
+        mid = None if mid is None else mid[:, resume.READOUT_POS:resume.READOUT_POS + 1]
+    if component == "head":
+        out = resume.from_z(subject, l, h, v)
+    elif component == "attn_out":
+        out = resume.from_attn_out(subject, l, h, v)
+    else:
+        out = resume.from_mlp_out(subject, l, resume.resid_mid(subject, l, h, mid[None]), v)
+    return resume.finish(subject, l + 1, out.reshape(-1, *out.shape[2:]), kwargs)
 
 
 def patch_flops_share(subject: Any, component: str) -> float:

@@ -86,6 +86,8 @@ class Subject:
     # --- running ---------------------------------------------------------------------------
     def tokenize(self, examples: Sequence[dict], max_length: int = 128) -> dict[str, torch.Tensor]:
         batch = tokenize(self.tokenizer, examples, max_length)
+        if getattr(self.config, "type_vocab_size", 2) == 1:  # one segment (RoBERTa): a BERT-style tokenizer's
+            batch.pop("token_type_ids", None)               # segment-1 ids would index past the table
         return {k: v.to(self.device) for k, v in batch.items()}
 
     def check_ready(self) -> None:

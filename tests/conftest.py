@@ -37,6 +37,21 @@ def make_distilbert(n_layers: int = 2, d: int = 32, heads: int = 4, seed: int = 
     return T.DistilBertForSequenceClassification(cfg).eval()
 
 
+def make_roberta(n_layers: int = 2, d: int = 32, heads: int = 4, seed: int = 0) -> T.RobertaForSequenceClassification:
+    torch.manual_seed(seed)
+    cfg = T.RobertaConfig(hidden_size=d, num_hidden_layers=n_layers, num_attention_heads=heads, intermediate_size=2 * d,
+                          vocab_size=len(VOCAB) + 2, num_labels=3, attn_implementation="eager",
+                          max_position_embeddings=70, pad_token_id=0, type_vocab_size=1)
+    return T.RobertaForSequenceClassification(cfg).eval()
+
+
+def make_vit(n_layers: int = 2, d: int = 32, heads: int = 4, seed: int = 0) -> T.ViTForImageClassification:
+    torch.manual_seed(seed)
+    cfg = T.ViTConfig(hidden_size=d, num_hidden_layers=n_layers, num_attention_heads=heads, intermediate_size=2 * d,
+                      image_size=16, patch_size=4, num_labels=3, attn_implementation="eager")
+    return T.ViTForImageClassification(cfg).eval()
+
+
 def make_pairs(n: int = 24, seed: int = 0) -> list[dict]:
     r = random.Random(seed)
     sent = lambda lo, hi: " ".join(r.choice(WORDS) for _ in range(r.randrange(lo, hi)))  # noqa: E731

@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from conftest import make_bert, make_distilbert, make_pairs, make_tokenizer
+from conftest import make_bert, make_distilbert, make_pairs, make_roberta, make_tokenizer, make_vit
 from interp.arch import get_module
 from interp.subject import load_subject
 
@@ -292,31 +292,13 @@ def test_tl_refuses_distilbert_clearly():
         bridge_from_hf(make_distilbert(), make_tokenizer())
 
 
-def _tiny_roberta():
-    import transformers as T
-    from conftest import VOCAB
-    torch.manual_seed(0)
-    cfg = T.RobertaConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                          vocab_size=len(VOCAB) + 2, num_labels=3, attn_implementation="eager",
-                          max_position_embeddings=70, pad_token_id=0, type_vocab_size=1)
-    return T.RobertaForSequenceClassification(cfg).eval()
-
-
-def _tiny_vit():
-    import transformers as T
-    torch.manual_seed(0)
-    cfg = T.ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, image_size=16,
-                      patch_size=4, num_labels=3, attn_implementation="eager")
-    return T.ViTForImageClassification(cfg).eval()
-
-
 @pytest.mark.parametrize("family,backend", [("roberta", "nnsight"), ("roberta", "tl"), ("vit", "nnsight")])
 def test_roberta_and_vit_match_hooks(family, backend, pairs):
-    model = _tiny_roberta() if family == "roberta" else _tiny_vit()
+    model = make_roberta() if family == "roberta" else make_vit()
     hooks = load_subject(model, tokenizer=make_tokenizer() if family == "roberta" else None)
     if family == "roberta":
         batch = hooks.tokenize(pairs)
-        batch.pop("token_type_ids")  # RoBERTa has one token type
+        assert "token_type_ids" not in batch  # RoBERTa has one token type: Subject.tokenize drops them
         assert (batch["attention_mask"] == 0).any()
     else:
         batch = {"pixel_values": torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))}

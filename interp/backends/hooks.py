@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
+from interp import resume
 from interp.arch import get_module
 from interp.sites import parse_site
 
@@ -150,18 +151,25 @@ def run_from(subject, start: int, h: torch.Tensor, layer_kwargs: Mapping[str, An
     """Resume the forward pass at layer `start` from its input h [batch, pos, d_model].
 
     `h` is `embed` for start 0, else `blocks.{start-1}.hook_resid_post`. Sites before `start` can
-    be neither read nor written.
+    be neither read nor written. When no site of the last layer is read or written, that layer is
+    computed at the readout position only (interp.resume).
     """
     write = dict(write or {})
+    last = subject.n_layers - 1
+    touches_last = False
     for site in [*read, *write]:
         s = parse_site(site, subject.n_layers, subject.arch.kinds)
         if s.kind == "embed" or (s.layer is not None and s.layer < start):
             raise ValueError(f"run_from(start={start}) cannot reach site {site!r}: it comes before layer {start}.")
+        touches_last |= s.layer == last
     cache: dict[str, torch.Tensor] = {}
     with installed(subject, read, write, cache):
-        for layer in subject.layers[start:]:
-            h = _first(layer(h, **layer_kwargs))
-        logits = subject.arch.head(subject.model, h)
+        if not touches_last and resume.supported(subject):  # last layer at the readout position only
+            logits = resume.finish(subject, start, h, layer_kwargs)
+        else:
+            for layer in subject.layers[start:]:
+                h = _first(layer(h, **layer_kwargs))
+            logits = subject.arch.head(subject.model, h)
     return _logits(subject, logits, read, write, cache), cache
 
 

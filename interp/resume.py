@@ -1,0 +1,136 @@
+"""Exact shortcuts for finishing a forward pass that an intervention has changed.
+
+Two pieces of algebra that patching sweeps (many copies of a batch, each differing at one layer)
+use to skip work a plain forward pass would do, without changing the result beyond float rounding:
+
+- **Resume inside a layer.** Patching a head's z (or attn_out, or mlp_out) at layer l leaves the
+  layer's query/key/value projections and attention scores unchanged, so the layer is finished
+  from the patched attn_out (or mlp_out) instead of being run again.
+- **Compute the last layer at the readout position only.** A sequence classifier reads one
+  position of the last layer (the [CLS] / `<s>` token at position 0 for every family here), so the
+  last layer needs keys and values at every position but a query, attention output, LayerNorm and
+  MLP at position 0 alone.
+
+Layer math by family, dropout omitted (subjects are in eval mode):
+  post-LN (BERT, RoBERTa, DistilBERT): mid = ln_attn(attn_out + h); out = ln_mlp(mlp(mid) + mid)
+  pre-LN (ViT):                        mid = attn_out + h;          out = mid + mlp(ln_mlp(mid)),
+                                       with queries/keys/values read from ln_attn(h).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from interp.arch import get_module
+
+READOUT_POS = 0  # every supported classifier head reads position 0 of the last layer
+
+
+@dataclass(frozen=True)
+class LayerPaths:
+    """Module paths inside one layer, enough to recompute it piece by piece."""
+
+    q: str
+    k: str
+    v: str
+    attn: str          # module holding `scaling`
+    o: str             # output projection: z -> attn_out
+    ln_attn: str       # post-LN: after attention; pre-LN: before attention
+    mlp: tuple[str, ...]  # applied in order: MLP input -> mlp_out
+    ln_mlp: str        # post-LN: after the MLP; pre-LN: before it
+    pre_ln: bool = False
+
+
+_BERT = LayerPaths("attention.self.query", "attention.self.key", "attention.self.value", "attention.self",
+                   "attention.output.dense", "attention.output.LayerNorm", ("intermediate", "output.dense"),
+                   "output.LayerNorm")
+PATHS: dict[str, LayerPaths] = {
+    "bert": _BERT,
+    "roberta": _BERT,
+    "distilbert": LayerPaths("attention.q_lin", "attention.k_lin", "attention.v_lin", "attention",
+                             "attention.out_lin", "sa_layer_norm", ("ffn",), "output_layer_norm"),
+    "vit": LayerPaths("attention.q_proj", "attention.k_proj", "attention.v_proj", "attention", "attention.o_proj",
+                      "layernorm_before", ("mlp",), "layernorm_after", pre_ln=True),
+}
+
+
+def supported(subject: Any) -> bool:
+    """True when the subject is a HuggingFace classifier of a family whose layers we can recompute."""
+    return subject.arch.family in PATHS and type(subject.model).__name__ in subject.arch.model_classes
+
+
+def _mod(subject: Any, layer: int, path: str) -> nn.Module:
+    return get_module(subject.layers[layer], path)
+
+
+def _mlp(subject: Any, layer: int, x: torch.Tensor) -> torch.Tensor:
+    for path in PATHS[subject.arch.family].mlp:
+        x = _mod(subject, layer, path)(x)
+    return x
+
+
+def resid_mid(subject: Any, layer: int, h: torch.Tensor, attn_out: torch.Tensor) -> torch.Tensor:
+    """The layer's state after attention, from its input h and attn_out [..., pos, d_model]."""
+    p = PATHS[subject.arch.family]
+    x = attn_out + h
+    return x if p.pre_ln else _mod(subject, layer, p.ln_attn)(x)
+
+
+def from_mlp_out(subject: Any, layer: int, mid: torch.Tensor, mlp_out: torch.Tensor) -> torch.Tensor:
+    """The layer's output from its post-attention state and (patched) mlp_out."""
+    p = PATHS[subject.arch.family]
+    x = mlp_out + mid
+    return x if p.pre_ln else _mod(subject, layer, p.ln_mlp)(x)
+
+
+def from_attn_out(subject: Any, layer: int, h: torch.Tensor, attn_out: torch.Tensor) -> torch.Tensor:
+    """The layer's output from its input h and a (patched) attn_out; shapes broadcast [..., pos, d_model]."""
+    p = PATHS[subject.arch.family]
+    mid = resid_mid(subject, layer, h, attn_out)
+    mlp_in = _mod(subject, layer, p.ln_mlp)(mid) if p.pre_ln else mid
+    return from_mlp_out(subject, layer, mid, _mlp(subject, layer, mlp_in))
+
+
+def from_z(subject: Any, layer: int, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """The layer's output from its input h and (patched) per-head z [..., pos, head, d_head]."""
+    attn_out = _mod(subject, layer, PATHS[subject.arch.family].o)(z.flatten(-2))  # [..., pos, d_model]
+    return from_attn_out(subject, layer, h, attn_out)
+
+
+def readout_layer(subject: Any, layer: int, h: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """Layer `layer` computed at the readout position only: [batch, 1, d_model] from h [batch, pos, d_model].
+
+    Keys and values use every position; the query, attention output and MLP only position 0. Mirrors
+    HuggingFace's eager attention (scores * scaling + additive mask, softmax, weighted values).
+    """
+    p = PATHS[subject.arch.family]
+    x = _mod(subject, layer, p.ln_attn)(h) if p.pre_ln else h
+    B, P, _ = x.shape
+    H = subject.n_heads
+    q = _mod(subject, layer, p.q)(x[:, READOUT_POS:READOUT_POS + 1]).view(B, 1, H, -1).transpose(1, 2)  # [B, H, 1, dh]
+    k = _mod(subject, layer, p.k)(x).view(B, P, H, -1).transpose(1, 2)  # [B, H, pos, dh]
+    v = _mod(subject, layer, p.v)(x).view(B, P, H, -1).transpose(1, 2)
+    scaling = getattr(_mod(subject, layer, p.attn), "scaling", q.shape[-1] ** -0.5)
+    scores = torch.matmul(q, k.transpose(2, 3)) * scaling  # [B, H, 1, pos]
+    if attention_mask is not None:
+        m = attention_mask
+        if m.dtype == torch.bool:
+            m = torch.zeros(m.shape, dtype=scores.dtype).masked_fill(~m, torch.finfo(scores.dtype).min)
+        scores = scores + (m[:, :, READOUT_POS:READOUT_POS + 1] if m.shape[-2] > 1 else m)
+    z = torch.matmul(torch.softmax(scores, dim=-1), v).transpose(1, 2)  # [B, 1, H, dh]
+    return from_z(subject, layer, h[:, READOUT_POS:READOUT_POS + 1], z)
+
+
+def finish(subject: Any, start: int, h: torch.Tensor, layer_kwargs: Mapping[str, Any]) -> torch.Tensor:
+    """Logits from layer `start`'s input h [batch, pos, d_model] (pos may be 1 once only the readout
+    row is left): full layers up to the last, which is computed at the readout position only."""
+    L = subject.n_layers
+    for layer in subject.layers[start:L - 1]:
+        out = layer(h, **layer_kwargs)
+        h = out[0] if isinstance(out, tuple) else out
+    if start <= L - 1:
+        h = readout_layer(subject, L - 1, h, layer_kwargs.get("attention_mask"))
+    return subject.arch.head(subject.model, h)
