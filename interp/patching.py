@@ -33,6 +33,7 @@ from interp.backends.hooks import expand_kwargs, layer_inputs, run_from
 from interp.contrast import Contrast, metric_values
 
 COMPONENTS = ("resid", "attn_out", "mlp_out", "head")
+CHUNK_TOKENS = 4096  # default tokens per expanded forward (see patch)
 SITE_OF = {"resid": "hook_resid_post", "attn_out": "hook_attn_out", "mlp_out": "hook_mlp_out", "head": "attn.hook_z"}
 
 
@@ -142,17 +143,20 @@ def normalise(raw: torch.Tensor, clean: float, corrupt: float) -> torch.Tensor:
 
 def patch(subject: Any, contrast: Contrast, component: str = "head", per_position: bool = False,
           direction: str = "denoise", layers: Sequence[int] | None = None, batch_size: int = 64,
-          max_rows: int = 4096, shortcuts: bool = True) -> PatchResult:
+          max_rows: int | None = None, shortcuts: bool = True) -> PatchResult:
     """Exact activation patching of every component of one kind; see the module doc.
 
     `shortcuts=False` runs the patched layer and the last layer in full through hooks (the plain
-    resumed pass); results agree to float rounding, which the tests check.
+    resumed pass); results agree to float rounding, which the tests check. `max_rows` (sequences per
+    expanded forward) defaults to about CHUNK_TOKENS tokens: on CPU, chunks whose activations stay
+    under the allocator's mmap threshold run about 1.4x faster than one huge expanded batch.
     """
     check_component(subject, component)
     subject.check_ready()
     fast = shortcuts and resume.supported(subject)
     patched_logits = _patched_logits_fast if fast else _patched_logits
     n_pos = contrast.n_pos
+    max_rows = max(1, CHUNK_TOKENS // n_pos) if max_rows is None else max_rows
     layers = list(range(subject.n_layers)) if layers is None else list(layers)
     masks = component_masks(subject, component, per_position, n_pos)
     K = masks.shape[0]

@@ -198,3 +198,36 @@ def test_layer_map_by_cka_finds_the_layers_a_student_was_copied_from(teacher, to
     assert layer_map == {0: 0, 1: 2}
     assert grid.shape == (3, 2)
     assert make_pair(teacher, student, data=make_pairs(60)).layer_map == {0: 0, 1: 2}
+
+
+def test_head_effects_equal_one_head_at_a_time(tokenizer):
+    """Batched head effects against full forward passes with one head mean-ablated (and, for the
+    direct effect, every later attn_out and mlp_out written back to its clean value)."""
+    model = make_bert(n_layers=3, seed=4)
+    for name, p in model.named_parameters():  # larger weights: effects well above float noise
+        if p.dim() > 1:
+            p.data.mul_(30.0 if ("classifier" in name or "pooler" in name) else 3.0)
+    subject = load_subject(model, tokenizer=tokenizer)
+    data = make_pairs(9, seed=2)
+    eff = head_effects(subject, data, batch_size=4, progress=False)
+    batch = subject.tokenize(data)
+    L, H = subject.n_layers, subject.n_heads
+    later = [f"blocks.{l}.{k}" for l in range(L) for k in ("hook_attn_out", "hook_mlp_out")]
+    with torch.no_grad():
+        logits, cache = subject.run(batch, read=[f"blocks.{l}.attn.hook_z" for l in range(L)] + later)
+        margin = lambda x: x[:, 0] - torch.logsumexp(x[:, 1:], -1)  # noqa: E731  log-odds of entailment
+        base = margin(logits)
+        real = batch["attention_mask"].bool()
+        for l in range(L):
+            mean = cache[f"blocks.{l}.attn.hook_z"][real].mean(0)  # [head, d_head] over real tokens
+            for h in range(H):
+                def w(z, h=h, mean=mean):
+                    z = z.clone()
+                    z[:, :, h] = mean[h]
+                    return z
+                frozen = {s: cache[s] for s in later if int(s.split(".")[1]) > l}
+                tot = margin(subject.run(batch, write={f"blocks.{l}.attn.hook_z": w})[0]) - base
+                dirc = margin(subject.run(batch, write={f"blocks.{l}.attn.hook_z": w, **frozen})[0]) - base
+                np.testing.assert_allclose(eff["total"][:, l, h], tot.numpy(), atol=1e-5)
+                np.testing.assert_allclose(eff["direct"][:, l, h], dirc.numpy(), atol=1e-5)
+    assert np.abs(eff["total"]).max() > 1e-2 and np.abs(eff["total"] - eff["direct"]).max() > 1e-3

@@ -51,7 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-position", action="store_true")
     p.add_argument("--method", choices=("exact", "atp", "ig"), default="exact")
     p.add_argument("--steps", type=int, default=8, help="interpolation steps for --method ig")
-    p.add_argument("--max-rows", type=int, default=4096, help="rows per expanded forward (memory bound)")
+    p.add_argument("--max-rows", type=int, default=None,
+                   help="sequences per expanded forward (memory bound; default: about 4096 tokens)")
     p.set_defaults(func=run)
 
 
