@@ -162,8 +162,16 @@ def test_iterative_kd_chains_teachers(tmp_path):
                          rounds=2, progress=False)
     assert [p.name for p in paths] == ["round1", "round2"]
     recs = [json.loads((p / CONFIG_FILE).read_text()) for p in paths]
-    assert recs[0]["config"]["teacher"] == str(tpath)
-    assert recs[1]["config"]["teacher"] == str(paths[0]) and recs[1]["config"]["round"] == 2
+    assert recs[0]["config"]["teacher"] == "../teacher"  # relative to the rounds' folder: the tree can move
+    assert recs[1]["config"]["teacher"] == "round1" and recs[1]["config"]["round"] == 2
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for d in ("teacher", "ikd"):
+        (tmp_path / d).rename(moved / d)
+    again = iterative_kd(moved / "ikd", moved / "teacher", build, data,
+                         TrainConfig(loss="kd", alpha=0.5, temperature=2.0, epochs=1, batch_size=16, lr=1e-3),
+                         rounds=2, progress=False)
+    assert [json.loads((p / CONFIG_FILE).read_text()) for p in again] == recs  # reused, not retrained
     with pytest.raises(ValueError):
         iterative_kd(tmp_path / "x", tpath, build, data, TrainConfig(loss="erm"), rounds=1)
 

@@ -413,7 +413,8 @@ def iterative_kd(out_root: str | os.PathLike, teacher: str | os.PathLike, build_
     """Born-again multi-round KD: round 1 distils ``teacher``; round ``k+1`` distils round ``k``'s student.
 
     Each round's student comes from ``build_student()`` (same architecture and init every round) and is
-    saved to ``out_root/{name}{k}`` (cached like :func:`train_and_save`). Returns the round folders.
+    saved to ``out_root/{name}{k}`` (cached like :func:`train_and_save`; the teacher is recorded relative
+    to ``out_root``). Returns the round folders.
     """
     if config.loss != "kd":
         raise ValueError("iterative_kd needs config.loss == 'kd'")
@@ -423,7 +424,9 @@ def iterative_kd(out_root: str | os.PathLike, teacher: str | os.PathLike, build_
     paths: list[Path] = []
     current = Path(teacher)
     for k in range(1, rounds + 1):
-        ex = {**(extra or {}), "teacher": str(current), "round": k, "rounds_kind": "born_again"}
+        # the teacher relative to out_root ("round1", "../teacher"): the cache survives moving the tree
+        ref = os.path.relpath(current.resolve(), out_root.resolve())
+        ex = {**(extra or {}), "teacher": ref, "round": k, "rounds_kind": "born_again"}
         p = train_and_save(out_root / f"{name}{k}", build_student, train_examples, config, teacher=current,
                            evaluate=evaluate, extra=ex, progress=progress, num_threads=num_threads)
         paths.append(p)
