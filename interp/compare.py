@@ -103,11 +103,12 @@ def head_effects(subject: Subject, data: Iterable, metric: Metric | None = None,
     means = {s: sum((c[s] * b.inputs["attention_mask"][:, :, None, None]).sum((0, 1)) for b, c in prepared) / n_tokens
              for s in z_sites}  # mean over real tokens: [head, d_head]
     L, H = subject.n_layers, subject.n_heads
-    clean = torch.cat([metric(b.clean_logits) for b, _ in prepared]).numpy()
+    clean = torch.cat([metric(b.clean_logits) for b, _ in prepared]).cpu().numpy()
     total = np.zeros((len(examples), L, H))
     direct = np.zeros((len(examples), L, H))
     bar = tqdm(total=L * len(prepared), desc=f"head effects {subject.name}", disable=not progress)
-    ablate = torch.eye(H, dtype=torch.bool)[:, None, None, :, None]  # copy k ablates head k: [H, 1, 1, head, 1]
+    # copy k of the expanded batch ablates head k: [H, 1, 1, head, 1]
+    ablate = torch.eye(H, dtype=torch.bool, device=subject.device)[:, None, None, :, None]
     with torch.no_grad():
         row = 0
         for b, cache in prepared:
@@ -126,7 +127,7 @@ def head_effects(subject: Subject, data: Iterable, metric: Metric | None = None,
                 for key, write in (("total", {site: w}), ("direct", {site: w, **frozen})):
                     logits, _ = hooks.run_from(subject, layer, h, kwargs, write=write)
                     effect = (metric(logits).view(H, n) - base[None]).T  # [n, head]
-                    (total if key == "total" else direct)[row:row + n, layer] = effect.numpy()
+                    (total if key == "total" else direct)[row:row + n, layer] = effect.cpu().numpy()
                 bar.update(1)
             row += n
     bar.close()

@@ -158,7 +158,7 @@ def patch(subject: Any, contrast: Contrast, component: str = "head", per_positio
     n_pos = contrast.n_pos
     max_rows = max(1, CHUNK_TOKENS // n_pos) if max_rows is None else max_rows
     layers = list(range(subject.n_layers)) if layers is None else list(layers)
-    masks = component_masks(subject, component, per_position, n_pos)
+    masks = component_masks(subject, component, per_position, n_pos).to(subject.device)
     K = masks.shape[0]
     total = torch.zeros(subject.n_layers, K, dtype=torch.float64)
     tot_clean = tot_corrupt = 0.0
@@ -186,7 +186,7 @@ def patch(subject: Any, contrast: Contrast, component: str = "head", per_positio
                     logits = patched_logits(subject, component, l, h_in, m, base_cache, src_cache,
                                             expand_kwargs(kwargs, kc))
                     vals = metric_values(contrast.metric, logits).double().view(kc, B)
-                    total[l, a:z] += vals.sum(1)
+                    total[l, a:z] += vals.sum(1).cpu()
     n = len(contrast)
     raw = (total / n).reshape(_shape(subject, component, per_position, n_pos)).float()
     clean, corrupt = tot_clean / n, tot_corrupt / n

@@ -118,7 +118,7 @@ def readout_layer(subject: Any, layer: int, h: torch.Tensor, attention_mask: tor
     if attention_mask is not None:
         m = attention_mask
         if m.dtype == torch.bool:
-            m = torch.zeros(m.shape, dtype=scores.dtype).masked_fill(~m, torch.finfo(scores.dtype).min)
+            m = torch.zeros(m.shape, dtype=scores.dtype, device=m.device).masked_fill(~m, torch.finfo(scores.dtype).min)
         scores = scores + (m[:, :, READOUT_POS:READOUT_POS + 1] if m.shape[-2] > 1 else m)
     z = torch.matmul(torch.softmax(scores, dim=-1), v).transpose(1, 2)  # [B, 1, H, dh]
     return from_z(subject, layer, h[:, READOUT_POS:READOUT_POS + 1], z)
