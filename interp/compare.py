@@ -106,29 +106,21 @@ def head_effects(subject: Subject, data: Iterable, metric: Metric | None = None,
     clean = torch.cat([metric(b.clean_logits) for b, _ in prepared]).cpu().numpy()
     total = np.zeros((len(examples), L, H))
     direct = np.zeros((len(examples), L, H))
-    bar = tqdm(total=L * len(prepared), desc=f"head effects {subject.name}", disable=not progress)
-    # copy k of the expanded batch ablates head k: [H, 1, 1, head, 1]
-    ablate = torch.eye(H, dtype=torch.bool, device=subject.device)[:, None, None, :, None]
+    bar = tqdm(total=L * H * len(prepared), desc=f"head effects {subject.name}", disable=not progress)
     with torch.no_grad():
         row = 0
         for b, cache in prepared:
             n = b.clean_logits.shape[0]
-            base = metric(b.clean_logits)  # [n]
-            kwargs = hooks.expand_kwargs(b.kwargs, H)
-            for layer in range(L):  # one forward per layer: the batch expanded over its heads
+            base = metric(b.clean_logits)
+            for layer in range(L):
                 site = f"blocks.{layer}.attn.hook_z"
-
-                def w(z: torch.Tensor, mean=means[site]) -> torch.Tensor:  # z [H * n, pos, head, d_head]
-                    zz = z.view(H, n, *z.shape[1:])
-                    return torch.where(ablate, mean[None, None, None], zz).reshape(z.shape)
-
-                frozen = {s: cache[s].repeat(H, 1, 1) for s in later if int(s.split(".")[1]) > layer}
-                h = b.layer_in[layer].repeat(H, 1, 1)  # copy k of row i is row k * n + i
-                for key, write in (("total", {site: w}), ("direct", {site: w, **frozen})):
-                    logits, _ = hooks.run_from(subject, layer, h, kwargs, write=write)
-                    effect = (metric(logits).view(H, n) - base[None]).T  # [n, head]
-                    (total if key == "total" else direct)[row:row + n, layer] = effect.cpu().numpy()
-                bar.update(1)
+                frozen = {s: cache[s] for s in later if int(s.split(".")[1]) > layer}
+                for h in range(H):
+                    w = {site: _head_write(h, means[site][h])}
+                    total[row:row + n, layer, h] = (metric(_resume(subject, b, layer, w)) - base).cpu().numpy()
+                    direct[row:row + n, layer, h] = (
+                        metric(_resume(subject, b, layer, {**w, **frozen})) - base).cpu().numpy()
+                    bar.update(1)
             row += n
     bar.close()
     return {"total": total, "direct": direct, "clean": clean}
