@@ -41,6 +41,7 @@ from typing import Any, Iterable, Sequence
 import torch
 import torch.nn.functional as F
 
+from interp import resume
 from interp.arch import get_module
 from interp.backends.hooks import _first, expand_kwargs, installed, layer_inputs
 from interp.contrast import Contrast, metric_values
@@ -175,35 +176,33 @@ def _mix(on: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return out.reshape(on.shape[0] * a.shape[0], *a.shape[1:])
 
 
-def _run_layers(subject: Any, h: torch.Tensor, kwargs: dict, stop: int, write: dict, read: Sequence[str]
-                ) -> dict[str, torch.Tensor]:
-    """Layers 0..stop-1 from embed h with site writes; returns read sites."""
-    cache: dict[str, torch.Tensor] = {}
-    with installed(subject, read, write, cache):
-        for layer in subject.layers[:stop]:
-            h = _first(layer(h, **kwargs))
-    return cache
+def _chain(subject: Any, h: torch.Tensor, start: int, stop: int, z_vals: Sequence[torch.Tensor],
+           mlp_vals: Sequence[torch.Tensor], mid_at_stop: bool = False
+           ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+    """The residual stream through layers start..stop-1 when each one's z and mlp_out are given
+    (z_vals / mlp_vals indexed by layer, [rows, ...]) and h [rows, pos, d] enters layer `start`.
+
+    Returns pres (pres[l]: input of layer l, start <= l <= stop) and mids (mids[l]: the MLP input
+    resid_mid of layer l; with `mid_at_stop` also of layer `stop`, from z_vals[stop]). Attention and
+    MLPs never run, only output projections and the residual/LayerNorm algebra (interp.resume), which
+    gives what a forward pass with those z and mlp_out written would.
+    """
+    pres, mids = {start: h}, {}
+    for l in range(start, stop):
+        mids[l], h = resume.from_outputs(subject, l, h, z_vals[l], mlp_vals[l])
+        pres[l + 1] = h
+    if mid_at_stop:
+        mids[stop] = resume.resid_mid(subject, stop, h, resume.attn_out_of(subject, stop, z_vals[stop]))
+    return pres, mids
 
 
-def _receiver_inputs(subject: Any, layer: int, K: int, embed: torch.Tensor, z_vals: list[torch.Tensor],
-                     mlp_vals: list[torch.Tensor], kwargs: dict, need_mid: bool = True
-                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _receiver_inputs(subject: Any, layer: int, embed: torch.Tensor, z_vals: list[torch.Tensor],
+                     mlp_vals: list[torch.Tensor], need_mid: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Inputs of layer `layer` (resid_pre) and of its MLP (resid_mid) when the z / mlp_out of every
     layer <= `layer` are set to the given expanded tensors [K*B, ...] (LayerNorms recomputed)."""
-    write: dict[str, Any] = {}
-    for l in range(min(layer + 1, subject.n_layers)):
-        write[f"blocks.{l}.attn.hook_z"] = z_vals[l]
-        if l < layer:
-            write[f"blocks.{l}.hook_mlp_out"] = mlp_vals[l]
-    read = []
-    if layer > 0:
-        read.append(f"blocks.{layer - 1}.hook_resid_post")
-    if need_mid and layer < subject.n_layers:
-        read.append(f"blocks.{layer}.hook_resid_mid")
-    stop = layer + 1 if (need_mid and layer < subject.n_layers) else layer
-    cache = _run_layers(subject, embed, expand_kwargs(kwargs, K), stop, write, read)
-    pre = embed if layer == 0 else cache[f"blocks.{layer - 1}.hook_resid_post"]
-    return pre, cache.get(f"blocks.{layer}.hook_resid_mid")
+    need_mid = need_mid and layer < subject.n_layers
+    pres, mids = _chain(subject, embed, 0, layer, z_vals, mlp_vals, mid_at_stop=need_mid)
+    return pres[layer], mids.get(layer)
 
 
 def _run_layer_with_receivers(subject: Any, layer: int, kwargs: dict, q_in: torch.Tensor, k_in: torch.Tensor,
@@ -274,7 +273,7 @@ def _edge_logits(subject: Any, clean: _Values, corrupt: _Values, edges: set[str]
         K = len(recv)
         # q/k/v receivers of layer l read senders of layers < l (layer l's z is written but not run)
         emb, zs, ms = sender_on(recv, l + 1)
-        pre, _ = _receiver_inputs(subject, l, K, emb, zs, ms, clean.kwargs, need_mid=False)
+        pre, _ = _receiver_inputs(subject, l, emb, zs, ms, need_mid=False)
         pre = pre.view(K, B, *pre.shape[1:])                             # [K, B, pos, d]
         q_in = torch.stack([pre[3 * h] for h in range(H)], dim=2)        # [B, pos, head, d]
         k_in = torch.stack([pre[3 * h + 1] for h in range(H)], dim=2)
@@ -284,15 +283,13 @@ def _edge_logits(subject: Any, clean: _Values, corrupt: _Values, edges: set[str]
         z_circ.append(c[f"blocks.{l}.attn.hook_z"])
         # MLP receiver: needs this layer's circuit z
         emb, zs, ms = sender_on([f"L{l}M.in"], l + 1)
-        _, mid = _receiver_inputs(subject, l, 1, emb, zs, ms, clean.kwargs, need_mid=True)
+        _, mid = _receiver_inputs(subject, l, emb, zs, ms, need_mid=True)
         c = _run_layer_with_receivers(subject, l, clean.kwargs, q_in, k_in, v_in, mid, pre[-1],
                                       reads=[f"blocks.{l}.hook_mlp_out"])
         mlp_circ.append(c[f"blocks.{l}.hook_mlp_out"])
     emb, zs, ms = sender_on(["logits.in"], L)
-    write = {f"blocks.{l}.attn.hook_z": zs[l] for l in range(L)}
-    write.update({f"blocks.{l}.hook_mlp_out": ms[l] for l in range(L)})
-    cache = _run_layers(subject, emb, clean.kwargs, L, write, [f"blocks.{L - 1}.hook_resid_post"])
-    return subject.arch.head(subject.model, cache[f"blocks.{L - 1}.hook_resid_post"])
+    pres, _ = _chain(subject, emb, 0, L, zs, ms)
+    return subject.arch.head(subject.model, pres[L])
 
 
 def evaluate_edges(subject: Any, contrast: Contrast, edges: Iterable[str], batch_size: int = 32) -> float:
@@ -365,28 +362,19 @@ def _sender_paths(subject: Any, base: _Values, src: _Values, layer: int | None
         names = [f"L{layer}H{h}" for h in range(H)] + [f"L{layer}M"]
         K, start = H + 1, layer
         h = (base.embed if layer == 0 else base.resid[layer - 1]).repeat(K, 1, 1)
-    write: dict[str, Any] = {}
+    z_vals: dict[int, torch.Tensor] = {}
+    mlp_vals: dict[int, torch.Tensor] = {}
     for l in range(start, L):
-        zon = torch.zeros(K, H, dtype=torch.bool)
-        mon = torch.zeros(K, dtype=torch.bool)
+        zon = torch.zeros(K, H, dtype=torch.bool, device=h.device)
+        mon = torch.zeros(K, dtype=torch.bool, device=h.device)
         if layer is not None and l == layer:
             zon[torch.arange(H), torch.arange(H)] = True
             mon[H] = True
-        write[f"blocks.{l}.attn.hook_z"] = _mix_z(zon, src.z[l], base.z[l])
-        write[f"blocks.{l}.hook_mlp_out"] = _mix(mon, src.mlp[l], base.mlp[l])
-    read = [f"blocks.{l}.hook_resid_post" for l in range(start, L)] + \
-           [f"blocks.{l}.hook_resid_mid" for l in range(start, L)]
-    cache: dict[str, torch.Tensor] = {}
-    with installed(subject, read, write, cache):
-        x = h
-        for blk in subject.layers[start:]:
-            x = _first(blk(x, **expand_kwargs(base.kwargs, K)))
-    pre = [None] * (L + 1)
-    mid: list[torch.Tensor | None] = [None] * L
-    for l in range(start, L + 1):
-        pre[l] = h if l == start else cache[f"blocks.{l - 1}.hook_resid_post"]
-        if l < L:
-            mid[l] = cache[f"blocks.{l}.hook_resid_mid"]
+        z_vals[l] = _mix_z(zon, src.z[l], base.z[l])
+        mlp_vals[l] = _mix(mon, src.mlp[l], base.mlp[l])
+    pres, mids = _chain(subject, h, start, L, z_vals, mlp_vals)
+    pre = [pres.get(l) for l in range(L + 1)]  # None before `start`
+    mid = [mids.get(l) for l in range(L)]
     return names, pre, mid
 
 
@@ -513,10 +501,7 @@ def _exact_edge(subject: Any, metric: Any, base: _Values, layer: int, receiver: 
         else:
             mask[kind][:, h] = True
         c = _run_layer_with_receivers(subject, layer, kw, per_head, per_head, per_head, flat, hx, heads_mask=mask)
-        x = c["_out"]
-        for blk in subject.layers[layer + 1:]:
-            x = _first(blk(x, **kw))
-        logits = subject.arch.head(subject.model, x)
+        logits = resume.finish(subject, layer + 1, c["_out"], kw)
     return metric_values(metric, logits).double().view(k, B).sum(1).tolist()
 
 

@@ -94,10 +94,22 @@ def from_attn_out(subject: Any, layer: int, h: torch.Tensor, attn_out: torch.Ten
     return from_mlp_out(subject, layer, mid, _mlp(subject, layer, mlp_in))
 
 
+def attn_out_of(subject: Any, layer: int, z: torch.Tensor) -> torch.Tensor:
+    """attn_out [..., pos, d_model] from per-head z [..., pos, head, d_head] (the output projection)."""
+    return _mod(subject, layer, PATHS[subject.arch.family].o)(z.flatten(-2))
+
+
 def from_z(subject: Any, layer: int, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """The layer's output from its input h and (patched) per-head z [..., pos, head, d_head]."""
-    attn_out = _mod(subject, layer, PATHS[subject.arch.family].o)(z.flatten(-2))  # [..., pos, d_model]
-    return from_attn_out(subject, layer, h, attn_out)
+    return from_attn_out(subject, layer, h, attn_out_of(subject, layer, z))
+
+
+def from_outputs(subject: Any, layer: int, h: torch.Tensor, z: torch.Tensor, mlp_out: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(resid_mid, output) of a layer whose z and mlp_out are both given: neither its attention nor
+    its MLP runs, only the output projection and the residual/LayerNorm algebra."""
+    mid = resid_mid(subject, layer, h, attn_out_of(subject, layer, z))
+    return mid, from_mlp_out(subject, layer, mid, mlp_out)
 
 
 def readout_layer(subject: Any, layer: int, h: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:

@@ -8,6 +8,7 @@ import torch
 
 from conftest import WORDS, make_bert, make_tokenizer
 from interp.attribution import attribute
+from interp.backends.hooks import layer_inputs
 from interp.circuits import (Circuit, all_edges, auroc, discover, edge_scores, evaluate_edges, evaluate_nodes,
                              node_names)
 from interp.contrast import LogOdds, make_contrast
@@ -215,3 +216,31 @@ def test_cli_patch_and_circuit_write_results(tmp_path):
                  "--faithfulness", "0.5", "--out", str(tmp_path / "c")]) == 0
     circ = Circuit.from_json(tmp_path / "c" / "circuit.json")
     assert circ.metadata["faithfulness"] >= 0.5 and (tmp_path / "c" / "circuit.png").exists()
+
+
+@pytest.mark.parametrize("kind", ["bert", "distilbert"])
+def test_chain_equals_a_forward_pass_with_outputs_written(kind):
+    """circuits._chain (no attention or MLP run) against a hooks forward pass in which every layer's z
+    and mlp_out are overwritten with another input's values: same resid_pre and resid_mid everywhere."""
+    from interp.circuits import _chain
+    s = _subject(kind)
+    clean, corrupt = _pairs(4, seed=3)
+    c = make_contrast(s, clean, corrupt, metric=LogOdds(1))
+    L = s.n_layers
+    with torch.no_grad():
+        _, other = s.run(c.corrupt, read=[f"blocks.{l}.{k}" for l in range(L) for k in ("attn.hook_z", "hook_mlp_out")])
+        z = [other[f"blocks.{l}.attn.hook_z"] for l in range(L)]
+        mlp = [other[f"blocks.{l}.hook_mlp_out"] for l in range(L)]
+        write = {f"blocks.{l}.attn.hook_z": z[l] for l in range(L)} | {f"blocks.{l}.hook_mlp_out": mlp[l] for l in range(L)}
+        reads = [f"blocks.{l}.{k}" for l in range(L) for k in ("hook_resid_post", "hook_resid_mid")]
+        _, ref = s.run(c.clean, read=reads, write=write)
+        _, plain = s.run(c.clean, read=reads)
+        embed, _ = layer_inputs(s, c.clean)
+        pres, mids = _chain(s, embed, 0, L, z, mlp)
+        for l in range(L):
+            torch.testing.assert_close(mids[l], ref[f"blocks.{l}.hook_resid_mid"], atol=1e-5, rtol=0)
+            torch.testing.assert_close(pres[l + 1], ref[f"blocks.{l}.hook_resid_post"], atol=1e-5, rtol=0)
+        assert (ref[f"blocks.{L - 1}.hook_resid_post"] - plain[f"blocks.{L - 1}.hook_resid_post"]).abs().max() > 1e-2
+        # resumed at layer 1 with layer 1's mid as well
+        pres1, mids1 = _chain(s, ref["blocks.0.hook_resid_post"], 1, 1, z, mlp, mid_at_stop=True)
+        torch.testing.assert_close(mids1[1], ref["blocks.1.hook_resid_mid"], atol=1e-5, rtol=0)
