@@ -253,18 +253,21 @@ def _run_layer_with_receivers(subject: Any, layer: int, kwargs: dict, q_in: torc
 def _edge_logits(subject: Any, clean: _Values, corrupt: _Values, edges: set[str]) -> torch.Tensor:
     """Logits of the circuit run for one batch (see the module doc)."""
     L, H = subject.n_layers, subject.n_heads
+    dev = clean.embed.device
     z_circ: list[torch.Tensor] = []
     mlp_circ: list[torch.Tensor] = []
 
     def sender_on(receivers: list[str], layer_lim: int) -> tuple[torch.Tensor, list, list]:
         K = len(receivers)
-        emb_on = torch.tensor([f"input->{r}" in edges for r in receivers])
+        emb_on = torch.tensor([f"input->{r}" in edges for r in receivers], device=dev)
         zs, ms = [], []
         for l in range(layer_lim):
-            on = torch.tensor([[f"L{l}H{h}->{r}" in edges for h in range(H)] for r in receivers])  # [K, head]
+            on = torch.tensor([[f"L{l}H{h}->{r}" in edges for h in range(H)] for r in receivers],
+                              device=dev)  # [K, head]
             zs.append(_mix_z(on, z_circ[l] if l < len(z_circ) else corrupt.z[l], corrupt.z[l]))
             if l < len(mlp_circ):
-                ms.append(_mix(torch.tensor([f"L{l}M->{r}" in edges for r in receivers]), mlp_circ[l], corrupt.mlp[l]))
+                ms.append(_mix(torch.tensor([f"L{l}M->{r}" in edges for r in receivers], device=dev), mlp_circ[l],
+                                corrupt.mlp[l]))
         return _mix(emb_on, clean.embed, corrupt.embed), zs, ms
 
     B = clean.embed.shape[0]
@@ -318,7 +321,7 @@ def evaluate_nodes(subject: Any, contrast: Contrast, nodes: Iterable[str], batch
             rv = _values(subject, contrast.metric, b.corrupt)
             write: dict[str, Any] = {}
             for l in range(L):
-                on = torch.tensor([(f"L{l}H{h}" in nodes) == keep for h in range(H)])  # clean where on
+                on = torch.tensor([(f"L{l}H{h}" in nodes) == keep for h in range(H)], device=subject.device)
                 write[f"blocks.{l}.attn.hook_z"] = (lambda v, on=on, c=rv.z[l]:
                                                     torch.where(on[None, None, :, None], v, c))
                 if (f"L{l}M" in nodes) != keep:

@@ -231,7 +231,8 @@ def test_chain_equals_a_forward_pass_with_outputs_written(kind):
         _, other = s.run(c.corrupt, read=[f"blocks.{l}.{k}" for l in range(L) for k in ("attn.hook_z", "hook_mlp_out")])
         z = [other[f"blocks.{l}.attn.hook_z"] for l in range(L)]
         mlp = [other[f"blocks.{l}.hook_mlp_out"] for l in range(L)]
-        write = {f"blocks.{l}.attn.hook_z": z[l] for l in range(L)} | {f"blocks.{l}.hook_mlp_out": mlp[l] for l in range(L)}
+        write = {f"blocks.{l}.attn.hook_z": z[l] for l in range(L)}
+        write.update({f"blocks.{l}.hook_mlp_out": mlp[l] for l in range(L)})
         reads = [f"blocks.{l}.{k}" for l in range(L) for k in ("hook_resid_post", "hook_resid_mid")]
         _, ref = s.run(c.clean, read=reads, write=write)
         _, plain = s.run(c.clean, read=reads)

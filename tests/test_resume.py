@@ -67,7 +67,8 @@ def test_readout_layer_respects_the_padding_mask():
         h = cache[f"blocks.{L - 2}.hook_resid_post"]
         pad = (batch["attention_mask"] == 0)[:, :, None]  # [B, pos, 1]
         a = resume.readout_layer(subject, L - 1, h, kwargs["attention_mask"])
-        b = resume.readout_layer(subject, L - 1, torch.where(pad, 100 * torch.ones_like(h), h), kwargs["attention_mask"])
+        moved = torch.where(pad, 100 * torch.ones_like(h), h)  # new values at padded positions only
+        b = resume.readout_layer(subject, L - 1, moved, kwargs["attention_mask"])
         c = resume.readout_layer(subject, L - 1, h, None)
     torch.testing.assert_close(a, b, atol=ATOL, rtol=0)
     assert (a - c).abs().max() > 1e-4  # without the mask the padded keys do change it: the check bites
