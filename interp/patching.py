@@ -146,7 +146,7 @@ def patch(subject: Any, contrast: Contrast, component: str = "head", per_positio
           max_rows: int | None = None, shortcuts: bool = True) -> PatchResult:
     """Exact activation patching of every component of one kind; see the module doc.
 
-    `shortcuts=False` runs the patched layer and the last layer in full through hooks (the plain
+    `shortcuts=False` runs the patched layer and every later one in full through hooks (the plain
     resumed pass); results agree to float rounding, which the tests check. `max_rows` (sequences per
     expanded forward) defaults to about CHUNK_TOKENS tokens: on CPU, chunks whose activations stay
     under the allocator's mmap threshold run about 1.4x faster than one huge expanded batch.
@@ -201,15 +201,19 @@ def patch(subject: Any, contrast: Contrast, component: str = "head", per_positio
                                                                 "shortcuts": fast})
 
 
+def _patched_resid(l: int, m: torch.Tensor, base_cache: dict, src_cache: dict) -> torch.Tensor:
+    """Layer l's output for kc copies of the batch, copy k patched at the positions of m[k]: [kc*B, pos, d]."""
+    base_v = base_cache[f"blocks.{l}.hook_resid_post"]  # [B, pos, d]
+    src_v = src_cache[f"blocks.{l}.hook_resid_post"]
+    return torch.where(m[:, None, :, None], src_v[None], base_v[None]).reshape(-1, *base_v.shape[1:])
+
+
 def _patched_logits(subject: Any, component: str, l: int, h_in: torch.Tensor, m: torch.Tensor,
                     base_cache: dict, src_cache: dict, kwargs: dict) -> torch.Tensor:
     """Logits of kc copies of the batch, copy k patched by mask m[k], through hooks and full layers."""
     kc = m.shape[0]
     if component == "resid":
-        base_v = base_cache[f"blocks.{l}.hook_resid_post"]  # [B, pos, d]
-        src_v = src_cache[f"blocks.{l}.hook_resid_post"]
-        h = torch.where(m[:, None, :, None], src_v[None], base_v[None]).reshape(-1, *base_v.shape[1:])
-        return run_from(subject, l + 1, h, kwargs)[0]
+        return run_from(subject, l + 1, _patched_resid(l, m, base_cache, src_cache), kwargs, readout_only=False)[0]
     site = f"blocks.{l}.{SITE_OF[component]}"
     src_v = src_cache[site]  # [B, pos, head, d_head] or [B, pos, d]
     mm = m[:, None, :, :, None] if component == "head" else m[:, None, :, None]
@@ -219,7 +223,7 @@ def _patched_logits(subject: Any, component: str, l: int, h_in: torch.Tensor, m:
         return torch.where(mm, src_v[None], vv).reshape(v.shape)
 
     h = h_in.repeat(kc, 1, 1)  # copy k of row i is row k * B + i
-    return run_from(subject, l, h, kwargs, write={site: write})[0]
+    return run_from(subject, l, h, kwargs, write={site: write}, readout_only=False)[0]
 
 
 def _patched_logits_fast(subject: Any, component: str, l: int, h_in: torch.Tensor, m: torch.Tensor,
@@ -227,24 +231,22 @@ def _patched_logits_fast(subject: Any, component: str, l: int, h_in: torch.Tenso
     """As `_patched_logits`, with interp.resume's shortcuts: layer l is finished from the patched
     value (no new attention at l), and the last layer is computed at the readout position only."""
     if component == "resid":
-        base_v = base_cache[f"blocks.{l}.hook_resid_post"]  # [B, pos, d]
-        src_v = src_cache[f"blocks.{l}.hook_resid_post"]
-        h = torch.where(m[:, None, :, None], src_v[None], base_v[None]).reshape(-1, *base_v.shape[1:])
-        return resume.finish(subject, l + 1, h, kwargs)
+        return resume.finish(subject, l + 1, _patched_resid(l, m, base_cache, src_cache), kwargs)
     site = f"blocks.{l}.{SITE_OF[component]}"
     mm = m[:, None, :, :, None] if component == "head" else m[:, None, :, None]
     v = torch.where(mm, src_cache[site][None], base_cache[site][None])  # [kc, B, pos, ...]
     h = h_in[None]  # [1, B, pos, d]
-    mid = base_cache.get(f"blocks.{l}.hook_attn_out")
+    attn = base_cache.get(f"blocks.{l}.hook_attn_out")  # read for mlp_out only
     if l == subject.n_layers - 1:  # only the readout row of the last layer is read
-        v, h = v[:, :, resume.READOUT_POS:resume.READOUT_POS + 1], h[:, :, resume.READOUT_POS:resume.READOUT_POS + 1]
-        mid = None if mid is None else mid[:, resume.READOUT_POS:resume.READOUT_POS + 1]
+        row = slice(resume.READOUT_POS, resume.READOUT_POS + 1)
+        v, h = v[:, :, row], h[:, :, row]
+        attn = None if attn is None else attn[:, row]
     if component == "head":
         out = resume.from_z(subject, l, h, v)
     elif component == "attn_out":
         out = resume.from_attn_out(subject, l, h, v)
     else:
-        out = resume.from_mlp_out(subject, l, resume.resid_mid(subject, l, h, mid[None]), v)
+        out = resume.from_mlp_out(subject, l, resume.resid_mid(subject, l, h, attn[None]), v)
     return resume.finish(subject, l + 1, out.reshape(-1, *out.shape[2:]), kwargs)
 
 

@@ -147,12 +147,13 @@ def layer_inputs(subject, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tens
 
 
 def run_from(subject, start: int, h: torch.Tensor, layer_kwargs: Mapping[str, Any], read: Sequence[str] = (),
-             write: Mapping[str, Any] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+             write: Mapping[str, Any] | None = None, readout_only: bool = True
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Resume the forward pass at layer `start` from its input h [batch, pos, d_model].
 
     `h` is `embed` for start 0, else `blocks.{start-1}.hook_resid_post`. Sites before `start` can
-    be neither read nor written. When no site of the last layer is read or written, that layer is
-    computed at the readout position only (interp.resume).
+    be neither read nor written. With `readout_only` and no site of the last layer read or written,
+    that layer is computed at the readout position only (interp.resume; same logits to float rounding).
     """
     write = dict(write or {})
     last = subject.n_layers - 1
@@ -164,7 +165,7 @@ def run_from(subject, start: int, h: torch.Tensor, layer_kwargs: Mapping[str, An
         touches_last |= s.layer == last
     cache: dict[str, torch.Tensor] = {}
     with installed(subject, read, write, cache):
-        if not touches_last and resume.supported(subject):  # last layer at the readout position only
+        if readout_only and not touches_last and resume.supported(subject):  # last layer at the readout position only
             logits = resume.finish(subject, start, h, layer_kwargs)
         else:
             for layer in subject.layers[start:]:
