@@ -92,7 +92,7 @@ def attribute(subject: Any, contrast: Contrast, component: str = "head", per_pos
         tot_base += m_base
         for l, s in enumerate(sites):
             diff = (src_cache[s] - base_vals[s]).double()
-            total[l] += _contract(component, per_position, diff * grads[s].double())
+            total[l] += _contract(component, per_position, diff * grads[s].double()).cpu()
     n = len(contrast)
     m_base, m_src = tot_base / n, tot_src / n
     clean, corrupt = (m_src, m_base) if direction == "denoise" else (m_base, m_src)
