@@ -129,6 +129,9 @@ def readout_layer(subject: Any, layer: int, h: torch.Tensor, attention_mask: tor
     scores = torch.matmul(q, k.transpose(2, 3)) * scaling  # [B, H, 1, pos]
     if attention_mask is not None:
         m = attention_mask
+        if m.dim() != 4:
+            raise ValueError(f"readout_layer expects the [batch, 1, q_pos, k_pos] attention mask a layer receives, "
+                             f"got shape {tuple(m.shape)}; pass the layer kwargs from hooks.layer_inputs.")
         if m.dtype == torch.bool:
             m = torch.zeros(m.shape, dtype=scores.dtype, device=m.device).masked_fill(~m, torch.finfo(scores.dtype).min)
         scores = scores + (m[:, :, READOUT_POS:READOUT_POS + 1] if m.shape[-2] > 1 else m)
