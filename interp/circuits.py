@@ -484,27 +484,32 @@ def edge_scores(subject: Any, contrast: Contrast, method: str = "atp", direction
 
 def _exact_edge(subject: Any, metric: Any, base: _Values, layer: int, receiver: str, xs: torch.Tensor
                 ) -> list[float]:
-    """Metric sums when `receiver` alone reads each of the inputs xs [k, B, pos, d]."""
+    """Metric sums when `receiver` alone reads each of the inputs xs [k, B, pos, d].
+
+    Only the receiver changes at its layer, so the layer is finished from the base values with that
+    one head's z recomputed (its query, key or value projected from the new input; interp.resume.head_z)
+    or, for an MLP receiver, the MLP rerun on the new input; at the last layer only the readout row.
+    """
     k, B = xs.shape[0], xs.shape[1]
-    flat = xs.reshape(k * B, *xs.shape[2:])
-    L, H = subject.n_layers, subject.n_heads
+    flat = xs.reshape(k * B, *xs.shape[2:])  # [kB, pos, d]
     if receiver == "logits.in":
         logits = subject.arch.head(subject.model, flat)
     else:
         node, kind = receiver.split(".")
-        _, l, h = _parse_node(node)
-        start = base.embed if layer == 0 else base.resid[layer - 1]
-        hx = start.repeat(k, 1, 1)
+        _, _, h = _parse_node(node)
         kw = expand_kwargs(base.kwargs, k)
-        per_head = flat[:, :, None, :].expand(-1, -1, H, -1)             # [kB, pos, head, d]
-        mask = {kk: torch.zeros(k * B, H, dtype=torch.bool) for kk in ("q", "k", "v")}
-        mask["in"] = torch.zeros(k * B, dtype=torch.bool)
+        rows = slice(resume.READOUT_POS, resume.READOUT_POS + 1) if layer == subject.n_layers - 1 else slice(None)
+        pre = (base.embed if layer == 0 else base.resid[layer - 1]).repeat(k, 1, 1)  # [kB, pos, d]
         if kind == "in":
-            mask["in"][:] = True
+            mid = base.mid[layer].repeat(k, 1, 1)[:, rows]
+            out = resume.from_mlp_out(subject, layer, mid, resume.mlp(subject, layer, flat[:, rows]))
         else:
-            mask[kind][:, h] = True
-        c = _run_layer_with_receivers(subject, layer, kw, per_head, per_head, per_head, flat, hx, heads_mask=mask)
-        logits = resume.finish(subject, layer + 1, c["_out"], kw)
+            ins = {"q": pre, "k": pre, "v": pre, kind: flat}  # post-LN: q/k/v read the layer input
+            z = base.z[layer].repeat(k, 1, 1, 1)[:, rows]  # [kB, q, head, d_head]
+            z[:, :, h] = resume.head_z(subject, layer, h, ins["q"][:, rows], ins["k"], ins["v"],
+                                       kw.get("attention_mask"), rows)
+            out = resume.from_z(subject, layer, pre[:, rows], z)
+        logits = resume.finish(subject, layer + 1, out, kw)
     return metric_values(metric, logits).double().view(k, B).sum(1).tolist()
 
 

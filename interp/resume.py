@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from interp.arch import get_module
@@ -112,6 +113,51 @@ def from_outputs(subject: Any, layer: int, h: torch.Tensor, z: torch.Tensor, mlp
     return mid, from_mlp_out(subject, layer, mid, mlp_out)
 
 
+def mlp(subject: Any, layer: int, x: torch.Tensor) -> torch.Tensor:
+    """mlp_out from the MLP's input x [..., pos, d_model] (post-LN: resid_mid; pre-LN: its LayerNorm)."""
+    return _mlp(subject, layer, x)
+
+
+def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The layer's attention mask [batch, 1, q_pos, k_pos] as additive scores (bool masks converted)."""
+    if mask.dim() != 4:
+        raise ValueError(f"Expected the [batch, 1, q_pos, k_pos] attention mask a layer receives, got shape "
+                         f"{tuple(mask.shape)}; pass the layer kwargs from hooks.layer_inputs.")
+    if mask.dtype == torch.bool:
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+    return mask
+
+
+def _attend(subject: Any, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+            attention_mask: torch.Tensor | None, q_rows: slice) -> torch.Tensor:
+    """HuggingFace eager attention: q [B, H, q, dh], k, v [B, H, pos, dh] -> z [B, q, H, dh]; the mask's
+    query rows `q_rows` are used (a mask broadcast over queries is used as it is)."""
+    scaling = getattr(_mod(subject, layer, PATHS[subject.arch.family].attn), "scaling", q.shape[-1] ** -0.5)
+    scores = torch.matmul(q, k.transpose(2, 3)) * scaling  # [B, H, q, pos]
+    if attention_mask is not None:
+        m = _additive(attention_mask, scores.dtype)
+        scores = scores + (m[:, :, q_rows] if m.shape[-2] > 1 else m)
+    return torch.matmul(torch.softmax(scores, dim=-1), v).transpose(1, 2)
+
+
+def head_z(subject: Any, layer: int, head: int, q_in: torch.Tensor, k_in: torch.Tensor, v_in: torch.Tensor,
+           attention_mask: torch.Tensor | None, q_rows: slice = slice(None)) -> torch.Tensor:
+    """One head's z [B, q, d_head] when its query, key and value projections read different inputs
+    (q_in [B, q, d_model] at positions `q_rows`; k_in, v_in [B, pos, d_model]), the rest of the layer
+    as usual. For pre-LN families the inputs are those after the attention LayerNorm."""
+    p = PATHS[subject.arch.family]
+    dh = subject.d_head
+    rows = slice(head * dh, (head + 1) * dh)
+
+    def proj(path: str, x: torch.Tensor) -> torch.Tensor:  # [B, pos, d_model] -> [B, 1, pos, d_head]
+        lin = _mod(subject, layer, path)
+        bias = lin.bias[rows] if lin.bias is not None else None
+        return F.linear(x, lin.weight[rows], bias)[:, None]
+
+    z = _attend(subject, layer, proj(p.q, q_in), proj(p.k, k_in), proj(p.v, v_in), attention_mask, q_rows)
+    return z[:, :, 0]
+
+
 def readout_layer(subject: Any, layer: int, h: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
     """Layer `layer` computed at the readout position only: [batch, 1, d_model] from h [batch, pos, d_model].
 
@@ -122,21 +168,12 @@ def readout_layer(subject: Any, layer: int, h: torch.Tensor, attention_mask: tor
     x = _mod(subject, layer, p.ln_attn)(h) if p.pre_ln else h
     B, P, _ = x.shape
     H = subject.n_heads
-    q = _mod(subject, layer, p.q)(x[:, READOUT_POS:READOUT_POS + 1]).view(B, 1, H, -1).transpose(1, 2)  # [B, H, 1, dh]
+    row = slice(READOUT_POS, READOUT_POS + 1)
+    q = _mod(subject, layer, p.q)(x[:, row]).view(B, 1, H, -1).transpose(1, 2)  # [B, H, 1, dh]
     k = _mod(subject, layer, p.k)(x).view(B, P, H, -1).transpose(1, 2)  # [B, H, pos, dh]
     v = _mod(subject, layer, p.v)(x).view(B, P, H, -1).transpose(1, 2)
-    scaling = getattr(_mod(subject, layer, p.attn), "scaling", q.shape[-1] ** -0.5)
-    scores = torch.matmul(q, k.transpose(2, 3)) * scaling  # [B, H, 1, pos]
-    if attention_mask is not None:
-        m = attention_mask
-        if m.dim() != 4:
-            raise ValueError(f"readout_layer expects the [batch, 1, q_pos, k_pos] attention mask a layer receives, "
-                             f"got shape {tuple(m.shape)}; pass the layer kwargs from hooks.layer_inputs.")
-        if m.dtype == torch.bool:
-            m = torch.zeros(m.shape, dtype=scores.dtype, device=m.device).masked_fill(~m, torch.finfo(scores.dtype).min)
-        scores = scores + (m[:, :, READOUT_POS:READOUT_POS + 1] if m.shape[-2] > 1 else m)
-    z = torch.matmul(torch.softmax(scores, dim=-1), v).transpose(1, 2)  # [B, 1, H, dh]
-    return from_z(subject, layer, h[:, READOUT_POS:READOUT_POS + 1], z)
+    z = _attend(subject, layer, q, k, v, attention_mask, row)  # [B, 1, H, dh]
+    return from_z(subject, layer, h[:, row], z)
 
 
 def finish(subject: Any, start: int, h: torch.Tensor, layer_kwargs: Mapping[str, Any]) -> torch.Tensor:

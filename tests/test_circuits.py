@@ -6,7 +6,7 @@ import random
 import pytest
 import torch
 
-from conftest import WORDS, make_bert, make_tokenizer
+from conftest import WORDS, make_bert, make_pairs, make_tokenizer
 from interp.attribution import attribute
 from interp.backends.hooks import layer_inputs
 from interp.circuits import (Circuit, all_edges, auroc, discover, edge_scores, evaluate_edges, evaluate_nodes,
@@ -245,3 +245,49 @@ def test_chain_equals_a_forward_pass_with_outputs_written(kind):
         # resumed at layer 1 with layer 1's mid as well
         pres1, mids1 = _chain(s, ref["blocks.0.hook_resid_post"], 1, 1, z, mlp, mid_at_stop=True)
         torch.testing.assert_close(mids1[1], ref["blocks.1.hook_resid_mid"], atol=1e-5, rtol=0)
+
+
+def _exact_edge_full(s, metric, base, layer, receiver, xs):
+    """Reference: run the receiver's whole layer with that head's q/k/v (or the MLP input) read from
+    xs through hooks, then every later layer in full."""
+    from interp.backends.hooks import _first, expand_kwargs
+    from interp.circuits import _parse_node, _run_layer_with_receivers
+    k, B = xs.shape[:2]
+    flat = xs.reshape(k * B, *xs.shape[2:])
+    _, _, h = _parse_node(receiver.split(".")[0])
+    kind = receiver.split(".")[1]
+    kw = expand_kwargs(base.kwargs, k)
+    hx = (base.embed if layer == 0 else base.resid[layer - 1]).repeat(k, 1, 1)
+    per_head = flat[:, :, None, :].expand(-1, -1, s.n_heads, -1)
+    mask = {kk: torch.zeros(k * B, s.n_heads, dtype=torch.bool) for kk in ("q", "k", "v")}
+    mask["in"] = torch.zeros(k * B, dtype=torch.bool)
+    if kind == "in":
+        mask["in"][:] = True
+    else:
+        mask[kind][:, h] = True
+    x = _run_layer_with_receivers(s, layer, kw, per_head, per_head, per_head, flat, hx, heads_mask=mask)["_out"]
+    for blk in s.layers[layer + 1:]:
+        x = _first(blk(x, **kw))
+    return metric(s.arch.head(s.model, x)).double().view(k, B).sum(1)
+
+
+@pytest.mark.parametrize("kind", ["bert", "distilbert"])
+def test_exact_edge_shortcut_equals_full_layers(kind):
+    """circuits._exact_edge (one head recomputed, readout-only last layer) against the full-layer run,
+    for q, k, v and MLP receivers at every layer, on padded pairs."""
+    from interp.circuits import _exact_edge, _values
+    s = _subject(kind)
+    clean, corrupt = make_pairs(5, seed=11), make_pairs(5, seed=12)
+    c = make_contrast(s, clean, corrupt, metric=LogOdds(1), align="pad")
+    with torch.no_grad():
+        base, src = _values(s, c.metric, c.clean), _values(s, c.metric, c.corrupt)
+        assert (c.clean["attention_mask"] == 0).any()
+        for layer in range(s.n_layers):
+            pre_src = src.embed if layer == 0 else src.resid[layer - 1]
+            for receiver, x in ((f"L{layer}H1.q", pre_src), (f"L{layer}H2.k", pre_src), (f"L{layer}H0.v", pre_src),
+                                (f"L{layer}M.in", src.mid[layer])):
+                xs = torch.stack([x, 0.5 * x + 0.5 * (base.embed if layer == 0 else base.resid[layer - 1])])
+                got = torch.tensor(_exact_edge(s, c.metric, base, layer, receiver, xs), dtype=torch.float64)
+                ref = _exact_edge_full(s, c.metric, base, layer, receiver, xs)
+                torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-6)  # sums of ~5 metrics of ~30: float32
+                assert (ref - base.metric_sum).abs().max() > 1e-4, receiver  # the receiver's input mattered
