@@ -221,8 +221,8 @@ def cross_patch(pair: Pair, data: Iterable, maps: dict[str, LinearMap] | None = 
                 out["patched"][label].append(_resume(student, b, sl, write))
                 bar.update(1)
     bar.close()
-    return {"teacher": torch.cat(out["teacher"]), "student": torch.cat(out["student"]),
-            "patched": {k: torch.cat(v) for k, v in out["patched"].items()}}
+    return {"teacher": torch.cat(out["teacher"]).cpu(), "student": torch.cat(out["student"]).cpu(),
+            "patched": {k: torch.cat(v).cpu() for k, v in out["patched"].items()}}  # results live on CPU
 
 
 def fit_site_maps(pair: Pair, data: Iterable, lam: float = 1e-2, batch_size: int = 64) -> dict[str, LinearMap]:
