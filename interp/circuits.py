@@ -14,14 +14,15 @@ Our definition (valid for any residual architecture, exact through the LayerNorm
   alone sees `F_r` with sender s at its source value and every other component at its base value;
   every other component, and the rest of the forward pass, is untouched (path patching, Wang et al.
   2022, Goldowsky-Dill et al. 2023, with the residual recomputed rather than summed).
-- Edge scores: `exact` runs that patch (per receiver layer, batched over edges, resuming at the
-  receiver's layer); `atp` computes the exact sender-only input change `x_r(s) - x_r` through the
+- Edge scores: `exact` runs that patch (per receiver, batched over its senders, resuming at the
+  receiver's layer with only the receiver head's z, or the MLP, recomputed there); `atp` computes the exact sender-only input change `x_r(s) - x_r` through the
   LayerNorms (one forward per sender layer, batched) and dots it with d metric / d x_r from one
   backward pass (linear on the receiver side only).
 - Evaluating a circuit (edge set E): each receiver r computes its input from clean values of the
   senders with an edge s -> r in E (their values in this circuit run) and corrupted values of all
-  other senders, layer by layer. With all edges this is the clean run, with none the corrupted run
-  (both tested). Faithfulness = (m_circuit - m_corrupt) / (m_clean - m_corrupt); completeness =
+  other senders, layer by layer (a layer whose z and mlp_out are both set is rebuilt from them alone:
+  output projection, residuals, LayerNorms). With all edges this is the clean run, with none the
+  corrupted run (both tested). Faithfulness = (m_circuit - m_corrupt) / (m_clean - m_corrupt); completeness =
   1 - faithfulness of the complement (how much of the effect the rest of the model cannot carry).
   Node circuits: non-circuit heads/MLPs take corrupted values in one ordinary forward pass.
 
@@ -176,11 +177,11 @@ def _mix(on: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return out.reshape(on.shape[0] * a.shape[0], *a.shape[1:])
 
 
-def _chain(subject: Any, h: torch.Tensor, start: int, stop: int, z_vals: Sequence[torch.Tensor],
-           mlp_vals: Sequence[torch.Tensor], mid_at_stop: bool = False
+def _chain(subject: Any, h: torch.Tensor, start: int, stop: int, z_vals: Any, mlp_vals: Any, mid_at_stop: bool = False
            ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
     """The residual stream through layers start..stop-1 when each one's z and mlp_out are given
-    (z_vals / mlp_vals indexed by layer, [rows, ...]) and h [rows, pos, d] enters layer `start`.
+    (z_vals / mlp_vals: lists or dicts indexed by layer, [rows, ...]) and h [rows, pos, d] enters
+    layer `start`.
 
     Returns pres (pres[l]: input of layer l, start <= l <= stop) and mids (mids[l]: the MLP input
     resid_mid of layer l; with `mid_at_stop` also of layer `stop`, from z_vals[stop]). Attention and
