@@ -15,9 +15,10 @@ Our definition (valid for any residual architecture, exact through the LayerNorm
   every other component, and the rest of the forward pass, is untouched (path patching, Wang et al.
   2022, Goldowsky-Dill et al. 2023, with the residual recomputed rather than summed).
 - Edge scores: `exact` runs that patch (per receiver, batched over its senders, resuming at the
-  receiver's layer with only the receiver head's z, or the MLP, recomputed there); `atp` computes the exact sender-only input change `x_r(s) - x_r` through the
-  LayerNorms (one forward per sender layer, batched) and dots it with d metric / d x_r from one
-  backward pass (linear on the receiver side only).
+  receiver's layer with only the receiver head's z, or the MLP, recomputed there); `atp` computes
+  the exact sender-only input change `x_r(s) - x_r` through the LayerNorms (one forward per sender
+  layer, batched) and dots it with d metric / d x_r from one backward pass (linear on the receiver
+  side only).
 - Evaluating a circuit (edge set E): each receiver r computes its input from clean values of the
   senders with an edge s -> r in E (their values in this circuit run) and corrupted values of all
   other senders, layer by layer (a layer whose z and mlp_out are both set is rebuilt from them alone:
