@@ -151,3 +151,46 @@ def test_hans_pairs_match_lengths_on_real_tokenizer(minilm_path):
     assert (c.clean["input_ids"] != c.corrupt["input_ids"]).any(1).all()
     sw = make_contrast(subject, *hans_pairs(10, kind="swap"))
     assert (sw.clean["input_ids"].sort(1).values == sw.corrupt["input_ids"].sort(1).values).all()
+
+
+def _same_length_contrast(subject, n: int = 6, seed: int = 2):
+    """Pairs that token ids alone reproduce: one token length, no padding, token_type_ids 0."""
+    r = random.Random(seed)
+    clean, corrupt = [], []
+    for i in range(n):
+        p = [r.choice(WORDS) for _ in range(4)]
+        h = [r.choice(p) for _ in range(3)]
+        h2 = list(h)
+        h2[r.randrange(3)] = r.choice(WORDS)
+        clean.append({"id": f"c{i}", "premise": " ".join(p), "hypothesis": " ".join(h)})
+        corrupt.append({"id": f"r{i}", "premise": " ".join(p), "hypothesis": " ".join(h2)})
+    c = make_contrast(subject, clean, corrupt, metric=LogOdds(0))
+    for b in (c.clean, c.corrupt):
+        assert bool(b["attention_mask"].all())
+        b["token_type_ids"] = torch.zeros_like(b["token_type_ids"])
+    return c
+
+
+def test_patching_equals_transformer_lens_patching_functions():
+    """Our head (all positions) and per-position residual patching against TransformerLens's own
+    get_act_patch_attn_head_out_all_pos and get_act_patch_resid_pre on a TransformerBridge of the same
+    model (our resid_post of layer l = TL's resid_pre of layer l + 1)."""
+    from transformer_lens import patching as tlp
+
+    from interp.backends.tl_bridge import bridge_from_hf
+    subject = _subject()
+    c = _same_length_contrast(subject)
+    bridge = bridge_from_hf(subject.model, make_tokenizer())
+
+    def metric(logits):  # TL expects a scalar
+        return c.metric(logits).mean()
+
+    with torch.no_grad():
+        _, clean_cache = bridge.run_with_cache(c.clean["input_ids"])
+        tl_heads = tlp.get_act_patch_attn_head_out_all_pos(bridge, c.corrupt["input_ids"], clean_cache, metric)
+        tl_resid = tlp.get_act_patch_resid_pre(bridge, c.corrupt["input_ids"], clean_cache, metric)
+    heads = patch(subject, c, "head", False, "denoise")
+    resid = patch(subject, c, "resid", True, "denoise")
+    assert heads.raw.std() > 1e-3
+    torch.testing.assert_close(heads.raw, tl_heads.float(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(resid.raw[:-1], tl_resid[1:].float(), atol=1e-5, rtol=0)
