@@ -34,6 +34,22 @@ def _vit_head(model: nn.Module, h: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
+class LayerMath:
+    """Modules inside one layer beyond the sites, enough to recompute the layer piece by piece
+    (interp.resume's shortcuts, interp.circuits' receivers). Together with `Arch.o_proj` (z -> attn_out)
+    and `Arch.mlp_out` (the MLP's last module)."""
+
+    q: str
+    k: str
+    v: str
+    attn: str              # module holding the attention `scaling`
+    ln_attn: str           # post-LN: after attention (resid_mid = ln(attn_out + h)); pre-LN: before attention
+    ln_mlp: str            # post-LN: after the MLP; pre-LN: before it
+    mlp_in: str | None = None  # MLP module that runs before `mlp_out` (None: `mlp_out` is the whole MLP)
+    pre_ln: bool = False
+
+
+@dataclass(frozen=True)
 class Arch:
     """Where the sites of one model family live."""
 
@@ -48,10 +64,19 @@ class Arch:
     head: Callable[[nn.Module, torch.Tensor], torch.Tensor]
     modality: str = "text"     # "text" | "image"
     kinds: tuple[str, ...] = field(default=LAYER_KINDS)
+    layer_math: LayerMath | None = None  # None: no shortcuts, no circuits
+
+    @property
+    def mlp_modules(self) -> tuple[str, ...]:
+        """Per layer: the MLP's modules in order, MLP input -> mlp_out."""
+        return tuple(p for p in (self.layer_math.mlp_in if self.layer_math else None, self.mlp_out) if p)
 
 
 _BERT_LIKE = dict(pattern="attention.self", o_proj="attention.output.dense", mlp_out="output.dense",
-                  resid_mid="attention.output")
+                  resid_mid="attention.output",
+                  layer_math=LayerMath("attention.self.query", "attention.self.key", "attention.self.value",
+                                       "attention.self", "attention.output.LayerNorm", "output.LayerNorm",
+                                       mlp_in="intermediate"))
 
 ARCHS: dict[str, Arch] = {
     "bert": Arch("bert", ("BertForSequenceClassification",), "bert.embeddings", "bert.encoder.layer",
@@ -60,10 +85,14 @@ ARCHS: dict[str, Arch] = {
                     "roberta.encoder.layer", head=_roberta_head, **_BERT_LIKE),
     "distilbert": Arch("distilbert", ("DistilBertForSequenceClassification",), "distilbert.embeddings",
                        "distilbert.transformer.layer", pattern="attention", o_proj="attention.out_lin",
-                       mlp_out="ffn", resid_mid="sa_layer_norm", head=_distilbert_head),
+                       mlp_out="ffn", resid_mid="sa_layer_norm", head=_distilbert_head,
+                       layer_math=LayerMath("attention.q_lin", "attention.k_lin", "attention.v_lin", "attention",
+                                            "sa_layer_norm", "output_layer_norm")),
     "vit": Arch("vit", ("ViTForImageClassification",), "vit.embeddings", "vit.layers", pattern="attention",
                 o_proj="attention.o_proj", mlp_out="mlp", resid_mid=None, head=_vit_head, modality="image",
-                kinds=tuple(k for k in LAYER_KINDS if k != "hook_resid_mid")),
+                kinds=tuple(k for k in LAYER_KINDS if k != "hook_resid_mid"),
+                layer_math=LayerMath("attention.q_proj", "attention.k_proj", "attention.v_proj", "attention",
+                                     "layernorm_before", "layernorm_after", pre_ln=True)),
 }
 
 

@@ -44,17 +44,11 @@ import torch
 import torch.nn.functional as F
 
 from interp import resume
-from interp.arch import get_module
+from interp.arch import ARCHS, get_module
 from interp.backends.hooks import _first, expand_kwargs, installed, layer_inputs
 from interp.contrast import Contrast, metric_values
 from interp.patching import normalise, patch
 
-# per family: query, key, value projections and the module whose input is the MLP input
-QKV_MLP: dict[str, tuple[str, str, str, str]] = {
-    "bert": ("attention.self.query", "attention.self.key", "attention.self.value", "intermediate"),
-    "roberta": ("attention.self.query", "attention.self.key", "attention.self.value", "intermediate"),
-    "distilbert": ("attention.q_lin", "attention.k_lin", "attention.v_lin", "ffn"),
-}
 RECEIVER_KINDS = ("q", "k", "v", "in")
 
 
@@ -85,11 +79,14 @@ class Circuit:
 
 # --- graph -----------------------------------------------------------------------------------------
 def _check_arch(subject: Any) -> tuple[str, str, str, str]:
-    fam = subject.arch.family
-    if fam not in QKV_MLP:
-        raise ValueError(f"Circuit discovery needs query/key/value and MLP-input sites, which the {fam!r} "
-                         f"architecture map lacks (supported: {sorted(QKV_MLP)}).")
-    return QKV_MLP[fam]
+    """Per layer: the query, key and value projections and the module whose input is the MLP input
+    (from interp.arch). Receivers read the layer input directly, so post-LN families only."""
+    lm = getattr(subject.arch, "layer_math", None)
+    if lm is None or lm.pre_ln:
+        supported = sorted(f for f, a in ARCHS.items() if a.layer_math is not None and not a.layer_math.pre_ln)
+        raise ValueError(f"Circuit discovery needs query/key/value and MLP-input sites, which the "
+                         f"{subject.arch.family!r} architecture map lacks (supported: {supported}).")
+    return lm.q, lm.k, lm.v, subject.arch.mlp_modules[0]
 
 
 def node_names(subject: Any) -> list[str]:

@@ -18,7 +18,6 @@ Layer math by family, dropout omitted (subjects are in eval mode):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
@@ -30,74 +29,47 @@ from interp.arch import get_module
 READOUT_POS = 0  # every supported classifier head reads position 0 of the last layer
 
 
-@dataclass(frozen=True)
-class LayerPaths:
-    """Module paths inside one layer, enough to recompute it piece by piece."""
-
-    q: str
-    k: str
-    v: str
-    attn: str          # module holding `scaling`
-    o: str             # output projection: z -> attn_out
-    ln_attn: str       # post-LN: after attention; pre-LN: before attention
-    mlp: tuple[str, ...]  # applied in order: MLP input -> mlp_out
-    ln_mlp: str        # post-LN: after the MLP; pre-LN: before it
-    pre_ln: bool = False
-
-
-_BERT = LayerPaths("attention.self.query", "attention.self.key", "attention.self.value", "attention.self",
-                   "attention.output.dense", "attention.output.LayerNorm", ("intermediate", "output.dense"),
-                   "output.LayerNorm")
-PATHS: dict[str, LayerPaths] = {
-    "bert": _BERT,
-    "roberta": _BERT,
-    "distilbert": LayerPaths("attention.q_lin", "attention.k_lin", "attention.v_lin", "attention",
-                             "attention.out_lin", "sa_layer_norm", ("ffn",), "output_layer_norm"),
-    "vit": LayerPaths("attention.q_proj", "attention.k_proj", "attention.v_proj", "attention", "attention.o_proj",
-                      "layernorm_before", ("mlp",), "layernorm_after", pre_ln=True),
-}
-
-
 def supported(subject: Any) -> bool:
     """True when the subject is a HuggingFace classifier of a family whose layers we can recompute."""
-    return subject.arch.family in PATHS and type(subject.model).__name__ in subject.arch.model_classes
+    return subject.arch.layer_math is not None and type(subject.model).__name__ in subject.arch.model_classes
 
 
 def _mod(subject: Any, layer: int, path: str) -> nn.Module:
     return get_module(subject.layers[layer], path)
 
 
-def _mlp(subject: Any, layer: int, x: torch.Tensor) -> torch.Tensor:
-    for path in PATHS[subject.arch.family].mlp:
+def mlp(subject: Any, layer: int, x: torch.Tensor) -> torch.Tensor:
+    """mlp_out from the MLP's input x [..., pos, d_model] (post-LN: resid_mid; pre-LN: its LayerNorm)."""
+    for path in subject.arch.mlp_modules:
         x = _mod(subject, layer, path)(x)
     return x
 
 
 def resid_mid(subject: Any, layer: int, h: torch.Tensor, attn_out: torch.Tensor) -> torch.Tensor:
     """The layer's state after attention, from its input h and attn_out [..., pos, d_model]."""
-    p = PATHS[subject.arch.family]
+    p = subject.arch.layer_math
     x = attn_out + h
     return x if p.pre_ln else _mod(subject, layer, p.ln_attn)(x)
 
 
 def from_mlp_out(subject: Any, layer: int, mid: torch.Tensor, mlp_out: torch.Tensor) -> torch.Tensor:
     """The layer's output from its post-attention state and (patched) mlp_out."""
-    p = PATHS[subject.arch.family]
+    p = subject.arch.layer_math
     x = mlp_out + mid
     return x if p.pre_ln else _mod(subject, layer, p.ln_mlp)(x)
 
 
 def from_attn_out(subject: Any, layer: int, h: torch.Tensor, attn_out: torch.Tensor) -> torch.Tensor:
     """The layer's output from its input h and a (patched) attn_out; shapes broadcast [..., pos, d_model]."""
-    p = PATHS[subject.arch.family]
+    p = subject.arch.layer_math
     mid = resid_mid(subject, layer, h, attn_out)
     mlp_in = _mod(subject, layer, p.ln_mlp)(mid) if p.pre_ln else mid
-    return from_mlp_out(subject, layer, mid, _mlp(subject, layer, mlp_in))
+    return from_mlp_out(subject, layer, mid, mlp(subject, layer, mlp_in))
 
 
 def attn_out_of(subject: Any, layer: int, z: torch.Tensor) -> torch.Tensor:
     """attn_out [..., pos, d_model] from per-head z [..., pos, head, d_head] (the output projection)."""
-    return _mod(subject, layer, PATHS[subject.arch.family].o)(z.flatten(-2))
+    return _mod(subject, layer, subject.arch.o_proj)(z.flatten(-2))
 
 
 def from_z(subject: Any, layer: int, h: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -111,11 +83,6 @@ def from_outputs(subject: Any, layer: int, h: torch.Tensor, z: torch.Tensor, mlp
     its MLP runs, only the output projection and the residual/LayerNorm algebra."""
     mid = resid_mid(subject, layer, h, attn_out_of(subject, layer, z))
     return mid, from_mlp_out(subject, layer, mid, mlp_out)
-
-
-def mlp(subject: Any, layer: int, x: torch.Tensor) -> torch.Tensor:
-    """mlp_out from the MLP's input x [..., pos, d_model] (post-LN: resid_mid; pre-LN: its LayerNorm)."""
-    return _mlp(subject, layer, x)
 
 
 def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -132,7 +99,7 @@ def _attend(subject: Any, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch
             attention_mask: torch.Tensor | None, q_rows: slice) -> torch.Tensor:
     """HuggingFace eager attention: q [B, H, q, dh], k, v [B, H, pos, dh] -> z [B, q, H, dh]; the mask's
     query rows `q_rows` are used (a mask broadcast over queries is used as it is)."""
-    scaling = getattr(_mod(subject, layer, PATHS[subject.arch.family].attn), "scaling", q.shape[-1] ** -0.5)
+    scaling = getattr(_mod(subject, layer, subject.arch.layer_math.attn), "scaling", q.shape[-1] ** -0.5)
     scores = torch.matmul(q, k.transpose(2, 3)) * scaling  # [B, H, q, pos]
     if attention_mask is not None:
         m = _additive(attention_mask, scores.dtype)
@@ -145,7 +112,7 @@ def head_z(subject: Any, layer: int, head: int, q_in: torch.Tensor, k_in: torch.
     """One head's z [B, q, d_head] when its query, key and value projections read different inputs
     (q_in [B, q, d_model] at positions `q_rows`; k_in, v_in [B, pos, d_model]), the rest of the layer
     as usual. For pre-LN families the inputs are those after the attention LayerNorm."""
-    p = PATHS[subject.arch.family]
+    p = subject.arch.layer_math
     dh = subject.d_head
     rows = slice(head * dh, (head + 1) * dh)
 
@@ -164,7 +131,7 @@ def readout_layer(subject: Any, layer: int, h: torch.Tensor, attention_mask: tor
     Keys and values use every position; the query, attention output and MLP only position 0. Mirrors
     HuggingFace's eager attention (scores * scaling + additive mask, softmax, weighted values).
     """
-    p = PATHS[subject.arch.family]
+    p = subject.arch.layer_math
     x = _mod(subject, layer, p.ln_attn)(h) if p.pre_ln else h
     B, P, _ = x.shape
     H = subject.n_heads
