@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from interp.backends import hooks
 from interp.contrast import LogOdds
 from interp.inputs import as_examples, batches
-from interp.pair import Head, Pair
+from interp.pair import Head, Pair, pattern_similarity
 from interp.subject import Subject
 
 Metric = Callable[[torch.Tensor], torch.Tensor]  # logits [batch, n_labels] -> [batch]
@@ -263,6 +263,7 @@ def restoration(result: dict, metric: Metric, n_boot: int = 1000, seed: int = 0)
     t, s = metric(result["teacher"]).numpy(), metric(result["student"]).numpy()
     gap = float(t.mean() - s.mean())
     gap_ci = bootstrap_ci(t - s, n_boot, seed)
+
     def share(v: np.ndarray) -> float:  # [n, 3] (teacher, student, patched) -> share of the gap restored
         denom = v[:, 0].mean() - v[:, 1].mean()
         return float((v[:, 2].mean() - v[:, 1].mean()) / denom) if denom != 0 else float("nan")
@@ -324,8 +325,6 @@ def head_by_head(pair: Pair, triggering: Iterable, control: Iterable, metric: Me
     """For each student head and its matched teacher head: attention-pattern similarity on
     bias-triggering vs control inputs, and total/direct effects (mean ablation) on the metric over
     the triggering inputs in each model, with the change (student - teacher) and its interval."""
-    from interp.pair import pattern_similarity
-
     if pair.head_map is None:
         raise ValueError("The pair has no head map: set pair.head_map = match_heads(...) first.")
     trig, ctrl = as_examples(triggering), as_examples(control)

@@ -201,6 +201,11 @@ def patch(subject: Any, contrast: Contrast, component: str = "head", per_positio
                                                                 "shortcuts": fast})
 
 
+def _broadcast_mask(component: str, m: torch.Tensor) -> torch.Tensor:
+    """Component masks m [kc, pos(, head)] shaped to broadcast over [kc, B, pos, ...] site values."""
+    return m[:, None, :, :, None] if component == "head" else m[:, None, :, None]
+
+
 def _patched_resid(l: int, m: torch.Tensor, base_cache: dict, src_cache: dict) -> torch.Tensor:
     """Layer l's output for kc copies of the batch, copy k patched at the positions of m[k]: [kc*B, pos, d]."""
     base_v = base_cache[f"blocks.{l}.hook_resid_post"]  # [B, pos, d]
@@ -216,7 +221,7 @@ def _patched_logits(subject: Any, component: str, l: int, h_in: torch.Tensor, m:
         return run_from(subject, l + 1, _patched_resid(l, m, base_cache, src_cache), kwargs, readout_only=False)[0]
     site = f"blocks.{l}.{SITE_OF[component]}"
     src_v = src_cache[site]  # [B, pos, head, d_head] or [B, pos, d]
-    mm = m[:, None, :, :, None] if component == "head" else m[:, None, :, None]
+    mm = _broadcast_mask(component, m)
 
     def write(v: torch.Tensor) -> torch.Tensor:
         vv = v.view(kc, -1, *v.shape[1:])  # [kc, B, ...]
@@ -233,8 +238,7 @@ def _patched_logits_fast(subject: Any, component: str, l: int, h_in: torch.Tenso
     if component == "resid":
         return resume.finish(subject, l + 1, _patched_resid(l, m, base_cache, src_cache), kwargs)
     site = f"blocks.{l}.{SITE_OF[component]}"
-    mm = m[:, None, :, :, None] if component == "head" else m[:, None, :, None]
-    v = torch.where(mm, src_cache[site][None], base_cache[site][None])  # [kc, B, pos, ...]
+    v = torch.where(_broadcast_mask(component, m), src_cache[site][None], base_cache[site][None])  # [kc, B, pos, ...]
     h = h_in[None]  # [1, B, pos, d]
     attn = base_cache.get(f"blocks.{l}.hook_attn_out")  # read for mlp_out only
     if l == subject.n_layers - 1:  # only the readout row of the last layer is read
