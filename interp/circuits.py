@@ -205,43 +205,36 @@ def _receiver_inputs(subject: Any, layer: int, embed: torch.Tensor, z_vals: list
 
 
 def _run_layer_with_receivers(subject: Any, layer: int, kwargs: dict, q_in: torch.Tensor, k_in: torch.Tensor,
-                              v_in: torch.Tensor, mlp_in: torch.Tensor, h: torch.Tensor,
-                              heads_mask: dict[str, torch.Tensor] | None = None, reads: Sequence[str] = (),
-                              write: dict | None = None) -> dict[str, torch.Tensor]:
-    """Run one layer where head j's q/k/v are projected from q_in/k_in/v_in [n, pos, head, d] (per head
-    inputs) and the MLP reads mlp_in [n, pos, d]; `heads_mask[kind]` [n, head] limits the override."""
+                              v_in: torch.Tensor, mlp_in: torch.Tensor | None, h: torch.Tensor,
+                              reads: Sequence[str] = ()) -> dict[str, torch.Tensor]:
+    """Run one layer from h where head j's q/k/v are projected from q_in/k_in/v_in [n, pos, head, d]
+    (per-head inputs) and the MLP reads mlp_in [n, pos, d] (None: its own input); returns the `reads`
+    and the layer output as "_out"."""
     qn, kn, vn, mn = _check_arch(subject)
     blk = subject.layers[layer]
     H = subject.n_heads
     handles = []
-    if heads_mask is not None:  # keyed by module name
-        heads_mask = {qn: heads_mask["q"], kn: heads_mask["k"], vn: heads_mask["v"], "in": heads_mask["in"]}
 
-    def proj_hook(x_in: torch.Tensor, kind: str):
+    def proj_hook(x_in: torch.Tensor):
         def hook(module, args, output):
             W = module.weight.view(H, -1, module.weight.shape[1])           # [head, d_head, d]
-            b = module.bias.view(H, -1) if module.bias is not None else None
             new = torch.einsum("nphd,hed->nphe", x_in, W)                  # [n, pos, head, d_head]
-            if b is not None:
-                new = new + b
-            out = output.view(*output.shape[:-1], H, -1)                    # [n, pos, head, d_head]
-            if heads_mask is not None:
-                new = torch.where(heads_mask[kind][:, None, :, None], new, out)
+            if module.bias is not None:
+                new = new + module.bias.view(H, -1)
             return new.reshape(output.shape)
         return hook
 
     def mlp_hook(module, args):
-        x = mlp_in if heads_mask is None else torch.where(heads_mask["in"][:, None, None], mlp_in, args[0])
-        return (x,) + tuple(args[1:])
+        return (mlp_in,) + tuple(args[1:])
 
     cache: dict[str, torch.Tensor] = {}
     try:
         for name, x in ((qn, q_in), (kn, k_in), (vn, v_in)):
-            handles.append(get_module(blk, name).register_forward_hook(proj_hook(x, name)))
-        handles.append(get_module(blk, mn).register_forward_pre_hook(mlp_hook))
-        with installed(subject, reads, write or {}, cache):
-            out = _first(blk(h, **kwargs))
-        cache["_out"] = out
+            handles.append(get_module(blk, name).register_forward_hook(proj_hook(x)))
+        if mlp_in is not None:
+            handles.append(get_module(blk, mn).register_forward_pre_hook(mlp_hook))
+        with installed(subject, reads, {}, cache):
+            cache["_out"] = _first(blk(h, **kwargs))
     finally:
         for hd in handles:
             hd.remove()
@@ -280,7 +273,7 @@ def _edge_logits(subject: Any, clean: _Values, corrupt: _Values, edges: set[str]
         q_in = torch.stack([pre[3 * h] for h in range(H)], dim=2)        # [B, pos, head, d]
         k_in = torch.stack([pre[3 * h + 1] for h in range(H)], dim=2)
         v_in = torch.stack([pre[3 * h + 2] for h in range(H)], dim=2)
-        c = _run_layer_with_receivers(subject, l, clean.kwargs, q_in, k_in, v_in, pre[-1], pre[-1],
+        c = _run_layer_with_receivers(subject, l, clean.kwargs, q_in, k_in, v_in, None, pre[-1],
                                       reads=[f"blocks.{l}.attn.hook_z"])
         z_circ.append(c[f"blocks.{l}.attn.hook_z"])
         # MLP receiver: needs this layer's circuit z

@@ -249,7 +249,7 @@ def test_chain_equals_a_forward_pass_with_outputs_written(kind):
 
 def _exact_edge_full(s, metric, base, layer, receiver, xs):
     """Reference: run the receiver's whole layer with that head's q/k/v (or the MLP input) read from
-    xs through hooks, then every later layer in full."""
+    xs through hooks, every other projection from the layer input, then every later layer in full."""
     from interp.backends.hooks import _first, expand_kwargs
     from interp.circuits import _parse_node, _run_layer_with_receivers
     k, B = xs.shape[:2]
@@ -258,14 +258,13 @@ def _exact_edge_full(s, metric, base, layer, receiver, xs):
     kind = receiver.split(".")[1]
     kw = expand_kwargs(base.kwargs, k)
     hx = (base.embed if layer == 0 else base.resid[layer - 1]).repeat(k, 1, 1)
-    per_head = flat[:, :, None, :].expand(-1, -1, s.n_heads, -1)
-    mask = {kk: torch.zeros(k * B, s.n_heads, dtype=torch.bool) for kk in ("q", "k", "v")}
-    mask["in"] = torch.zeros(k * B, dtype=torch.bool)
-    if kind == "in":
-        mask["in"][:] = True
-    else:
-        mask[kind][:, h] = True
-    x = _run_layer_with_receivers(s, layer, kw, per_head, per_head, per_head, flat, hx, heads_mask=mask)["_out"]
+    per_head = hx[:, :, None, :].repeat(1, 1, s.n_heads, 1)  # [kB, pos, head, d]: the layer input
+    ins = {kk: per_head for kk in "qkv"}
+    if kind != "in":
+        ins[kind] = per_head.clone()
+        ins[kind][:, :, h] = flat
+    x = _run_layer_with_receivers(s, layer, kw, ins["q"], ins["k"], ins["v"], flat if kind == "in" else None,
+                                  hx)["_out"]
     for blk in s.layers[layer + 1:]:
         x = _first(blk(x, **kw))
     return metric(s.arch.head(s.model, x)).double().view(k, B).sum(1)
