@@ -63,7 +63,8 @@ def run_comparison(teacher: Subject | str, student: Subject | str, hans: list[di
     trig = sample_hans(hans, "non-entailment", n, seed)
     ctrl = sample_hans(hans, "entailment", n, seed + 1)
     match = sample_hans(hans, "non-entailment", n // 2, seed + 2) + sample_hans(hans, "entailment", n // 2, seed + 3)
-    match = [ex for ex in match if ex["id"] not in {e["id"] for e in trig}]
+    trig_ids = {e["id"] for e in trig}
+    match = [ex for ex in match if ex["id"] not in trig_ids]
     pair = make_pair(t, s, layer_map, data=match)
     config = {"n": n, "seed": seed, "teacher": t.fingerprint, "student": s.fingerprint,
               "layer_map": {str(k): v for k, v in pair.layer_map.items()}}
@@ -131,7 +132,7 @@ def _tables(r: dict) -> str:
         if rows and not rows[0]["gap_significant"]:
             ci = rows[0]["gap_ci95"]
             lines.insert(len(lines) - 2, f"**No clear teacher-student gap in {name}** (95% CI of the gap "
-                         f"[{ci[0]:+.3f}, {ci[1]:+.3f}] includes 0): its shares are ratios of noise, not attributions.\n")
+                         f"{_fmt_ci(ci)} includes 0): its shares are ratios of noise, not attributions.\n")
     acc = {x["component"]: x for x in a["entailment_rate"]}
     for x in a["margin"]:
         y = acc[x["component"]]

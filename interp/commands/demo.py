@@ -44,4 +44,3 @@ def run(args: argparse.Namespace) -> int:
     print((out / "debiased_pair" / "tables.md").read_text()[:2500])
     print(f"results in {out}/ (zoo models in {paths['root']})")
     return 0
-

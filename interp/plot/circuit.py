@@ -52,5 +52,4 @@ def draw_circuit(circuit: Any, path: str | Path, title: str | None = None) -> Pa
     ax.set_ylim(-1.6, L + 0.6)
     ax.set_title(title or f"{meta.get('level', '')} circuit, faithfulness {meta.get('faithfulness', float('nan')):.2f}, "
                           f"completeness {meta.get('completeness', float('nan')):.2f}", fontsize=9)
-    path = save(fig, path)
-    return path
+    return save(fig, path)

@@ -29,8 +29,7 @@ def heatmap(result: Any, path: str | Path, title: str | None = None) -> Path:
     ax.set_yticks(range(s.shape[0]))
     fig.colorbar(im, ax=ax, label="normalised score (0 = corrupt, 1 = clean)")
     ax.set_title(title or f"{result.method} {result.direction}: {result.component}", fontsize=9)
-    path = save(fig, path)
-    return path
+    return save(fig, path)
 
 
 def scatter(x: torch.Tensor, y: torch.Tensor, path: str | Path, xlabel: str, ylabel: str) -> Path:
@@ -41,5 +40,4 @@ def scatter(x: torch.Tensor, y: torch.Tensor, path: str | Path, xlabel: str, yla
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    save(fig, path)
-    return Path(path)
+    return save(fig, path)
