@@ -71,22 +71,21 @@ def child(mode: str, n: int, batch_size: int, out_dir: str | None) -> None:
 
     subject, data = _setup(n)
     t0 = time.perf_counter()
-    meter = PeakRSS().__enter__()
-    if mode == "memory":
-        cap = capture(subject, data, SITES, pool="mean", batch_size=batch_size, progress=False)
-        parts = [cap]
-    else:  # streamed: nothing is held; the digest is computed shard by shard
-        capture(subject, data, SITES, pool="mean", batch_size=batch_size, out_dir=out_dir, shard_size=1024,
-                progress=False, load=False)
-        parts = iter_shards(out_dir)
     hashers: dict = {}  # one per site, fed in example order: independent of how rows are split into shards
     ids, result_bytes = [], 0
-    for part in parts:
-        ids += part.ids
-        for site, value in part.acts.items():
-            hashers.setdefault(site, hashlib.sha256()).update(value.numpy().tobytes())
-            result_bytes += value.numpy().nbytes
-    meter.__exit__()
+    with PeakRSS() as meter:
+        if mode == "memory":
+            parts = [capture(subject, data, SITES, pool="mean", batch_size=batch_size, progress=False)]
+        else:  # streamed: nothing is held; the digest is computed shard by shard
+            capture(subject, data, SITES, pool="mean", batch_size=batch_size, out_dir=out_dir, shard_size=1024,
+                    progress=False, load=False)
+            parts = iter_shards(out_dir)
+        for part in parts:
+            ids += part.ids
+            for site, value in part.acts.items():
+                arr = value.numpy()
+                hashers.setdefault(site, hashlib.sha256()).update(arr.tobytes())
+                result_bytes += arr.nbytes
     digest = hashlib.sha256("".join(hashers[s].hexdigest() for s in sorted(hashers)).encode()
                             + "\n".join(ids).encode()).hexdigest()[:16]
     result_mb = result_bytes / 2**20
