@@ -12,13 +12,14 @@ from interp.subject import load_subject
 from conftest import WORDS, make_bert, make_distilbert, make_tokenizer
 
 
-def _pairs(n: int = 5, seed: int = 1) -> tuple[list[dict], list[dict]]:
-    """Corrupted = clean with one hypothesis word replaced: same token length."""
+def _pairs(n: int = 5, seed: int = 1, lengths: tuple[int, int] | None = None) -> tuple[list[dict], list[dict]]:
+    """Corrupted = clean with one hypothesis word replaced: same token length. `lengths` fixes the
+    premise and hypothesis word counts (default: 3-4 and 2-3 words, so batches are padded)."""
     r = random.Random(seed)
     clean, corrupt = [], []
     for i in range(n):
-        p = [r.choice(WORDS) for _ in range(r.randrange(3, 5))]
-        h = [r.choice(p) for _ in range(r.randrange(2, 4))]
+        p = [r.choice(WORDS) for _ in range(lengths[0] if lengths else r.randrange(3, 5))]
+        h = [r.choice(p) for _ in range(lengths[1] if lengths else r.randrange(2, 4))]
         h2 = list(h)
         h2[r.randrange(len(h))] = r.choice(WORDS)
         clean.append({"id": f"c{i}", "premise": " ".join(p), "hypothesis": " ".join(h)})
@@ -155,16 +156,7 @@ def test_hans_pairs_match_lengths_on_real_tokenizer(minilm_path):
 
 def _same_length_contrast(subject, n: int = 6, seed: int = 2):
     """Pairs that token ids alone reproduce: one token length, no padding, token_type_ids 0."""
-    r = random.Random(seed)
-    clean, corrupt = [], []
-    for i in range(n):
-        p = [r.choice(WORDS) for _ in range(4)]
-        h = [r.choice(p) for _ in range(3)]
-        h2 = list(h)
-        h2[r.randrange(3)] = r.choice(WORDS)
-        clean.append({"id": f"c{i}", "premise": " ".join(p), "hypothesis": " ".join(h)})
-        corrupt.append({"id": f"r{i}", "premise": " ".join(p), "hypothesis": " ".join(h2)})
-    c = make_contrast(subject, clean, corrupt, metric=LogOdds(0))
+    c = make_contrast(subject, *_pairs(n, seed, lengths=(4, 3)), metric=LogOdds(0))
     for b in (c.clean, c.corrupt):
         assert bool(b["attention_mask"].all())
         b["token_type_ids"] = torch.zeros_like(b["token_type_ids"])

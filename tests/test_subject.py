@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import make_bert, make_distilbert, make_pairs, make_tokenizer
+from conftest import make_bert, make_distilbert, make_pairs, make_tokenizer, make_vit
 from interp.backends import hooks
 from interp.subject import load_subject
 
@@ -148,11 +148,7 @@ def test_bare_encoder_gets_the_same_new_head_every_load(minilm_path):
 
 
 def test_vit_sites_match_model_outputs():
-    import transformers as T
-    torch.manual_seed(0)
-    cfg = T.ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, image_size=16,
-                      patch_size=4, num_labels=3, attn_implementation="eager")
-    subject = load_subject(T.ViTForImageClassification(cfg).eval())
+    subject = load_subject(make_vit())
     images = torch.randn(5, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     batch = subject.tokenize([{"pixel_values": im} for im in images])
     with torch.no_grad():
