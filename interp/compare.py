@@ -21,6 +21,7 @@ from interp.backends import hooks
 from interp.contrast import LogOdds
 from interp.inputs import as_examples, batches
 from interp.pair import Head, Pair, pattern_similarity
+from interp.signal import bootstrap_ci
 from interp.subject import Subject
 
 Metric = Callable[[torch.Tensor], torch.Tensor]  # logits [batch, n_labels] -> [batch]
@@ -32,19 +33,6 @@ def entailment_margin(labels: Sequence[str]) -> Metric:
     if "entailment" not in names:
         raise ValueError(f"The model's labels {list(labels)} have no 'entailment': pass metric= explicitly.")
     return LogOdds(names.index("entailment"))
-
-
-def bootstrap_ci(values: np.ndarray, n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
-                 stat: Callable[[np.ndarray], float] | None = None) -> tuple[float, float]:
-    """Percentile bootstrap interval over examples (rows of `values`) of `stat` (default: mean)."""
-    stat = stat or (lambda v: float(np.mean(v, axis=0)))
-    rng = np.random.default_rng(seed)
-    n = len(values)
-    boots = np.array([stat(values[rng.integers(0, n, n)]) for _ in range(n_boot)])
-    boots = boots[np.isfinite(boots)]  # a ratio is undefined on resamples where its denominator is 0
-    if boots.size == 0:
-        return float("nan"), float("nan")
-    return float(np.quantile(boots, alpha / 2)), float(np.quantile(boots, 1 - alpha / 2))
 
 
 @dataclass
