@@ -21,7 +21,7 @@ from interp.backends import hooks
 from interp.contrast import LogOdds
 from interp.inputs import as_examples, batches
 from interp.pair import Head, Pair, pattern_similarity
-from interp.signal import bootstrap_ci
+from interp.signal import bootstrap_ci, check_finite
 from interp.subject import Subject
 
 Metric = Callable[[torch.Tensor], torch.Tensor]  # logits [batch, n_labels] -> [batch]
@@ -169,13 +169,17 @@ def _matched_sites(pair: Pair) -> list[tuple[str, int, int, str, int | None]]:
 
 
 def cross_patch(pair: Pair, data: Iterable, maps: dict[str, LinearMap] | None = None, batch_size: int = 64,
-                progress: bool = True) -> dict:
+                progress: bool = True, direct: bool = False) -> dict:
     """Patch teacher activations into the student at matched sites, on the same inputs.
 
     Heads: the student head's z is replaced by its matched teacher head's z; layers: the student's
     resid_post by the mapped teacher layer's. Where widths differ a fitted `maps[teacher_site]`
     (see `fit_site_maps`) translates teacher values first. Returns logits:
-    {"teacher": [n, labels], "student": [n, labels], "patched": {component: [n, labels]}}.
+    {"teacher": [n, labels], "student": [n, labels], "patched": {component: [n, labels]}} and, with
+    `direct`, "patched_direct": the same patches with every later student layer's attn_out and
+    mlp_out held at the student's own values (path patching to the readout: the patch reaches the
+    logits only through the residual stream and the LayerNorms). Total minus direct is what flows
+    through later components.
     """
     examples = as_examples(data)
     teacher, student = pair.teacher, pair.student
@@ -189,12 +193,19 @@ def cross_patch(pair: Pair, data: Iterable, maps: dict[str, LinearMap] | None = 
         if dt != ds and key not in maps:
             raise ValueError(f"{label}: teacher width {dt} differs from student width {ds} and no fitted map was "
                              f"given for {key!r}. Fit one with fit_site_maps(pair, held_out_data).")
-    out = {"teacher": [], "student": [], "patched": {t[0]: [] for t in targets}}
+    if not examples:
+        raise ValueError("cross_patch: no examples; pass the inputs to patch on.")
+    out: dict = {"teacher": [], "student": [], "patched": {t[0]: [] for t in targets}}
+    if direct:
+        out["patched_direct"] = {t[0]: [] for t in targets}
+    later = student.expand(["blocks.*.hook_attn_out", "blocks.*.hook_mlp_out"]) if direct else []
     bar = tqdm(total=len(targets) * -(-len(examples) // batch_size), desc="cross-model patching", disable=not progress)
     with torch.no_grad():
         for _, chunk in batches(examples, batch_size):
             t_logits, t_cache = teacher.run(teacher.tokenize(chunk), read=t_sites)
-            (b, _), = _prepare(student, chunk, len(chunk))
+            (b, s_cache), = _prepare(student, chunk, len(chunk), extra_reads=later)
+            check_finite(t_logits, f"{teacher.name}, logits")
+            check_finite(b.clean_logits, f"{student.name}, logits")
             out["teacher"].append(t_logits)
             out["student"].append(b.clean_logits)
             for label, sl, sh, t_site, th in targets:
@@ -206,11 +217,19 @@ def cross_patch(pair: Pair, data: Iterable, maps: dict[str, LinearMap] | None = 
                     write = {f"blocks.{sl}.attn.hook_z": _head_write(sh, value)}
                 else:
                     write = {f"blocks.{sl}.hook_resid_post": value}
+                check_finite(value, f"{teacher.name}, {t_site}" + ("" if th is None else f" head {th}"))
                 out["patched"][label].append(_resume(student, b, sl, write))
+                if direct:
+                    frozen = {s: s_cache[s] for s in later if int(s.split(".")[1]) > sl}
+                    out["patched_direct"][label].append(_resume(student, b, sl, {**write, **frozen}))
                 bar.update(1)
     bar.close()
-    return {"teacher": torch.cat(out["teacher"]).cpu(), "student": torch.cat(out["student"]).cpu(),
-            "patched": {k: torch.cat(v).cpu() for k, v in out["patched"].items()}}  # results live on CPU
+    res = {"teacher": torch.cat(out["teacher"]).cpu(), "student": torch.cat(out["student"]).cpu()}
+    for key in ("patched", "patched_direct"):
+        if key in out:
+            res[key] = {k: check_finite(torch.cat(v).cpu(), f"{student.name} patched at {k}, logits")
+                        for k, v in out[key].items()}  # results live on CPU
+    return res
 
 
 def fit_site_maps(pair: Pair, data: Iterable, lam: float = 1e-2, batch_size: int = 64) -> dict[str, LinearMap]:

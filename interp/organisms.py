@@ -1,0 +1,152 @@
+"""Known-answer model organisms: teachers and students whose attribution answer is known by construction.
+
+Every attribution method in kd-interp is checked on these before its numbers are trusted:
+- `damaged_student`: a student copied from teacher layers (skip-layer, e.g. [0, 2, 4], or same
+  depth), then chosen heads damaged (value projection scaled: x0 kills a head, x0.5 halves it).
+  The answer: the damaged heads, and for each the exact effect of repairing it alone
+  (`Organism.repaired(head)`, a full model with only that head's damaged rows restored).
+- `permuted_heads`: a copy whose heads are reordered within a layer (same function); the answer is
+  the permutation a head map must recover.
+- `tiny_bert`, `tiny_tokenizer`, `tiny_pairs`: small random BERTs with weights scaled so effects sit
+  well above float rounding, a 60-word vocabulary and seeded random sentence pairs.
+
+Nothing here trains: every answer is exact, so tests can demand 1e-6.
+"""
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+Head = tuple[int, int]
+WORDS = [f"w{i}" for i in range(55)]
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
+NLI_LABELS = {0: "entailment", 1: "neutral", 2: "contradiction"}
+
+
+def tiny_tokenizer():
+    """A BERT WordPiece tokenizer over [PAD] [UNK] [CLS] [SEP] [MASK] w0..w54 (built in memory)."""
+    import transformers as T
+    return T.BertTokenizer(vocab={w: i for i, w in enumerate(VOCAB)})  # transformers 5: vocab=, not vocab_file=
+
+
+def tiny_bert(n_layers: int = 3, d: int = 32, heads: int = 4, seed: int = 0, scale: float = 1.0,
+              head_scale: float | None = None):
+    """A random BertForSequenceClassification (3 NLI labels, eval mode, eager attention).
+
+    `scale` multiplies every weight matrix, `head_scale` (default `scale`) those of the pooler and
+    classifier: larger weights make component effects large against float rounding.
+    """
+    import transformers as T
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        cfg = T.BertConfig(hidden_size=d, num_hidden_layers=n_layers, num_attention_heads=heads,
+                           intermediate_size=2 * d, vocab_size=len(VOCAB), num_labels=3, attn_implementation="eager",
+                           max_position_embeddings=64, id2label=NLI_LABELS,
+                           label2id={v: k for k, v in NLI_LABELS.items()})
+        model = T.BertForSequenceClassification(cfg).eval()
+    head_scale = scale if head_scale is None else head_scale
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() > 1 and (scale != 1.0 or head_scale != 1.0):
+                p.mul_(head_scale if ("classifier" in name or "pooler" in name) else scale)
+    return model
+
+
+def tiny_pairs(n: int = 24, seed: int = 0) -> list[dict]:
+    """Seeded random premise/hypothesis pairs over the tiny vocabulary."""
+    r = random.Random(seed)
+    sent = lambda lo, hi: " ".join(r.choice(WORDS) for _ in range(r.randrange(lo, hi)))  # noqa: E731
+    return [{"id": f"p{i}", "premise": sent(3, 10), "hypothesis": sent(2, 7)} for i in range(n)]
+
+
+def _value_rows(model, layer: int, head: int) -> list[tuple[str, slice]]:
+    """State-dict names and row slices of one head's value projection (weight and bias)."""
+    attn = model.bert.encoder.layer[layer].attention.self
+    d = attn.attention_head_size
+    rows = slice(head * d, (head + 1) * d)
+    prefix = f"bert.encoder.layer.{layer}.attention.self.value"
+    return [(f"{prefix}.weight", rows), (f"{prefix}.bias", rows)]
+
+
+@dataclass
+class Organism:
+    """A teacher, a damaged student, the student before damage, and the answer."""
+
+    teacher: Any                    # transformers model
+    student: Any                    # the damaged student
+    reference: Any                  # the student before damage (same architecture)
+    tokenizer: Any
+    layer_map: dict[int, int]       # student layer -> teacher layer it was copied from
+    damaged: dict[Head, float]      # student (layer, head) -> scale applied to its value projection
+    description: str = ""
+    expected_head_map: dict[Head, Head] | None = None
+    _touched: dict[Head, list[tuple[str, slice]]] = field(default_factory=dict, repr=False)
+
+    def repaired(self, head: Head):
+        """The damaged student with only `head`'s damaged rows restored from the reference: the exact
+        model whose metric defines that head's undo-one effect."""
+        model = copy.deepcopy(self.student)
+        sd, ref = model.state_dict(), self.reference.state_dict()
+        with torch.no_grad():
+            for name, rows in self._touched[head]:
+                sd[name][rows] = ref[name][rows]
+        return model.eval()
+
+    def undamaged_heads(self, n_layers: int, n_heads: int) -> list[Head]:
+        return [(l, h) for l in range(n_layers) for h in range(n_heads) if (l, h) not in self.damaged]
+
+
+def damaged_student(teacher=None, layers: list[int] | None = (0, 2, 4), damage: dict[Head, float] | None = None,
+                    tokenizer=None) -> Organism:
+    """A student copied from `teacher` layers (`layers=None`: every layer, same depth), then damaged.
+
+    `damage` maps student (layer, head) to the factor its value projection (weight rows and bias) is
+    multiplied by: 0.0 makes the head output exactly 0 at every position, 0.5 halves its
+    contribution. Default teacher: a random 6-layer, 4-head tiny BERT with scaled weights.
+    """
+    from interp.train.students import student_from_teacher_layers
+
+    teacher = teacher if teacher is not None else tiny_bert(6, seed=0, scale=3.0, head_scale=30.0)
+    n = teacher.config.num_hidden_layers
+    layers = list(range(n)) if layers is None else [int(i) for i in layers]
+    reference = student_from_teacher_layers(teacher, layers).eval()
+    student = copy.deepcopy(reference).eval()
+    damage = dict(damage if damage is not None else {(1, 1): 0.0, (1, 3): 0.5})
+    touched: dict[Head, list[tuple[str, slice]]] = {}
+    sd = student.state_dict()
+    with torch.no_grad():
+        for (l, h), factor in damage.items():
+            touched[(l, h)] = _value_rows(student, l, h)
+            for name, rows in touched[(l, h)]:
+                sd[name][rows] *= factor
+    where = "one layer" if len({l for l, _ in damage}) == 1 else "several layers"
+    return Organism(teacher.eval(), student, reference, tokenizer or tiny_tokenizer(),
+                    {j: i for j, i in enumerate(layers)}, damage,
+                    f"student from teacher layers {layers}, value projections scaled {damage} ({where})",
+                    _touched=touched)
+
+
+def permuted_heads(teacher=None, layer: int = 1, perm: list[int] | None = None, tokenizer=None) -> Organism:
+    """A same-depth copy of `teacher` whose heads in `layer` are reordered (student head h computes
+    what teacher head perm[h] did); the function is unchanged. Answer: `expected_head_map`."""
+    teacher = teacher if teacher is not None else tiny_bert(3, seed=0)
+    n_heads = teacher.config.num_attention_heads
+    perm = list(perm if perm is not None else [2, 0, 3, 1][:n_heads])
+    student = copy.deepcopy(teacher).eval()
+    attn = student.bert.encoder.layer[layer].attention
+    d = attn.self.attention_head_size
+    idx = torch.cat([torch.arange(p * d, (p + 1) * d) for p in perm])
+    with torch.no_grad():
+        for lin in (attn.self.query, attn.self.key, attn.self.value):
+            lin.weight.copy_(lin.weight[idx])
+            lin.bias.copy_(lin.bias[idx])
+        attn.output.dense.weight.copy_(attn.output.dense.weight[:, idx])
+    n = teacher.config.num_hidden_layers
+    expected = {(l, h): ((l, perm[h]) if l == layer else (l, h)) for l in range(n) for h in range(n_heads)}
+    return Organism(teacher.eval(), student, copy.deepcopy(teacher).eval(), tokenizer or tiny_tokenizer(),
+                    {l: l for l in range(n)}, {}, f"heads of layer {layer} permuted by {perm}",
+                    expected_head_map=expected)
