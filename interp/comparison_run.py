@@ -19,7 +19,7 @@ import torch
 
 from interp.compare import (cross_patch, entailment_margin, entailment_rate, fit_site_maps, head_by_head,
                             restoration)
-from interp.pair import make_pair, match_heads
+from interp.pair import HeadMap, Pair, make_pair, match_heads
 from interp.plot.compare import plot_head_map, plot_restoration
 from interp.provenance import atomic_write_json, record
 from interp.subject import Subject, load_subject
@@ -52,14 +52,76 @@ def _step(out_dir: Path, name: str, config: dict, fn) -> Any:
     return value
 
 
+def _load(model: Subject | str | None, name: str) -> Subject | None:
+    if model is None or isinstance(model, Subject):
+        return model
+    return load_subject(model, name=name)
+
+
+def _logits_json(res: dict) -> dict:  # stored raw, so the reporting can change without recomputation
+    out = {"teacher": res["teacher"].tolist(), "student": res["student"].tolist(),
+           "patched": {k: v.tolist() for k, v in res["patched"].items()}}
+    if "patched_direct" in res:
+        out["patched_direct"] = {k: v.tolist() for k, v in res["patched_direct"].items()}
+    if "unchanged" in res:
+        out["unchanged"] = res["unchanged"]
+    return out
+
+
+def _logits_from_json(raw: dict) -> dict:
+    res = {"teacher": torch.tensor(raw["teacher"]), "student": torch.tensor(raw["student"]),
+           "patched": {k: torch.tensor(v) for k, v in raw["patched"].items()}}
+    if "patched_direct" in raw:
+        res["patched_direct"] = {k: torch.tensor(v) for k, v in raw["patched_direct"].items()}
+    return res
+
+
+def _views(res: dict, labels: list[str], by_magnitude: bool = False) -> dict:
+    """Shares of the source-minus-student gap per component: margin (total and, where patched,
+    direct) and HANS non-entailment error rate. Weight patching ranks by |share|: a parameter swap
+    that widens the gap matters as much as one that closes it."""
+    margin, rate = entailment_margin(labels), entailment_rate(labels)
+    out = {"margin": restoration(res, margin, allow_no_signal=True),
+           "entailment_rate": restoration(res, rate, allow_no_signal=True)}
+    if "patched_direct" in res:
+        out["margin_direct"] = restoration({**res, "patched": res["patched_direct"]}, margin, allow_no_signal=True)
+    if by_magnitude:
+        for rows in out.values():
+            key = "delta" if rows and rows[0]["no_signal"] else "restored"
+            rows.sort(key=lambda r: -abs(np.nan_to_num(r[key])))
+    return out
+
+
+def _identity_pair(reference: Subject, student: Subject) -> Pair:
+    """Reference and student of one architecture: layer l and head (l, h) correspond to themselves."""
+    heads = [(l, h) for l in range(student.n_layers) for h in range(student.n_heads)]
+    eye = np.eye(len(heads))
+    hm = HeadMap({k: k for k in heads}, {k: 1.0 for k in heads}, eye, eye)
+    return Pair(reference, student, {l: l for l in range(student.n_layers)}, hm)
+
+
 def run_comparison(teacher: Subject | str, student: Subject | str, hans: list[dict], out_dir: str | Path,
                    n: int = 120, seed: int = 0, layer_map: dict[int, int] | None = None,
-                   progress: bool = True) -> dict:
+                   reference: Subject | str | None = None, progress: bool = True) -> dict:
+    """Teacher vs student (and, with `reference`, a same-architecture reference student vs the student)
+    on HANS; see the module doc. Every attribution is reported by what it answers:
+
+    - activation patching (teacher z into the student), total and direct effect: would the teacher's
+      activation at this site fix the student? Credits downstream components that carry an upstream
+      change, and teacher values from a residual stream the student never has.
+    - weight patching against the teacher (students initialised from teacher layers only): which
+      student component's learned parameters, reverted to the teacher's, move the gap?
+    - against the reference (weight patching, and activation patching with total and direct effects):
+      which component's parameters / activations differ between the two students where it matters?
+    """
+    from interp.weight_patching import check_swappable, init_correspondence, weight_patch
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    t = teacher if isinstance(teacher, Subject) else load_subject(teacher, name="teacher")
-    s = student if isinstance(student, Subject) else load_subject(student, name="student")
+    t = _load(teacher, "teacher")
+    s = _load(student, "student")
+    ref = _load(reference, "reference")
     trig = sample_hans(hans, "non-entailment", n, seed)
     ctrl = sample_hans(hans, "entailment", n, seed + 1)
     match = sample_hans(hans, "non-entailment", n // 2, seed + 2) + sample_hans(hans, "entailment", n // 2, seed + 3)
@@ -76,27 +138,64 @@ def run_comparison(teacher: Subject | str, student: Subject | str, hans: list[di
     if (t.d_model, t.d_head) != (s.d_model, s.d_head):
         maps = fit_site_maps(pair, match)
 
-    def patched_logits() -> dict:  # stored raw, so the reporting below can change without recomputation
-        res = cross_patch(pair, trig, maps=maps, progress=progress)
-        return {"teacher": res["teacher"].tolist(), "student": res["student"].tolist(),
-                "patched": {k: v.tolist() for k, v in res["patched"].items()}}
-
-    raw = _step(out_dir, "cross_patch", config, patched_logits)
-    res = {"teacher": torch.tensor(raw["teacher"]), "student": torch.tensor(raw["student"]),
-           "patched": {k: torch.tensor(v) for k, v in raw["patched"].items()}}
+    raw = _step(out_dir, "cross_patch", {**config, "direct": True},
+                lambda: _logits_json(cross_patch(pair, trig, maps=maps, progress=progress, direct=True)))
+    res = _logits_from_json(raw)
     margin, rate = entailment_margin(s.labels), entailment_rate(s.labels)
-    attr = {"margin": restoration(res, margin), "entailment_rate": restoration(res, rate),
-            "teacher_nonent_acc": float(1 - rate(res["teacher"]).mean()),
-            "student_nonent_acc": float(1 - rate(res["student"]).mean()),
-            "teacher_margin": float(margin(res["teacher"]).mean()),
-            "student_margin": float(margin(res["student"]).mean())}
-    results = {"pair": {"layer_map": config["layer_map"], "teacher": t.name, "student": s.name},
+    attr: dict[str, Any] = {
+        **_views(res, s.labels),
+        "teacher_nonent_acc": float(1 - rate(res["teacher"]).mean()),
+        "student_nonent_acc": float(1 - rate(res["student"]).mean()),
+        "teacher_margin": float(margin(res["teacher"]).mean()),
+        "student_margin": float(margin(res["student"]).mean())}
+
+    init = init_correspondence(s, t)
+    recorded = isinstance(getattr(s.config, "kd_init", None), dict) and s.config.kd_init.get("init") == "teacher_layers"
+    try:
+        check_swappable(s, t)
+        why_not = None if (init is not None and recorded) else \
+            "the student does not record an initialisation from teacher layers, so its parameters have no teacher counterparts"
+    except ValueError as e:
+        why_not = str(e)
+    if why_not is None:
+        wraw = _step(out_dir, "weight_teacher", config,
+                     lambda: _logits_json(weight_patch(s, t, trig, layer_map=init, progress=progress)))
+        attr["weight_teacher"] = {**_views(_logits_from_json(wraw), s.labels, by_magnitude=True),
+                                  "unchanged": wraw.get("unchanged", [])}
+    else:
+        attr["weight_teacher"] = {"skipped": why_not}
+
+    if ref is not None:
+        rconf = {**config, "reference": ref.fingerprint}
+        check_swappable(s, ref)
+        rpair = _identity_pair(ref, s)
+        wraw = _step(out_dir, "weight_reference", rconf, lambda: _logits_json(weight_patch(s, ref, trig, progress=progress)))
+        araw = _step(out_dir, "cross_patch_reference", rconf,
+                     lambda: _logits_json(cross_patch(rpair, trig, progress=progress, direct=True)))
+        ares = _logits_from_json(araw)
+        attr["reference"] = {"name": ref.name,
+                             "reference_nonent_acc": float(1 - rate(ares["teacher"]).mean()),
+                             "reference_margin": float(margin(ares["teacher"]).mean()),
+                             "weight": {**_views(_logits_from_json(wraw), s.labels, by_magnitude=True),
+                                        "unchanged": wraw.get("unchanged", [])},
+                             "activation": _views(ares, s.labels)}
+
+    results = {"pair": {"layer_map": config["layer_map"], "teacher": t.name, "student": s.name,
+                        "reference": ref.name if ref is not None else None},
                "head_map": hm_json, "head_by_head": hbh, "attribution": attr,
                "ridge_fit_r2": {k: m.r2 for k, m in (maps or {}).items()}}
-    atomic_write_json(out_dir / "results.json", {**record(config, seed=seed), "results": results})
+    atomic_write_json(out_dir / "results.json",
+                      {**record({**config, "reference": ref.fingerprint if ref is not None else None}, seed=seed),
+                       "results": results})
     (out_dir / "tables.md").write_text(_tables(results))
     plot_restoration(attr["margin"], out_dir / "restoration_margin.png",
-                     "Teacher->student patching on HANS non-entailment: entailment margin")
+                     "Activation patching, teacher z into the student (HANS non-entailment): entailment margin")
+    if "margin" in attr["weight_teacher"]:
+        plot_restoration(attr["weight_teacher"]["margin"], out_dir / "weight_patching_margin.png",
+                         "Weight patching, teacher parameters into the student: entailment margin")
+    if ref is not None:
+        plot_restoration(attr["reference"]["weight"]["margin"], out_dir / "weight_patching_reference_margin.png",
+                         f"Weight patching, {ref.name} parameters into the student: entailment margin")
     plot_head_map(np.array(hm_json["score"]), pair.head_map.matches, t.n_heads, s.n_heads, out_dir / "head_map.png")
     return results
 
@@ -119,26 +218,83 @@ def _fmt_ci(ci: list[float]) -> str:
     return f"[{ci[0]:+.3f}, {ci[1]:+.3f}]"
 
 
+def _share(row: dict | None) -> str:
+    if row is None:
+        return "| |"
+    if row.get("no_signal"):
+        return f"no signal (delta {row['delta']:+.3f}) | {_fmt_ci(row['delta_ci95'])}"
+    return f"{row['restored']:+.3f} | {_fmt_ci(row['ci95'])}"
+
+
+def _gap_notes(views: dict, what: str) -> list[str]:
+    out = []
+    for key, name in (("margin", "entailment margin"), ("entailment_rate", "non-entailment accuracy")):
+        rows = views.get(key) or []
+        if rows:
+            g = rows[0]
+            verdict = "" if g["gap_significant"] else \
+                " — **no clear gap: shares would be ratios of noise, so raw deltas (patched - student) are shown**"
+            out.append(f"- gap in {name} ({what}): {g['gap_teacher_minus_student']:+.3f} {_fmt_ci(g['gap_ci95'])}{verdict}")
+    return out
+
+
+def _view_table(views: dict, question: str, what: str, direct: bool, ranked: str) -> list[str]:
+    lines = [question, "", *_gap_notes(views, what), ""]
+    head = "| component | share of margin gap (total) | 95% CI |"
+    sep = "|---|---|---|"
+    if direct:
+        head += " direct | 95% CI |"
+        sep += "---|---|"
+    lines += [head + " share of non-ent. accuracy gap | 95% CI |", sep + "---|---|"]
+    acc = {x["component"]: x for x in views["entailment_rate"]}
+    dir_rows = {x["component"]: x for x in views.get("margin_direct", [])}
+    for x in views["margin"]:
+        line = f"| {x['component']} | {_share(x)} |"
+        if direct:
+            line += f" {_share(dir_rows.get(x['component']))} |"
+        lines.append(line + f" {_share(acc.get(x['component']))} |")
+    if views.get("unchanged"):
+        lines.append(f"\n{len(views['unchanged'])} components have parameters identical to the source's "
+                     "(share exactly 0).")
+    return lines + ["", f"Ranked by {ranked}.", ""]
+
+
 def _tables(r: dict) -> str:
     a = r["attribution"]
     lines = ["# Teacher vs student", "",
              f"Layer map (student -> teacher): {r['pair']['layer_map']}", "",
-             "| | teacher | student |", "|---|---|---|",
-             f"| HANS non-entailment accuracy | {a['teacher_nonent_acc']:.3f} | {a['student_nonent_acc']:.3f} |",
-             f"| entailment margin on HANS non-entailment | {a['teacher_margin']:+.3f} | {a['student_margin']:+.3f} |",
-             "", "## Degradation attribution (cross-model patching, ranked by share of margin gap restored)", "",
-             "| component | restored (margin) | 95% CI | restored (non-ent. accuracy) | 95% CI |", "|---|---|---|---|---|"]
-    for name, rows in (("margin", a["margin"]), ("non-entailment accuracy", a["entailment_rate"])):
-        if rows and not rows[0]["gap_significant"]:
-            ci = rows[0]["gap_ci95"]
-            lines.insert(len(lines) - 2, f"**No clear teacher-student gap in {name}** (95% CI of the gap "
-                         f"{_fmt_ci(ci)} includes 0): its shares are ratios of noise, not attributions.\n")
-    acc = {x["component"]: x for x in a["entailment_rate"]}
-    for x in a["margin"]:
-        y = acc[x["component"]]
-        lines.append(f"| {x['component']} | {x['restored']:+.3f} | {_fmt_ci(x['ci95'])} | {y['restored']:+.3f} | "
-                     f"{_fmt_ci(y['ci95'])} |")
-    lines += ["", "## Head by head (effects of mean-ablating the head on the margin, HANS non-entailment)", "",
+             "| | teacher | student |" + (" reference |" if "reference" in a else ""),
+             "|---|---|---|" + ("---|" if "reference" in a else "")]
+    ref = a.get("reference")
+    lines += [f"| HANS non-entailment accuracy | {a['teacher_nonent_acc']:.3f} | {a['student_nonent_acc']:.3f} |" +
+              (f" {ref['reference_nonent_acc']:.3f} |" if ref else ""),
+              f"| entailment margin on HANS non-entailment | {a['teacher_margin']:+.3f} | {a['student_margin']:+.3f} |" +
+              (f" {ref['reference_margin']:+.3f} |" if ref else ""), "",
+              "Shares are (patched - student) / (source - student) on HANS non-entailment inputs: 1 = the "
+              "component alone closes the gap, negative = it widens it. Which method answers which question: "
+              "activation patching (would the source's *activation* here fix the student? total: later components "
+              "react; direct: later attn_out/mlp_out held at the student's values) credits every component whose "
+              "activations changed, including undamaged ones downstream of a change; weight patching (would the "
+              "source's *parameters* here fix it?) isolates changed parameters.", ""]
+    lines += ["## Teacher -> student, activation patching", ""]
+    lines += _view_table(a, "Would the teacher's activation at this site fix the student?", "teacher - student",
+                         direct=True, ranked="total share of the margin gap")
+    lines += ["## Teacher -> student, weight patching", ""]
+    w = a["weight_teacher"]
+    if "skipped" in w:
+        lines += [f"Not run: {w['skipped']}.", ""]
+    else:
+        lines += _view_table(w, "Which student component's parameters, reverted to the teacher's, move the gap?",
+                             "teacher - student", direct=False, ranked="|share| of the margin gap")
+    if ref:
+        lines += [f"## Reference ({ref['name']}) -> student, weight patching", ""]
+        lines += _view_table(ref["weight"], "Which component's parameters differ between the reference and the "
+                             "student where it matters?", "reference - student", direct=False,
+                             ranked="|share| of the margin gap")
+        lines += [f"## Reference ({ref['name']}) -> student, activation patching", ""]
+        lines += _view_table(ref["activation"], "Would the reference's activation at this site fix the student?",
+                             "reference - student", direct=True, ranked="total share of the margin gap")
+    lines += ["## Head by head (effects of mean-ablating the head on the margin, HANS non-entailment)", "",
               "| student head | teacher head | match | pattern sim trig / ctrl | total T | total S | change | 95% CI | "
               "direct T | direct S |", "|---|---|---|---|---|---|---|---|---|---|"]
     for h in r["head_by_head"]:
