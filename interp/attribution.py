@@ -12,6 +12,9 @@ forward/backward passes and fixes most of the saturation errors of the one-point
 Same components, axes and normalisation as `interp.patching.patch` (base = corrupted for "denoise",
 clean for "noise"): the estimated metric `m_base + effect` is reported as
 `(m - m_corrupt) / (m_clean - m_corrupt)`, so results compare element-wise with exact patching.
+The same no-signal guard applies (NoSignalError, or with `allow_no_signal=True` NaN scores, the raw
+estimate and `no_signal=True`), and a NaN or inf in a site value or gradient raises
+FloatingPointError naming the model and site.
 """
 from __future__ import annotations
 
@@ -21,7 +24,9 @@ import torch
 
 from interp.backends.hooks import layer_inputs, run_from
 from interp.contrast import Contrast, metric_values
-from interp.patching import (SITE_OF, PatchResult, _pair_inputs, _shape, axes_for, check_component, normalise)
+from interp.patching import (SITE_OF, PatchResult, _pair_inputs, _shape, axes_for, check_component, check_pairs,
+                             gap_signal)
+from interp.signal import check_finite, normalise_or_nan
 
 
 def _identity(v: torch.Tensor) -> torch.Tensor:
@@ -38,8 +43,8 @@ def _contract(component: str, per_position: bool, x: torch.Tensor) -> torch.Tens
 
 
 def site_gradients(subject: Any, metric: Any, base: dict, sites: Sequence[str], h0: torch.Tensor | None = None,
-                   kwargs: dict | None = None) -> tuple[float, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Sum of the metric over the batch, site values and d(sum metric)/d(site) for one run.
+                   kwargs: dict | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Per-example metric [B] (float64), site values and d(sum metric)/d(site) for one run.
 
     With `h0` the run starts from that embedding output (used for interpolation), else from `base`.
     """
@@ -49,17 +54,26 @@ def site_gradients(subject: Any, metric: Any, base: dict, sites: Sequence[str], 
             logits, cache = subject.run(base, read=list(sites), write=write)
         else:
             logits, cache = run_from(subject, 0, h0, kwargs or {}, read=list(sites), write=write)
-        m = metric_values(metric, logits).sum()
-        grads = torch.autograd.grad(m, [cache[s] for s in sites], allow_unused=True)
+        m = metric_values(metric, logits)  # [B]
+        grads = torch.autograd.grad(m.sum(), [cache[s] for s in sites], allow_unused=True)
     out = {s: (g if g is not None else torch.zeros_like(cache[s])) for s, g in zip(sites, grads)}
-    return float(m.detach().double()), {s: cache[s].detach() for s in sites}, out
+    return m.detach().double().cpu(), {s: cache[s].detach() for s in sites}, out
+
+
+def _check_sites(subject: Any, values: dict[str, torch.Tensor], sites: Sequence[str], what: str) -> None:
+    """FloatingPointError naming the first site (forward order) with a NaN or inf."""
+    for s in sites:
+        check_finite(values[s], f"{subject.name}, {s} ({what})")
 
 
 def attribute(subject: Any, contrast: Contrast, component: str = "head", per_position: bool = False,
-              direction: str = "denoise", method: str = "atp", steps: int = 8, batch_size: int = 32) -> PatchResult:
-    """Attribution-patching estimate of `patch(subject, contrast, component, per_position, direction)`."""
+              direction: str = "denoise", method: str = "atp", steps: int = 8, batch_size: int = 32,
+              allow_no_signal: bool = False) -> PatchResult:
+    """Attribution-patching estimate of `patch(subject, contrast, component, per_position, direction)`,
+    with the same no-signal guard (`allow_no_signal`)."""
     check_component(subject, component)
     subject.check_ready()
+    check_pairs(contrast)
     if method not in ("atp", "ig"):
         raise ValueError(f"method must be 'atp' or 'ig', not {method!r}.")
     if component == "resid" and not per_position:
@@ -68,12 +82,16 @@ def attribute(subject: Any, contrast: Contrast, component: str = "head", per_pos
     sites = [f"blocks.{l}.{SITE_OF[component]}" for l in range(L)]
     n_pos = contrast.n_pos
     total = torch.zeros(_shape(subject, component, per_position, n_pos), dtype=torch.float64)
-    tot_base = tot_src = 0.0
+    m_base_all: list[torch.Tensor] = []  # per batch [B]
+    m_src_all: list[torch.Tensor] = []
+    names = ("corrupted", "clean") if direction == "denoise" else ("clean", "corrupted")
     for b in contrast.batches(batch_size):
         base, src = _pair_inputs(direction, b)
         with torch.no_grad():
             src_logits, src_cache = subject.run(src, read=sites)
-        tot_src += float(metric_values(contrast.metric, src_logits).double().sum())
+        _check_sites(subject, src_cache, sites, f"{names[1]} input")
+        check_finite(src_logits, f"{subject.name}, logits ({names[1]} input)")
+        m_src_all.append(metric_values(contrast.metric, src_logits).double().cpu())
         if method == "atp":
             m_base, base_vals, grads = site_gradients(subject, contrast.metric, base, sites)
         else:
@@ -81,7 +99,7 @@ def attribute(subject: Any, contrast: Contrast, component: str = "head", per_pos
                 e_base, kw = layer_inputs(subject, base)  # [B, pos, d], attention mask of the base run
                 e_src, _ = layer_inputs(subject, src)
                 base_logits, base_vals = subject.run(base, read=sites)
-            m_base = float(metric_values(contrast.metric, base_logits).double().sum())
+            m_base = metric_values(contrast.metric, base_logits).double().cpu()
             grads = {s: torch.zeros_like(base_vals[s]) for s in sites}
             for k in range(steps):
                 alpha = (k + 0.5) / steps
@@ -89,15 +107,21 @@ def attribute(subject: Any, contrast: Contrast, component: str = "head", per_pos
                 _, _, g = site_gradients(subject, contrast.metric, base, sites, h0=h, kwargs=kw)
                 for s in sites:
                     grads[s] += g[s] / steps
-        tot_base += m_base
+        _check_sites(subject, base_vals, sites, f"{names[0]} input")
+        check_finite(m_base, f"{subject.name}, metric ({names[0]} input)")
+        _check_sites(subject, grads, sites, f"gradient of the metric, {names[0]} input")
+        m_base_all.append(m_base)
         for l, s in enumerate(sites):
             diff = (src_cache[s] - base_vals[s]).double()
             total[l] += _contract(component, per_position, diff * grads[s].double()).cpu()
     n = len(contrast)
-    m_base, m_src = tot_base / n, tot_src / n
-    clean, corrupt = (m_src, m_base) if direction == "denoise" else (m_base, m_src)
-    raw = (m_base + total / n).float()
-    scores = normalise(raw.double(), clean, corrupt).float()
+    base_v, src_v = torch.cat(m_base_all), torch.cat(m_src_all)  # [n]
+    clean_v, corrupt_v = (src_v, base_v) if direction == "denoise" else (base_v, src_v)
+    sig, ok = gap_signal(clean_v, corrupt_v, allow_no_signal)
+    clean, corrupt = float(clean_v.mean()), float(corrupt_v.mean())
+    raw = (float(base_v.mean()) + total / n).float()
+    scores = normalise_or_nan(raw.double(), corrupt, clean, ok).float()
     return PatchResult(component, per_position, direction, scores, raw, clean, corrupt,
                        axes_for(component, per_position), method=method,
-                       meta={"n_pairs": n, "n_pos": n_pos, "steps": steps if method == "ig" else 1})
+                       meta={"n_pairs": n, "n_pos": n_pos, "steps": steps if method == "ig" else 1},
+                       signal=sig.to_dict(), no_signal=not ok)

@@ -31,6 +31,14 @@ Scores are "importance" = share of the clean-corrupt gap the component carries: 
 `direction="noise"` (patch corrupted values into the clean run) `(m_clean - m)/(m_clean - m_corrupt)`,
 for `"denoise"` `(m - m_corrupt)/(m_clean - m_corrupt)`. Pruning keeps the top-|score| nodes or edges,
 the fewest that reach `target` faithfulness (binary search over the count on the sorted list).
+Faithfulness and completeness are reported with paired bootstrap 95% intervals over pairs.
+
+No-signal guard (interp.signal): there is nothing to be faithful to when the clean - corrupted gap's
+95% interval includes 0 (or |gap| < 2 SE). `discover` then raises NoSignalError before scoring;
+with `allow_no_signal=True` it returns a Circuit with the raw (unnormalised) metric changes as scores,
+no nodes or edges, `metadata["no_signal"] = True` and faithfulness None. `node_scores` and
+`edge_scores` raise likewise, or return NaN scores under the flag. A NaN or inf in a layer's output,
+site value, gradient or circuit run raises FloatingPointError naming the model and site.
 """
 from __future__ import annotations
 
@@ -47,7 +55,8 @@ from interp import resume
 from interp.arch import ARCHS, get_module
 from interp.backends.hooks import _first, expand_kwargs, installed, layer_inputs
 from interp.contrast import Contrast, metric_values
-from interp.patching import normalise, patch
+from interp.patching import check_pairs, check_run, endpoint_values, gap_signal, patch
+from interp.signal import Signal, bootstrap_ci, check_finite, require_signal
 
 RECEIVER_KINDS = ("q", "k", "v", "in")
 
@@ -147,19 +156,23 @@ class _Values:
     mid: list[torch.Tensor]              # per layer resid_mid (the MLP input) [B, pos, d]
     kwargs: dict
     metric_sum: float
+    metric: torch.Tensor | None = None   # per example [B], float64
 
 
-def _values(subject: Any, metric: Any, batch: dict) -> _Values:
+def _values(subject: Any, metric: Any, batch: dict, which: str = "base") -> _Values:
+    """Every site a circuit run needs, for one input batch (`which` names it in NaN errors)."""
     L = subject.n_layers
     reads = [f"blocks.{l}.{k}" for l in range(L)
              for k in ("attn.hook_z", "hook_mlp_out", "hook_resid_post", "hook_resid_mid")]
     logits, c = subject.run(batch, read=reads)
+    check_run(subject, logits, c, which)
     embed, kw = layer_inputs(subject, batch)
+    m = metric_values(metric, logits).double()  # [B]
     return _Values(embed, [c[f"blocks.{l}.attn.hook_z"] for l in range(L)],
                    [c[f"blocks.{l}.hook_mlp_out"] for l in range(L)],
                    [c[f"blocks.{l}.hook_resid_post"] for l in range(L)],
                    [c[f"blocks.{l}.hook_resid_mid"] for l in range(L)], kw,
-                   float(metric_values(metric, logits).double().sum()))
+                   float(m.sum()), m.cpu())
 
 
 def _mix_z(on: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -287,30 +300,39 @@ def _edge_logits(subject: Any, clean: _Values, corrupt: _Values, edges: set[str]
     return subject.arch.head(subject.model, pres[L])
 
 
-def evaluate_edges(subject: Any, contrast: Contrast, edges: Iterable[str], batch_size: int = 32) -> float:
-    """Mean metric of the circuit run (edges carry clean values, all else corrupted)."""
+def edge_run_values(subject: Any, contrast: Contrast, edges: Iterable[str], batch_size: int = 32) -> torch.Tensor:
+    """Per-pair metric of the circuit run (edges carry clean values, all else corrupted): [n] float64."""
     _check_arch(subject)
+    check_pairs(contrast)
     edges = set(edges)
     _check_names(subject, edges, all_edges(subject), "edge")
-    tot = 0.0
+    out = []
     with torch.no_grad():
         for b in contrast.batches(batch_size):
-            cv, rv = _values(subject, contrast.metric, b.clean), _values(subject, contrast.metric, b.corrupt)
-            tot += float(metric_values(contrast.metric, _edge_logits(subject, cv, rv, edges)).double().sum())
-    return tot / len(contrast)
+            cv, rv = _values(subject, contrast.metric, b.clean, "clean"), _values(subject, contrast.metric, b.corrupt,
+                                                                                   "corrupted")
+            vals = metric_values(contrast.metric, _edge_logits(subject, cv, rv, edges)).double().cpu()
+            out.append(check_finite(vals, f"{subject.name}, metric of an edge-circuit run ({len(edges)} edges)"))
+    return torch.cat(out)
 
 
-def evaluate_nodes(subject: Any, contrast: Contrast, nodes: Iterable[str], batch_size: int = 32,
-                   keep: bool = True) -> float:
-    """Mean metric on clean inputs with every head/MLP outside `nodes` (inside, if keep=False) set to its
-    corrupted value."""
+def evaluate_edges(subject: Any, contrast: Contrast, edges: Iterable[str], batch_size: int = 32) -> float:
+    """Mean metric of the circuit run (edges carry clean values, all else corrupted)."""
+    return float(edge_run_values(subject, contrast, edges, batch_size).mean())
+
+
+def node_run_values(subject: Any, contrast: Contrast, nodes: Iterable[str], batch_size: int = 32,
+                    keep: bool = True) -> torch.Tensor:
+    """Per-pair metric on clean inputs with every head/MLP outside `nodes` (inside, if keep=False) set to its
+    corrupted value: [n] float64."""
+    check_pairs(contrast)
     nodes = set(nodes)
     _check_names(subject, nodes, node_names(subject), "node")
     L, H = subject.n_layers, subject.n_heads
-    tot = 0.0
+    out = []
     with torch.no_grad():
         for b in contrast.batches(batch_size):
-            rv = _values(subject, contrast.metric, b.corrupt)
+            rv = _values(subject, contrast.metric, b.corrupt, "corrupted")
             write: dict[str, Any] = {}
             for l in range(L):
                 on = torch.tensor([(f"L{l}H{h}" in nodes) == keep for h in range(H)], device=subject.device)
@@ -318,30 +340,66 @@ def evaluate_nodes(subject: Any, contrast: Contrast, nodes: Iterable[str], batch
                                                     torch.where(on[None, None, :, None], v, c))
                 if (f"L{l}M" in nodes) != keep:
                     write[f"blocks.{l}.hook_mlp_out"] = rv.mlp[l]
-            tot += float(metric_values(contrast.metric, subject.run(b.clean, write=write)[0]).double().sum())
-    return tot / len(contrast)
+            vals = metric_values(contrast.metric, subject.run(b.clean, write=write)[0]).double().cpu()
+            out.append(check_finite(vals, f"{subject.name}, metric of a node-circuit run ({len(nodes)} nodes)"))
+    return torch.cat(out)
+
+
+def evaluate_nodes(subject: Any, contrast: Contrast, nodes: Iterable[str], batch_size: int = 32,
+                   keep: bool = True) -> float:
+    """Mean metric on clean inputs with every head/MLP outside `nodes` (inside, if keep=False) set to its
+    corrupted value."""
+    return float(node_run_values(subject, contrast, nodes, batch_size, keep).mean())
 
 
 # --- scores ----------------------------------------------------------------------------------------
-def node_scores(subject: Any, contrast: Contrast, method: str = "exact", direction: str = "noise",
-                batch_size: int = 32) -> tuple[dict[str, float], float, float]:
-    """Importance of every head and MLP; also (m_clean, m_corrupt)."""
+def _signal_of(result: Any) -> Signal:
+    d = dict(result.signal)
+    d["ci95"] = tuple(d["ci95"])
+    return Signal(**d)
+
+
+def _node_effects(subject: Any, contrast: Contrast, method: str, direction: str, batch_size: int
+                  ) -> tuple[dict[str, float], float, float, Signal]:
+    """Unnormalised effect of every head and MLP (the metric change, signed like importance:
+    m_clean - m for noising, m - m_corrupt for denoising), the endpoint means and the gap."""
+    kw = dict(batch_size=batch_size, allow_no_signal=True)  # the caller judges the signal
     if method == "exact":
-        heads = patch(subject, contrast, "head", False, direction, batch_size=batch_size)
-        mlps = patch(subject, contrast, "mlp_out", False, direction, batch_size=batch_size)
+        heads = patch(subject, contrast, "head", False, direction, **kw)
+        mlps = patch(subject, contrast, "mlp_out", False, direction, **kw)
     elif method in ("atp", "ig"):
         from interp.attribution import attribute
-        heads = attribute(subject, contrast, "head", False, direction, method=method, batch_size=batch_size)
-        mlps = attribute(subject, contrast, "mlp_out", False, direction, method=method, batch_size=batch_size)
+        heads = attribute(subject, contrast, "head", False, direction, method=method, **kw)
+        mlps = attribute(subject, contrast, "mlp_out", False, direction, method=method, **kw)
     else:
         raise ValueError(f"method must be 'exact', 'atp' or 'ig', not {method!r}.")
-    sign = (lambda s: 1.0 - s) if direction == "noise" else (lambda s: s)
+    clean, corrupt = heads.clean_metric, heads.corrupt_metric
+    effect = (lambda m: clean - m) if direction == "noise" else (lambda m: m - corrupt)
     out = {}
     for l in range(subject.n_layers):
         for h in range(subject.n_heads):
-            out[f"L{l}H{h}"] = float(sign(heads.scores[l, h]))
-        out[f"L{l}M"] = float(sign(mlps.scores[l]))
-    return out, heads.clean_metric, heads.corrupt_metric
+            out[f"L{l}H{h}"] = float(effect(float(heads.raw[l, h])))
+        out[f"L{l}M"] = float(effect(float(mlps.raw[l])))
+    return out, clean, corrupt, _signal_of(heads)
+
+
+def _normalised(effects: dict[str, float], clean: float, corrupt: float, ok: bool) -> dict[str, float]:
+    gap = clean - corrupt
+    return {k: (v / gap if ok else math.nan) for k, v in effects.items()}
+
+
+def node_scores(subject: Any, contrast: Contrast, method: str = "exact", direction: str = "noise",
+                batch_size: int = 32, allow_no_signal: bool = False) -> tuple[dict[str, float], float, float]:
+    """Importance of every head and MLP; also (m_clean, m_corrupt). NoSignalError when the gap is not
+    significant; with `allow_no_signal` the scores are NaN then (raw changes: discover(..., allow_no_signal=True))."""
+    effects, clean, corrupt, sig = _node_effects(subject, contrast, method, direction, batch_size)
+    ok = _require(sig, allow_no_signal)
+    return _normalised(effects, clean, corrupt, ok), clean, corrupt
+
+
+def _require(sig: Signal, allow_no_signal: bool) -> bool:
+    return require_signal(sig, allow_no_signal, fix="Use pairs whose clean and corrupted inputs differ in the behaviour "
+                                                     "(a model with a real effect), more pairs")
 
 
 def _sender_paths(subject: Any, base: _Values, src: _Values, layer: int | None
@@ -420,17 +478,30 @@ def _receiver_grads(subject: Any, metric: Any, base: _Values, batch: dict) -> di
 
 
 def edge_scores(subject: Any, contrast: Contrast, method: str = "atp", direction: str = "noise",
-                batch_size: int = 32, max_rows: int = 4096) -> tuple[dict[str, float], float, float]:
-    """Importance of every edge (see the module doc); also (m_clean, m_corrupt)."""
+                batch_size: int = 32, max_rows: int = 4096, allow_no_signal: bool = False
+                ) -> tuple[dict[str, float], float, float]:
+    """Importance of every edge (see the module doc); also (m_clean, m_corrupt). The gap is checked
+    before scoring: NoSignalError when it is not significant; with `allow_no_signal` NaN scores."""
     _check_arch(subject)
     if method not in ("exact", "atp"):
         raise ValueError(f"edge method must be 'exact' or 'atp', not {method!r}.")
+    clean_v, corrupt_v = endpoint_values(subject, contrast, batch_size)
+    sig = gap_signal(clean_v, corrupt_v, allow_no_signal=True)[0]
+    ok = _require(sig, allow_no_signal)
+    effects, clean, corrupt = _edge_effects(subject, contrast, method, direction, batch_size)
+    return _normalised(effects, clean, corrupt, ok), clean, corrupt
+
+
+def _edge_effects(subject: Any, contrast: Contrast, method: str, direction: str, batch_size: int
+                  ) -> tuple[dict[str, float], float, float]:
+    """Unnormalised effect of every edge (mean metric change, signed like importance) and the endpoint means."""
     L, H = subject.n_layers, subject.n_heads
     totals: dict[str, float] = {e: 0.0 for e in all_edges(subject)}
     tot_base = tot_src = 0.0
     for b in contrast.batches(batch_size):
         with torch.no_grad():
-            cv, rv = _values(subject, contrast.metric, b.clean), _values(subject, contrast.metric, b.corrupt)
+            cv = _values(subject, contrast.metric, b.clean, "clean")
+            rv = _values(subject, contrast.metric, b.corrupt, "corrupted")
         base, src = (cv, rv) if direction == "noise" else (rv, cv)
         base_batch = b.clean if direction == "noise" else b.corrupt
         tot_base += base.metric_sum
@@ -468,10 +539,12 @@ def edge_scores(subject: Any, contrast: Contrast, method: str = "atp", direction
     n = len(contrast)
     m_base, m_src = tot_base / n, tot_src / n
     clean, corrupt = (m_base, m_src) if direction == "noise" else (m_src, m_base)
-    gap = clean - corrupt
-    normalise(torch.zeros(1), clean, corrupt)  # raises on a zero gap
     sign = -1.0 if direction == "noise" else 1.0
-    return {e: sign * t / n / gap for e, t in totals.items()}, clean, corrupt
+    for e, t in totals.items():
+        if not math.isfinite(t):
+            raise FloatingPointError(f"{subject.name}: the score of edge {e} is {t}: a NaN or inf in the receiver's "
+                                     "input or gradient; check the model's weights.")
+    return {e: sign * t / n for e, t in totals.items()}, clean, corrupt
 
 
 def _exact_edge(subject: Any, metric: Any, base: _Values, layer: int, receiver: str, xs: torch.Tensor
@@ -510,53 +583,95 @@ def _faith(m: float, clean: float, corrupt: float) -> float:
     return (m - corrupt) / (clean - corrupt)
 
 
+def _mean(x: Any) -> float:
+    return float(torch.as_tensor(x, dtype=torch.float64).mean())
+
+
 def prune(items: list[str], scores: dict[str, float], evaluate, clean: float, corrupt: float,
           target: float) -> tuple[list[str], float]:
-    """Fewest top-|score| items whose faithfulness reaches `target` (binary search on the count)."""
+    """Fewest top-|score| items whose faithfulness reaches `target` (binary search on the count).
+    `evaluate(kept)` returns the mean metric of the circuit run, or its per-pair values."""
     order = sorted(items, key=lambda x: -abs(scores[x]))
     lo, hi = 0, len(order)
-    f_hi = target
     while lo < hi:
         mid = (lo + hi) // 2
-        f = _faith(evaluate(order[:mid]), clean, corrupt)
-        if f >= target:
-            hi, f_hi = mid, f
+        if _faith(_mean(evaluate(order[:mid])), clean, corrupt) >= target:
+            hi = mid
         else:
             lo = mid + 1
     chosen = order[:hi]
-    return chosen, _faith(evaluate(chosen), clean, corrupt)
+    return chosen, _faith(_mean(evaluate(chosen)), clean, corrupt)
+
+
+def faithfulness_ci(clean_v: torch.Tensor, corrupt_v: torch.Tensor, circuit_v: torch.Tensor, n_boot: int = 1000,
+                    seed: int = 0) -> tuple[float, float]:
+    """Paired bootstrap 95% interval over pairs of mean(m_circ - m_corrupt) / mean(m_clean - m_corrupt)."""
+    rows = torch.stack([clean_v, corrupt_v, circuit_v], 1).double().cpu().numpy()  # [n, 3]
+
+    def ratio(v) -> float:
+        den = v[:, 0].mean() - v[:, 1].mean()
+        return float((v[:, 2].mean() - v[:, 1].mean()) / den) if den != 0 else math.nan
+
+    return bootstrap_ci(rows, n_boot, seed, stat=ratio)
+
+
+def _no_signal_circuit(level: str, effects: dict[str, float], meta: dict[str, Any]) -> Circuit:
+    """The override's result: raw metric changes, nothing pruned, no faithfulness to report."""
+    meta = {**meta, "no_signal": True, "scores_unit": "raw metric change (no signal: not normalised)",
+            "faithfulness": None, "completeness": None, "faithfulness_ci95": None, "completeness_ci95": None}
+    return Circuit([], [], effects, meta)
 
 
 def discover(subject: Any, contrast: Contrast, level: str = "node", method: str = "exact",
-             direction: str = "noise", target: float = 0.8, batch_size: int = 32) -> Circuit:
-    """Score nodes or edges, prune to `target` faithfulness, report faithfulness and completeness."""
+             direction: str = "noise", target: float = 0.8, batch_size: int = 32,
+             allow_no_signal: bool = False) -> Circuit:
+    """Score nodes or edges, prune to `target` faithfulness, report faithfulness and completeness with
+    paired bootstrap 95% intervals. The clean - corrupted gap is checked first (see the module doc):
+    NoSignalError when it is not significant; `allow_no_signal=True` returns raw scores, unpruned."""
     if level not in ("node", "edge"):
         raise ValueError(f"level must be 'node' or 'edge', not {level!r}.")
     _check_arch(subject)
+    clean_v, corrupt_v = endpoint_values(subject, contrast, batch_size)  # [n] each; NaN-checked per layer
+    sig = gap_signal(clean_v, corrupt_v, allow_no_signal=True)[0]
+    ok = _require(sig, allow_no_signal)
+    meta = {"level": level, "method": method, "direction": direction, "target": target, "n_pairs": len(contrast),
+            "model": subject.name, "fingerprint": subject.fingerprint, "n_layers": subject.n_layers,
+            "n_heads": subject.n_heads, "metric": contrast.meta.get("metric", ""), "signal": sig.to_dict(),
+            "no_signal": not ok}
     if level == "node":
-        scores, clean, corrupt = node_scores(subject, contrast, method, direction, batch_size)
+        effects, clean, corrupt, _ = _node_effects(subject, contrast, method, direction, batch_size)
         items = node_names(subject)
-        ev = lambda keep: evaluate_nodes(subject, contrast, keep, batch_size)  # noqa: E731
-        chosen, faith = prune(items, scores, ev, clean, corrupt, target)
-        comp = 1.0 - _faith(evaluate_nodes(subject, contrast, [n for n in items if n not in set(chosen)],
-                                           batch_size), clean, corrupt)
+        run = lambda keep: node_run_values(subject, contrast, keep, batch_size)  # noqa: E731
+        complement = lambda cs: node_run_values(subject, contrast, [n for n in items if n not in cs], batch_size)  # noqa: E731
+    else:
+        effects, clean, corrupt = _edge_effects(subject, contrast, method, direction, batch_size)
+        items = all_edges(subject)
+        run = lambda keep: edge_run_values(subject, contrast, keep, batch_size)  # noqa: E731
+        complement = lambda cs: edge_run_values(subject, contrast, [e for e in items if e not in cs], batch_size)  # noqa: E731
+    meta.update({"n_candidates": len(items), "clean_metric": clean, "corrupt_metric": corrupt})
+    if not ok:
+        return _no_signal_circuit(level, effects, meta)
+    scores = _normalised(effects, clean, corrupt, ok)
+    seen: dict[int, torch.Tensor] = {}  # prefix length of the sorted list -> per-pair metric (each run once)
+
+    def ev(keep: list[str]) -> torch.Tensor:
+        if len(keep) not in seen:
+            seen[len(keep)] = run(keep)
+        return seen[len(keep)]
+
+    chosen, faith = prune(items, scores, ev, clean, corrupt, target)
+    comp_v = complement(set(chosen))
+    comp = 1.0 - _faith(_mean(comp_v), clean, corrupt)
+    f_lo, f_hi = faithfulness_ci(clean_v, corrupt_v, seen[len(chosen)])
+    c_lo, c_hi = faithfulness_ci(clean_v, corrupt_v, comp_v)
+    if level == "node":
         nodes, edges = chosen, []
     else:
-        scores, clean, corrupt = edge_scores(subject, contrast, method, direction, batch_size)
-        items = all_edges(subject)
-        ev = lambda keep: evaluate_edges(subject, contrast, keep, batch_size)  # noqa: E731
-        chosen, faith = prune(items, scores, ev, clean, corrupt, target)
-        cs = set(chosen)
-        comp = 1.0 - _faith(evaluate_edges(subject, contrast, [e for e in items if e not in cs], batch_size),
-                            clean, corrupt)
         edges = chosen
         nodes = sorted({p for e in edges for p in (e.split("->")[0], e.split("->")[1].split(".")[0])},
                        key=lambda n: (n != "input", n == "logits", n))
-    meta = {"level": level, "method": method, "direction": direction, "target": target,
-            "faithfulness": faith, "completeness": comp, "n_candidates": len(items), "n_pairs": len(contrast),
-            "clean_metric": clean, "corrupt_metric": corrupt, "model": subject.name,
-            "fingerprint": subject.fingerprint, "n_layers": subject.n_layers, "n_heads": subject.n_heads,
-            "metric": contrast.meta.get("metric", "")}
+    meta.update({"faithfulness": faith, "faithfulness_ci95": [f_lo, f_hi], "completeness": comp,
+                 "completeness_ci95": [1.0 - c_hi, 1.0 - c_lo], "scores_unit": "share of the clean - corrupted gap"})
     return Circuit(nodes, edges, scores, meta)
 
 

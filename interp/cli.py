@@ -20,8 +20,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand. A refused analysis (no signal, or a NaN/inf in the model) prints one line to
+    stderr and returns 2 instead of a traceback."""
+    from interp.signal import NoSignalError
+
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except (NoSignalError, FloatingPointError) as e:
+        print(f"interp {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from interp.backends import hooks
 from interp.contrast import LogOdds
 from interp.inputs import as_examples, batches
 from interp.pair import Head, Pair, pattern_similarity
-from interp.signal import bootstrap_ci, check_finite
+from interp.signal import bootstrap_ci, check_finite, measure_gap, require_signal
 from interp.subject import Subject
 
 Metric = Callable[[torch.Tensor], torch.Tensor]  # logits [batch, n_labels] -> [batch]
@@ -262,14 +262,19 @@ def entailment_rate(labels: Sequence[str]) -> Metric:
     return lambda logits: (logits.argmax(-1) == e).double()
 
 
-def restoration(result: dict, metric: Metric, n_boot: int = 1000, seed: int = 0) -> list[dict]:
+def restoration(result: dict, metric: Metric, n_boot: int = 1000, seed: int = 0,
+                allow_no_signal: bool = False) -> list[dict]:
     """Share of the teacher-student gap in `metric` each patch closes, ranked, with bootstrap intervals.
 
-    restored = (mean patched - mean student) / (mean teacher - mean student), resampling examples.
+    restored = (mean patched - mean student) / (mean teacher - mean student), resampling examples;
+    delta = mean patched - mean student (raw) with its interval. The gap is checked first
+    (interp.signal): NoSignalError when its 95% interval includes 0 or it is under 2 standard errors;
+    with `allow_no_signal=True` rows carry `no_signal: True`, `restored` NaN, and are ranked by delta.
     """
-    t, s = metric(result["teacher"]).numpy(), metric(result["student"]).numpy()
-    gap = float(t.mean() - s.mean())
-    gap_ci = bootstrap_ci(t - s, n_boot, seed)
+    t = check_finite(metric(result["teacher"]), "teacher logits (cross-model patching)").double().numpy()
+    s = check_finite(metric(result["student"]), "student logits (cross-model patching)").double().numpy()
+    sig = measure_gap(t, s, what="teacher - student metric", n_boot=n_boot, seed=seed)
+    ok = require_signal(sig, allow_no_signal, fix="Use examples on which teacher and student differ, more examples")
 
     def share(v: np.ndarray) -> float:  # [n, 3] (teacher, student, patched) -> share of the gap restored
         denom = v[:, 0].mean() - v[:, 1].mean()
@@ -277,16 +282,16 @@ def restoration(result: dict, metric: Metric, n_boot: int = 1000, seed: int = 0)
 
     rows = []
     for label, p in result["patched"].items():
-        p = metric(p).numpy()
+        p = check_finite(metric(p), f"student logits with {label} patched (cross-model patching)").double().numpy()
         stacked = np.stack([t, s, p], 1)  # [n, 3]
-        lo, hi = bootstrap_ci(stacked, n_boot, seed, stat=share)
-        rows.append({"component": label, "restored": share(stacked), "ci95": [lo, hi],
-                     "metric_patched": float(p.mean())})
-    rows.sort(key=lambda r: (np.isnan(r["restored"]), -np.nan_to_num(r["restored"])))
-    # with no clear gap the shares are ratios of noise: flag them rather than rank them silently
-    significant = not (gap_ci[0] <= 0 <= gap_ci[1])
-    return [{"gap_teacher_minus_student": gap, "gap_ci95": list(gap_ci), "gap_significant": significant, **r}
-            for r in rows]
+        ci = list(bootstrap_ci(stacked, n_boot, seed, stat=share)) if ok else [float("nan")] * 2
+        rows.append({"component": label, "restored": share(stacked) if ok else float("nan"), "ci95": ci,
+                     "delta": float(p.mean() - s.mean()), "delta_ci95": list(bootstrap_ci(p - s, n_boot, seed)),
+                     "metric_patched": float(p.mean()), "no_signal": not ok})
+    key = "restored" if ok else "delta"
+    rows.sort(key=lambda r: (np.isnan(r[key]), -np.nan_to_num(r[key])))
+    return [{"gap_teacher_minus_student": sig.gap, "gap_ci95": list(sig.ci95), "gap_significant": sig.significant,
+             **r} for r in rows]
 
 
 def compare_checkpoints(a: Subject, b: Subject, data: Iterable, metric: Metric | None = None,

@@ -13,6 +13,13 @@ input and patches in corrupted values. Both report `(m - m_corrupt) / (m_clean -
 denoising scores near 1 mark components sufficient to restore the clean behaviour; noising scores
 near 0 mark components necessary for it.
 
+No-signal guard (interp.signal): the per-pair clean-minus-corrupted metric gives the gap with a
+bootstrap 95% interval over pairs (`PatchResult.signal`). When the interval includes 0 or the gap is
+under 2 standard errors, normalised scores would be ratios of noise: `patch` raises NoSignalError, or
+with `allow_no_signal=True` returns NaN `scores`, the unnormalised `raw` metric and `no_signal=True`.
+A NaN or inf in any layer's output, the logits or a patched metric raises FloatingPointError naming
+the model, site and input.
+
 How it is fast: per batch of pairs, one forward on each input caches every layer's input. For the
 K components of layer l the batch is expanded K times (copy k patches component k), and the pass
 resumes at layer l, so layers before l are never recomputed. Two exact shortcuts (interp.resume) cut
@@ -31,15 +38,21 @@ import torch
 from interp import resume
 from interp.backends.hooks import expand_kwargs, layer_inputs, run_from
 from interp.contrast import Contrast, metric_values
+from interp.signal import Signal, check_finite, measure_gap, normalise_or_nan, require_signal
 
 COMPONENTS = ("resid", "attn_out", "mlp_out", "head")
 CHUNK_TOKENS = 4096  # default tokens per expanded forward (see patch)
+GAP_WHAT = "clean - corrupted metric"
 SITE_OF = {"resid": "hook_resid_post", "attn_out": "hook_attn_out", "mlp_out": "hook_mlp_out", "head": "attn.hook_z"}
 
 
 @dataclass
 class PatchResult:
-    """Normalised scores (0 = corrupted, 1 = clean) and the raw mean metric per component."""
+    """Normalised scores (0 = corrupted, 1 = clean) and the raw mean metric per component.
+
+    `signal` is the clean-minus-corrupted gap (interp.signal.Signal.to_dict()); with `no_signal`
+    (only under allow_no_signal=True) `scores` are NaN and only `raw` is meaningful.
+    """
 
     component: str
     per_position: bool
@@ -51,12 +64,15 @@ class PatchResult:
     axes: list[str]
     method: str = "exact"
     meta: dict[str, Any] = field(default_factory=dict)
+    signal: dict[str, Any] = field(default_factory=dict)
+    no_signal: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"component": self.component, "per_position": self.per_position, "direction": self.direction,
                 "method": self.method, "axes": self.axes, "shape": list(self.scores.shape),
                 "scores": self.scores.tolist(), "raw": self.raw.tolist(), "clean_metric": self.clean_metric,
-                "corrupt_metric": self.corrupt_metric, "meta": self.meta}
+                "corrupt_metric": self.corrupt_metric, "signal": self.signal, "no_signal": self.no_signal,
+                "meta": self.meta}
 
 
 def check_component(subject: Any, component: str) -> None:
@@ -123,17 +139,54 @@ def _all_sites(subject: Any, component: str) -> list[str]:
     return [f"blocks.{l}.{SITE_OF[component]}" for l in range(subject.n_layers)]
 
 
-def endpoint_metrics(subject: Any, contrast: Contrast, batch_size: int = 64) -> tuple[float, float]:
-    """Mean metric on clean and on corrupted inputs."""
-    tot_c = tot_r = 0.0
+def check_pairs(contrast: Contrast) -> None:
+    """A contrast with no pairs has no gap and no scores: say so before running anything."""
+    if len(contrast) == 0:
+        raise ValueError("The contrast has no pairs (0 clean/corrupted examples): patching, attribution and circuits "
+                         "need at least two pairs to measure the clean - corrupted gap.")
+
+
+def check_run(subject: Any, logits: torch.Tensor, cache: dict, which: str) -> None:
+    """FloatingPointError naming the first layer (forward order) whose output, or the logits, is not finite."""
+    for l in range(subject.n_layers):
+        site = f"blocks.{l}.hook_resid_post"
+        if site in cache:
+            check_finite(cache[site], f"{subject.name}, {site} ({which} input)")
+    check_finite(logits, f"{subject.name}, logits ({which} input)")
+
+
+def gap_signal(clean_vals: Any, corrupt_vals: Any, allow_no_signal: bool = False) -> tuple[Signal, bool]:
+    """The clean - corrupted gap over pairs and whether it may be normalised by (raises unless allowed)."""
+    sig = measure_gap(clean_vals, corrupt_vals, what=GAP_WHAT)
+    return sig, require_signal(sig, allow_no_signal)
+
+
+def endpoint_values(subject: Any, contrast: Contrast, batch_size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-pair metric on clean and on corrupted inputs: ([n], [n]) float64, every layer checked finite."""
+    check_pairs(contrast)
+    reads = [f"blocks.{l}.hook_resid_post" for l in range(subject.n_layers)]
+    clean, corrupt = [], []
     with torch.no_grad():
         for b in contrast.batches(batch_size):
-            tot_c += float(metric_values(contrast.metric, subject.run(b.clean)[0]).double().sum())
-            tot_r += float(metric_values(contrast.metric, subject.run(b.corrupt)[0]).double().sum())
-    return tot_c / len(contrast), tot_r / len(contrast)
+            for batch, which, out in ((b.clean, "clean", clean), (b.corrupt, "corrupted", corrupt)):
+                logits, cache = subject.run(batch, read=reads)
+                check_run(subject, logits, cache, which)
+                out.append(metric_values(contrast.metric, logits).double().cpu())
+    return torch.cat(clean), torch.cat(corrupt)
+
+
+def endpoint_metrics(subject: Any, contrast: Contrast, batch_size: int = 64,
+                     allow_no_signal: bool = False) -> tuple[float, float]:
+    """Mean metric on clean and on corrupted inputs; NoSignalError when their gap is not significant
+    (unless `allow_no_signal`)."""
+    clean, corrupt = endpoint_values(subject, contrast, batch_size)
+    gap_signal(clean, corrupt, allow_no_signal)
+    return float(clean.mean()), float(corrupt.mean())
 
 
 def normalise(raw: torch.Tensor, clean: float, corrupt: float) -> torch.Tensor:
+    """(raw - corrupt) / (clean - corrupt) for callers that already passed the guard (`gap_signal`);
+    analyses use `interp.signal.normalise_or_nan` with the guard's verdict instead."""
     gap = clean - corrupt
     if abs(gap) < 1e-8:
         raise ValueError(f"The metric is the same on clean ({clean:.4g}) and corrupted ({corrupt:.4g}) inputs, so "
@@ -143,8 +196,11 @@ def normalise(raw: torch.Tensor, clean: float, corrupt: float) -> torch.Tensor:
 
 def patch(subject: Any, contrast: Contrast, component: str = "head", per_position: bool = False,
           direction: str = "denoise", layers: Sequence[int] | None = None, batch_size: int = 64,
-          max_rows: int | None = None, shortcuts: bool = True) -> PatchResult:
+          max_rows: int | None = None, shortcuts: bool = True, allow_no_signal: bool = False) -> PatchResult:
     """Exact activation patching of every component of one kind; see the module doc.
+
+    Raises NoSignalError when the clean - corrupted gap is not significant, unless `allow_no_signal`
+    (then `scores` are NaN, `raw` stays and `no_signal` is set).
 
     `shortcuts=False` runs the patched layer and every later one in full through hooks (the plain
     resumed pass); results agree to float rounding, which the tests check. `max_rows` (sequences per
@@ -153,6 +209,7 @@ def patch(subject: Any, contrast: Contrast, component: str = "head", per_positio
     """
     check_component(subject, component)
     subject.check_ready()
+    check_pairs(contrast)
     fast = shortcuts and resume.supported(subject)
     patched_logits = _patched_logits_fast if fast else _patched_logits
     n_pos = contrast.n_pos
@@ -161,7 +218,8 @@ def patch(subject: Any, contrast: Contrast, component: str = "head", per_positio
     masks = component_masks(subject, component, per_position, n_pos).to(subject.device)
     K = masks.shape[0]
     total = torch.zeros(subject.n_layers, K, dtype=torch.float64)
-    tot_clean = tot_corrupt = 0.0
+    m_clean: list[torch.Tensor] = []    # per batch [B]
+    m_corrupt: list[torch.Tensor] = []
     site_kind = SITE_OF[component]
     with torch.no_grad():
         for b in contrast.batches(batch_size):
@@ -174,10 +232,13 @@ def patch(subject: Any, contrast: Contrast, component: str = "head", per_positio
                 reads += [f"blocks.{l}.hook_attn_out" for l in layers]
             base_logits, base_cache = subject.run(base, read=reads)
             src_logits, src_cache = subject.run(src, read=reads)
-            m_base = metric_values(contrast.metric, base_logits).double().sum()
-            m_src = metric_values(contrast.metric, src_logits).double().sum()
-            tot_clean += float(m_src if direction == "denoise" else m_base)
-            tot_corrupt += float(m_base if direction == "denoise" else m_src)
+            names = ("corrupted", "clean") if direction == "denoise" else ("clean", "corrupted")
+            check_run(subject, base_logits, base_cache, names[0])
+            check_run(subject, src_logits, src_cache, names[1])
+            m_base = metric_values(contrast.metric, base_logits).double().cpu()  # [B]
+            m_src = metric_values(contrast.metric, src_logits).double().cpu()
+            m_clean.append(m_src if direction == "denoise" else m_base)
+            m_corrupt.append(m_base if direction == "denoise" else m_src)
             embed, kwargs = layer_inputs(subject, base)
             for l in layers:
                 h_in = embed if l == 0 else base_cache[f"blocks.{l - 1}.hook_resid_post"]  # [B, pos, d]
@@ -186,11 +247,15 @@ def patch(subject: Any, contrast: Contrast, component: str = "head", per_positio
                     logits = patched_logits(subject, component, l, h_in, m, base_cache, src_cache,
                                             expand_kwargs(kwargs, kc))
                     vals = metric_values(contrast.metric, logits).double().view(kc, B)
+                    check_finite(vals, f"{subject.name}, patched {component} at layer {l} ({site_kind}, "
+                                       f"components {a}..{z - 1}): metric of the patched run")
                     total[l, a:z] += vals.sum(1).cpu()
     n = len(contrast)
     raw = (total / n).reshape(_shape(subject, component, per_position, n_pos)).float()
-    clean, corrupt = tot_clean / n, tot_corrupt / n
-    scores = normalise(raw.double(), clean, corrupt).float()
+    clean_v, corrupt_v = torch.cat(m_clean), torch.cat(m_corrupt)  # [n]
+    sig, ok = gap_signal(clean_v, corrupt_v, allow_no_signal)
+    clean, corrupt = float(clean_v.mean()), float(corrupt_v.mean())
+    scores = normalise_or_nan(raw.double(), corrupt, clean, ok).float()
     if len(layers) < subject.n_layers:
         skip = [l for l in range(subject.n_layers) if l not in layers]
         raw[skip] = float("nan")
@@ -198,7 +263,8 @@ def patch(subject: Any, contrast: Contrast, component: str = "head", per_positio
     return PatchResult(component, per_position, direction, scores, raw, clean, corrupt,
                        axes_for(component, per_position), meta={"n_pairs": n, "n_pos": n_pos, "layers": layers,
                                                                 "max_rows": max_rows, "batch_size": batch_size,
-                                                                "shortcuts": fast})
+                                                                "shortcuts": fast},
+                       signal=sig.to_dict(), no_signal=not ok)
 
 
 def _broadcast_mask(component: str, m: torch.Tensor) -> torch.Tensor:

@@ -47,7 +47,18 @@ def teacher(tokenizer):
     return load_subject(make_bert(n_layers=3), tokenizer=tokenizer, name="teacher")
 
 
-def test_cross_patching_ranks_the_ablated_head_first_and_restores_the_teacher(teacher, tokenizer):
+def _scaled(model, scale: float = 5.0, head_scale: float = 40.0):
+    """Larger weights (as in test_patching._subject): at init scale, ablating a head moves the margin by
+    ~1e-6, a teacher-student gap that cannot be told apart from 0."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() > 1:
+                p.mul_(head_scale if ("classifier" in name or "pooler" in name) else scale)
+    return model
+
+
+def test_cross_patching_ranks_the_ablated_head_first_and_restores_the_teacher(tokenizer):
+    teacher = load_subject(_scaled(make_bert(n_layers=3)), tokenizer=tokenizer, name="teacher")
     model = copy.deepcopy(teacher.model)
     _ablate_value(model, *ABLATED)
     student = load_subject(model, tokenizer=tokenizer, name="student")
@@ -55,6 +66,7 @@ def test_cross_patching_ranks_the_ablated_head_first_and_restores_the_teacher(te
     result = cross_patch(pair, make_pairs(40), progress=False)
     torch.testing.assert_close(result["patched"]["head 1.2<-T1.2"], result["teacher"], atol=1e-5, rtol=0)
     ranked = restoration(result, entailment_margin(student.labels), n_boot=200)
+    assert ranked[0]["gap_significant"] and not ranked[0]["no_signal"]
     heads = [r for r in ranked if r["component"].startswith("head")]
     assert heads[0]["component"] == "head 1.2<-T1.2"
     assert heads[0]["restored"] == pytest.approx(1.0, abs=1e-5)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from interp.commands.patch import add_contrast_args, build_contrast
+from interp.commands.patch import add_contrast_args, build_contrast, signal_line
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
 
     subject, contrast = build_contrast(args)
     circuit = discover(subject, contrast, level=args.level, method=args.method, direction=args.direction,
-                       target=args.faithfulness, batch_size=args.batch_size)
+                       target=args.faithfulness, batch_size=args.batch_size, allow_no_signal=args.allow_no_signal)
     out = Path(args.out)
     config = {k: v for k, v in vars(args).items() if k != "func"}
     circuit.metadata["provenance"] = record(config, seed=args.seed, contrast=contrast.meta)
@@ -33,6 +33,12 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_json(out / "run.json", circuit.metadata["provenance"])
     draw_circuit(circuit, out / "circuit.png")
     m = circuit.metadata
-    print(f"{args.level} circuit: {len(circuit.nodes)} nodes, {len(circuit.edges)} edges, faithfulness "
-          f"{m['faithfulness']:.3f}, completeness {m['completeness']:.3f} -> {out}")
+    if m["no_signal"]:
+        print(f"{args.level} circuit: not pruned, {len(circuit.scores)} raw scores -> {out}")
+    else:
+        (flo, fhi), (clo, chi) = m["faithfulness_ci95"], m["completeness_ci95"]
+        print(f"{args.level} circuit: {len(circuit.nodes)} nodes, {len(circuit.edges)} edges, faithfulness "
+              f"{m['faithfulness']:.3f} [{flo:.3f}, {fhi:.3f}], completeness {m['completeness']:.3f} "
+              f"[{clo:.3f}, {chi:.3f}] -> {out}")
+    print(signal_line(m["signal"], m["no_signal"]))
     return 0

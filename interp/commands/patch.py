@@ -25,6 +25,9 @@ def add_contrast_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", required=True, help="results folder")
+    p.add_argument("--allow-no-signal", action="store_true",
+                   help="when the clean - corrupted gap is not significant, write raw (unnormalised) metric changes "
+                        "marked NO SIGNAL instead of refusing")
 
 
 def build_contrast(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -66,10 +69,10 @@ def run(args: argparse.Namespace) -> int:
     per_pos = args.per_position or args.component == "resid"
     if args.method == "exact":
         res = patch(subject, contrast, args.component, per_pos, args.direction, batch_size=args.batch_size,
-                    max_rows=args.max_rows)
+                    max_rows=args.max_rows, allow_no_signal=args.allow_no_signal)
     else:
         res = attribute(subject, contrast, args.component, per_pos, args.direction, method=args.method,
-                        steps=args.steps, batch_size=args.batch_size)
+                        steps=args.steps, batch_size=args.batch_size, allow_no_signal=args.allow_no_signal)
     out = Path(args.out)
     config = {k: v for k, v in vars(args).items() if k != "func"}
     atomic_write_json(out / "patching.json", {**record(config, seed=args.seed, model=subject.name,
@@ -78,4 +81,15 @@ def run(args: argparse.Namespace) -> int:
     heatmap(res, out / "patching.png")
     print(f"{args.method} {args.direction} {args.component}: clean {res.clean_metric:.4f}, corrupt "
           f"{res.corrupt_metric:.4f}, {len(contrast)} pairs -> {out}")
+    print(signal_line(res.signal, res.no_signal))
     return 0
+
+
+def signal_line(signal: dict, no_signal: bool) -> str:
+    """The gap with its interval, and the NO SIGNAL flag when the override let a run through."""
+    lo, hi = signal["ci95"]
+    line = f"gap (clean - corrupted) {signal['gap']:+.4g}, 95% CI [{lo:+.4g}, {hi:+.4g}], n = {signal['n']}"
+    if no_signal:
+        line += ("\nNO SIGNAL: the gap cannot be told apart from 0 (--allow-no-signal): scores are raw metric "
+                 "changes, not shares of the gap")
+    return line

@@ -20,9 +20,20 @@ def _pos(node: str, n_layers: int, n_heads: int) -> tuple[float, float]:
     return (float(h), float(l))
 
 
+def _title(meta: dict) -> str:
+    if meta.get("no_signal"):
+        return f"{meta.get('level', '')} circuit: no signal: raw metric changes (not pruned)"
+    f, c = meta.get("faithfulness"), meta.get("completeness")
+    f = float("nan") if f is None else f
+    c = float("nan") if c is None else c
+    fci = meta.get("faithfulness_ci95") or [float("nan")] * 2
+    return f"{meta.get('level', '')} circuit, faithfulness {f:.2f} [{fci[0]:.2f}, {fci[1]:.2f}], completeness {c:.2f}"
+
+
 def draw_circuit(circuit: Any, path: str | Path, title: str | None = None) -> Path:
     """Save the circuit graph. Edge circuits draw sender -> receiver (label q/k/v/in); node circuits
-    draw the kept nodes with their scores."""
+    draw the kept nodes with their scores. A no-signal circuit (nothing kept) draws every candidate
+    node with its raw score, titled "no signal: raw metric changes"."""
     meta = circuit.metadata
     L, H = int(meta.get("n_layers", 1)), int(meta.get("n_heads", 1))
     fig, ax = plt.subplots(figsize=(1.5 + 0.7 * H, 1.5 + 0.9 * L))
@@ -40,7 +51,10 @@ def draw_circuit(circuit: Any, path: str | Path, title: str | None = None) -> Pa
         color = {"q": "tab:blue", "k": "tab:green", "v": "tab:red"}.get(kind, "tab:purple")
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
                     arrowprops=dict(arrowstyle="->", lw=w, color=color, alpha=0.8), zorder=2)
-    for n in circuit.nodes:
+    shown = circuit.nodes
+    if meta.get("no_signal"):  # nothing was pruned: show the raw score of every candidate node (edge scores stay in JSON)
+        shown = [n for n in circuit.scores if "->" not in n]
+    for n in shown:
         x, y = _pos(n, L, H)
         ax.plot(x, y, "s" if n.endswith("M") else "o", color="tab:orange", ms=13, zorder=3)
         ax.text(x, y - 0.28, f"{n}\n{circuit.scores[n]:.2f}" if n in circuit.scores else n, ha="center", va="top",
@@ -50,6 +64,5 @@ def draw_circuit(circuit: Any, path: str | Path, title: str | None = None) -> Pa
     ax.set_xlabel("head (squares: MLP)")
     ax.set_xlim(-1, H + 1.5)
     ax.set_ylim(-1.6, L + 0.6)
-    ax.set_title(title or f"{meta.get('level', '')} circuit, faithfulness {meta.get('faithfulness', float('nan')):.2f}, "
-                          f"completeness {meta.get('completeness', float('nan')):.2f}", fontsize=9)
+    ax.set_title(title or _title(meta), fontsize=9)
     return save(fig, path)

@@ -10,19 +10,26 @@ from interp.plot import save
 
 
 def plot_restoration(rows: list[dict], path: str | Path, title: str, top: int = 15) -> None:
-    """Horizontal bars: share of the teacher-student gap each cross-model patch restores, with 95% CIs."""
+    """Horizontal bars: share of the teacher-student gap each cross-model patch restores, with 95% CIs;
+    rows flagged `no_signal` show the raw change (patched - student) instead, titled as such."""
     rows = rows[:top]
+    flagged = bool(rows and rows[0].get("no_signal"))
+    val_key, ci_key = ("delta", "delta_ci95") if flagged else ("restored", "ci95")
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.2))
     y = np.arange(len(rows))[::-1]
-    vals = np.array([r["restored"] for r in rows])
-    lo = np.array([r["ci95"][0] for r in rows])
-    hi = np.array([r["ci95"][1] for r in rows])
+    vals = np.array([r[val_key] for r in rows])
+    lo = np.array([r[ci_key][0] for r in rows])
+    hi = np.array([r[ci_key][1] for r in rows])
     ax.barh(y, vals, xerr=np.abs(np.stack([vals - lo, hi - vals])), color="tab:blue", alpha=0.8, capsize=2)
     ax.set_yticks(y, [r["component"] for r in rows], fontsize=8)
     ax.axvline(0, color="k", lw=0.8)
-    ax.axvline(1, color="gray", lw=0.8, ls="--")
-    ax.set_xlabel("share of teacher-student gap restored (1 = teacher)")
-    ax.set_title(title, fontsize=10)
+    if flagged:
+        ax.set_xlabel("metric change, patched - student (raw)")
+        ax.set_title(f"{title}\nno signal: raw metric changes", fontsize=10)
+    else:
+        ax.axvline(1, color="gray", lw=0.8, ls="--")
+        ax.set_xlabel("share of teacher-student gap restored (1 = teacher)")
+        ax.set_title(title, fontsize=10)
     save(fig, path)
 
 

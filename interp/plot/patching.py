@@ -12,8 +12,11 @@ from interp.plot import save
 
 def heatmap(result: Any, path: str | Path, title: str | None = None) -> Path:
     """Save a heatmap of `result.scores` (a PatchResult): [layer, head], [layer, pos], [layer] as a
-    column; [layer, head, pos] is shown as layer x head of the largest-magnitude position."""
-    s = result.scores.detach().float()
+    column; [layer, head, pos] is shown as layer x head of the largest-magnitude position. A result
+    flagged `no_signal` shows its raw metric minus the base run's metric, titled as such."""
+    flagged = bool(getattr(result, "no_signal", False))
+    base = result.corrupt_metric if result.direction == "denoise" else result.clean_metric
+    s = (result.raw - base if flagged else result.scores).detach().float()
     xlabel = result.axes[1] if len(result.axes) > 1 else ""
     if s.dim() == 3:
         idx = s.abs().nan_to_num(0).argmax(-1, keepdim=True)
@@ -27,8 +30,10 @@ def heatmap(result: Any, path: str | Path, title: str | None = None) -> Path:
     ax.set_ylabel("layer")
     ax.set_xlabel(xlabel)
     ax.set_yticks(range(s.shape[0]))
-    fig.colorbar(im, ax=ax, label="normalised score (0 = corrupt, 1 = clean)")
-    ax.set_title(title or f"{result.method} {result.direction}: {result.component}", fontsize=9)
+    fig.colorbar(im, ax=ax, label="metric change (patched - base run)" if flagged
+                 else "normalised score (0 = corrupt, 1 = clean)")
+    title = title or f"{result.method} {result.direction}: {result.component}"
+    ax.set_title(f"{title}\nno signal: raw metric changes" if flagged else title, fontsize=9)
     return save(fig, path)
 
 
