@@ -190,7 +190,11 @@ def test_compare_command_writes_a_results_folder(tmp_path, tokenizer):
     assert len(res["results"]["head_by_head"]) == 8
     assert (tmp_path / "out" / "restoration_margin.png").stat().st_size > 0
     steps = sorted(p.stat().st_mtime_ns for p in (tmp_path / "out" / "steps").iterdir())
-    assert len(steps) == 3
+    assert len(steps) == 4  # head map, head by head, cross-model patching, weight patching against the teacher
+    # an untrained copy of teacher layers: every component's parameters equal the teacher's
+    w = res["results"]["attribution"]["weight_teacher"]
+    assert len(w["unchanged"]) == len(w["margin"]) == 2 * (4 + 4)
+    assert all(r["delta"] == 0.0 for r in w["margin"])
     assert main(args) == 0  # resumes: no step recomputed
     assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "out" / "steps").iterdir()) == steps
     (tmp_path / "out" / "steps" / "cross_patch.json").unlink()  # a run interrupted before cross-patching
@@ -243,3 +247,35 @@ def test_head_effects_equal_one_head_at_a_time(tokenizer):
                 np.testing.assert_allclose(eff["total"][:, l, h], tot.numpy(), atol=1e-5)
                 np.testing.assert_allclose(eff["direct"][:, l, h], dirc.numpy(), atol=1e-5)
     assert np.abs(eff["total"]).max() > 1e-2 and np.abs(eff["total"] - eff["direct"]).max() > 1e-3
+
+
+def test_compare_with_a_reference_student_finds_the_damaged_heads(tmp_path):
+    """`interp compare --reference`: a student copied from teacher layers [0, 2] with two heads damaged,
+    against the undamaged copy as reference. Weight patching ranks the damaged heads first and gives every
+    other component exactly 0; the tables name the question each view answers."""
+    import json
+
+    from interp.cli import main
+    from interp.organisms import damaged_student, tiny_bert
+
+    org = damaged_student(tiny_bert(3, seed=0, scale=3.0, head_scale=30.0), layers=[0, 2],
+                          damage={(1, 0): 0.0, (1, 2): 0.5})
+    for name, model in (("t", org.teacher), ("s", org.student), ("r", org.reference)):
+        model.save_pretrained(tmp_path / name)
+        org.tokenizer.save_pretrained(tmp_path / name)
+    args = ["compare", "--teacher", str(tmp_path / "t"), "--student", str(tmp_path / "s"),
+            "--reference", str(tmp_path / "r"), "--n", "24", "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    res = json.loads((tmp_path / "out" / "results.json").read_text())["results"]["attribution"]
+    for view in (res["reference"]["weight"], res["weight_teacher"]):
+        rows = view["margin"]
+        key = "delta" if rows[0]["no_signal"] else "restored"
+        assert {r["component"].split("<")[0] for r in rows[:2]} == {"head 1.0", "head 1.2"}
+        layer_rows = [r for r in rows if r["component"].startswith("layer 1")]
+        assert all(abs(r[key]) == 0.0 for r in rows if r["component"].split("<")[0] not in
+                   ("head 1.0", "head 1.2", "layer 1"))
+        assert len(layer_rows) == 1 and abs(layer_rows[0][key]) > 0
+    tables = (tmp_path / "out" / "tables.md").read_text()
+    assert "## Reference (r) -> student, weight patching" in tables
+    assert "Would the teacher's activation at this site fix the student?" in tables
+    assert (tmp_path / "out" / "weight_patching_reference_margin.png").stat().st_size > 0
