@@ -299,11 +299,13 @@ def compare_checkpoints(a: Subject, b: Subject, data: Iterable, metric: Metric |
     """Head-by-head view of two checkpoints of one architecture (same head = same index).
 
     Per head: attention-pattern similarity, per-head z CKA, and the total/direct effects on the
-    metric in each checkpoint with their change and a bootstrap interval of the change.
+    metric in each checkpoint with their change and a bootstrap interval of the change. A head whose
+    z is constant across examples (dead: zero output) has z_cka NaN and is listed by checkpoint in
+    "dead" (["b"], say); every other row has "dead": [].
     """
     from interp.pair import check_compatible, pattern_similarity
     from interp.capture import capture
-    from interp.cka import head_cka_grid
+    from interp.cka import constant_heads, head_cka_grid
 
     check_compatible(a, b)
     if (a.n_layers, a.n_heads, a.d_head) != (b.n_layers, b.n_heads, b.d_head):
@@ -319,10 +321,12 @@ def compare_checkpoints(a: Subject, b: Subject, data: Iterable, metric: Metric |
     H = a.n_heads
     for layer in range(a.n_layers):
         site = f"blocks.{layer}.attn.hook_z"
-        zcka = head_cka_grid(za.acts[site], zb.acts[site])
+        zcka = head_cka_grid(za.acts[site], zb.acts[site], constant="nan")  # [H, H], NaN for dead heads
+        dead = {k: constant_heads(c.acts[site]) for k, c in (("a", za), ("b", zb))}
         for h in range(H):
             i = layer * H + h
-            row = {"head": f"{layer}.{h}", "pattern_sim": float(psim[i, i]), "z_cka": float(zcka[h, h])}
+            row = {"head": f"{layer}.{h}", "pattern_sim": float(psim[i, i]), "z_cka": float(zcka[h, h]),
+                   "dead": [k for k in ("a", "b") if h in dead[k]]}
             for kind in ("total", "direct"):
                 va, vb = ea[kind][:, layer, h], eb[kind][:, layer, h]
                 row[f"{kind}_a"], row[f"{kind}_b"] = float(va.mean()), float(vb.mean())

@@ -210,8 +210,19 @@ def _head_map_from_json(d: dict):
 
     head = lambda h: (int(h[0]), int(h[1]))  # noqa: E731
     matches = {head(m["student"]): (head(m["teacher"]) if m["teacher"] else None) for m in d["matches"]}
+    ratio = {head(m["student"]): m["norm_ratio"] for m in d["matches"] if m.get("norm_ratio") is not None}
+    flagged = [head(m["student"]) for m in d["matches"] if m.get("flagged")]
+    dead = [head(m["student"]) for m in d["matches"] if m.get("dead")]
     return HeadMap(matches, {head(m["student"]): m["score"] for m in d["matches"]},
-                   np.array(d["pattern_sim"]), np.array(d["z_cka"]))
+                   np.array(d["pattern_sim"]), np.array(d["z_cka"]), ratio, flagged, dead)
+
+
+def _fmt_ratio(match: dict) -> str:
+    """The norm ratio of one head-map entry, with the flag; blank for maps stored without it."""
+    ratio = match.get("norm_ratio")
+    if ratio is None:
+        return ""
+    return f"{ratio:.3g}" + (" **flagged**" if match.get("flagged") else "")
 
 
 def _fmt_ci(ci: list[float]) -> str:
@@ -295,13 +306,18 @@ def _tables(r: dict) -> str:
         lines += _view_table(ref["activation"], "Would the reference's activation at this site fix the student?",
                              "reference - student", direct=True, ranked="total share of the margin gap")
     lines += ["## Head by head (effects of mean-ablating the head on the margin, HANS non-entailment)", "",
-              "| student head | teacher head | match | pattern sim trig / ctrl | total T | total S | change | 95% CI | "
-              "direct T | direct S |", "|---|---|---|---|---|---|---|---|---|---|"]
+              "Norm ratio: RMS of the student head's write into the residual stream over the teacher head's; "
+              "**flagged** when far from 1 (the match score ignores scale).", "",
+              "| student head | teacher head | match | norm ratio S/T | pattern sim trig / ctrl | total T | total S | "
+              "change | 95% CI | direct T | direct S |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    by_head = {f"{m['student'][0]}.{m['student'][1]}": m for m in r["head_map"]["matches"]}
     for h in r["head_by_head"]:
+        m = by_head.get(h["student_head"], {})
         if h["teacher_head"] is None:
-            lines.append(f"| {h['student_head']} | none | {h['match_score']:.2f} | | | | | | | |")
+            none = "none (dead: constant output)" if m.get("dead") else "none"
+            lines.append(f"| {h['student_head']} | {none} | {h['match_score']:.2f} | | | | | | | | |")
             continue
-        lines.append(f"| {h['student_head']} | {h['teacher_head']} | {h['match_score']:.2f} | "
+        lines.append(f"| {h['student_head']} | {h['teacher_head']} | {h['match_score']:.2f} | {_fmt_ratio(m)} | "
                      f"{h['pattern_sim_triggering']:.2f} / {h['pattern_sim_control']:.2f} | {h['total_teacher']:+.3f} | "
                      f"{h['total_student']:+.3f} | {h['total_change']:+.3f} | {_fmt_ci(h['total_change_ci95'])} | "
                      f"{h['direct_teacher']:+.3f} | {h['direct_student']:+.3f} |")

@@ -130,11 +130,20 @@ class Contrast:
             yield self.slice(start, start + batch_size)
 
 
+_EMPTY = ("The contrast is empty: {what}, so there is nothing to patch or score. Pass at least one "
+          "clean/corrupted pair (for HANS pairs, n >= 1 and subcases that exist; for a .jsonl file, lines of "
+          "{{'clean': {{...}}, 'corrupt': {{...}}}}).")
+
+
 def make_contrast(subject: Any, clean: Sequence[dict], corrupt: Sequence[dict], metric: Metric | None = None,
                   align: str = "strict", max_length: int = 128) -> Contrast:
     """Tokenise clean/corrupted examples into same-shape batches; see the module doc for `align`."""
     if align not in ("strict", "pad", "drop"):
         raise ValueError(f"align must be 'strict', 'pad' or 'drop', not {align!r}.")
+    clean, corrupt = list(clean), list(corrupt)
+    if not clean or not corrupt:
+        raise ValueError(_EMPTY.format(what=f"make_contrast was given {len(clean)} clean and {len(corrupt)} "
+                                            "corrupted examples"))
     clean, corrupt = as_examples(clean), as_examples([dict(c, id=f"corrupt:{i}") for i, c in enumerate(corrupt)])
     if len(clean) != len(corrupt):
         raise ValueError(f"{len(clean)} clean examples but {len(corrupt)} corrupted ones; they must pair up.")
@@ -212,12 +221,14 @@ def hans_pairs(n: int = 256, kind: str = "break_overlap", seed: int = 0, tokeniz
     """
     from interp.data.hans_gen import generate_hans
 
+    if n < 1:
+        raise ValueError(_EMPTY.format(what=f"hans_pairs(n={n}) asks for no pairs"))
     rng = random.Random(seed)
     if kind == "swap":
         pool = [e for e in generate_hans(n_per_subcase=max(n, 1), seed=seed) if e["subcase"] == "ln_subject/object_swap"]
         clean = pool[:n]
         corrupt = [dict(e, hypothesis=e["premise"], label="entailment", id=f"{e['id']}:identity") for e in clean]
-        return clean, corrupt
+        return _nonempty(clean, corrupt, kind, None)
     if kind != "break_overlap":
         raise ValueError(f"Unknown HANS pair kind {kind!r}; choose 'break_overlap' or 'swap'.")
     subcases = subcases or ["ln_subject/object_swap", "ln_passive", "ln_preposition", "ln_relative_clause",
@@ -231,4 +242,15 @@ def hans_pairs(n: int = 256, kind: str = "break_overlap", seed: int = 0, tokeniz
             return len(tokenizer.tokenize(a)) == len(tokenizer.tokenize(b))
     clean = pool[:n]
     corrupt = [break_overlap(e, rng, same) for e in clean]
+    return _nonempty(clean, corrupt, kind, subcases)
+
+
+def _nonempty(clean: list[dict], corrupt: list[dict], kind: str,
+              subcases: Sequence[str] | None) -> tuple[list[dict], list[dict]]:
+    """(clean, corrupt), or the empty-contrast error naming what selected nothing."""
+    if not clean:
+        from interp.data.hans_gen import SUBCASES
+        what = f"hans_pairs(kind={kind!r}" + (f", subcases={list(subcases)}" if subcases else "") + ") found no " \
+               f"examples (known subcases: {', '.join(SUBCASES)})"
+        raise ValueError(_EMPTY.format(what=what))
     return clean, corrupt

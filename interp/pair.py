@@ -4,10 +4,12 @@ The layer map sends each student layer to a teacher layer (student layer -> teac
 student initialised from teacher layers it is read from the student's config (`kd_init`); otherwise
 it is chosen by linear CKA of resid_post on data. The head map matches every student head to the
 teacher head whose attention patterns and per-head outputs are most alike, by a Hungarian
-assignment, with "no counterpart" below a similarity threshold.
+assignment, with "no counterpart" below a similarity threshold or for a dead head (constant z), and
+the output-norm ratio of each match, flagged when far from 1 (similarities ignore scale).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -15,8 +17,9 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from interp.arch import get_module
 from interp.capture import capture
-from interp.cka import cka_grid, head_cka_grid
+from interp.cka import cka_grid, constant_heads, head_cka_grid
 from interp.inputs import as_examples, batches
 from interp.subject import Subject
 
@@ -25,15 +28,26 @@ Head = tuple[int, int]  # (layer, head)
 
 @dataclass
 class HeadMap:
-    """student head -> matched teacher head (or None), with the similarity of each match."""
+    """student head -> matched teacher head (or None), with the similarity of each match.
+
+    `norm_ratio`: per matched student head, the RMS of its write into the residual stream over the
+    teacher head's (`head_write_rms`); CKA and pattern similarity ignore scale, so a head scaled
+    towards zero still matches with a high score: such matches (ratio outside the range given to
+    `match_heads`) are listed in `flagged`. `dead`: student heads whose z is constant across examples
+    (zero output): CKA is undefined for them and they have no counterpart.
+    """
 
     matches: dict[Head, Head | None]
     score: dict[Head, float]
     pattern_sim: np.ndarray   # [teacher heads, student heads], flattened (layer, head) order
-    z_cka: np.ndarray         # [teacher heads, student heads]
+    z_cka: np.ndarray         # [teacher heads, student heads]; NaN for heads with constant z
+    norm_ratio: dict[Head, float] = field(default_factory=dict)  # matched student head -> RMS write ratio S/T
+    flagged: list[Head] = field(default_factory=list)            # matched heads whose ratio is far from 1
+    dead: list[Head] = field(default_factory=list)               # student heads with constant z
 
     def to_json(self) -> list[dict]:
-        return [{"student": list(s), "teacher": list(t) if t else None, "score": self.score[s]}
+        return [{"student": list(s), "teacher": list(t) if t else None, "score": self.score[s],
+                 "norm_ratio": self.norm_ratio.get(s), "flagged": s in self.flagged, "dead": s in self.dead}
                 for s, t in sorted(self.matches.items())]
 
 
@@ -49,14 +63,21 @@ class Pair:
 
 
 def check_compatible(teacher: Subject, student: Subject) -> None:
-    """Teacher and student must read the same tokens and emit labels in the same order."""
-    if teacher.labels != student.labels:
+    """Teacher and student must read the same tokens and emit labels in the same order.
+
+    Label names are compared case-insensitively, after `str()` and `strip()` ("Entailment" == "entailment").
+    """
+    if _label_keys(teacher.labels) != _label_keys(student.labels):
         raise ValueError(f"Teacher and student label orders differ: teacher {teacher.labels}, student "
                          f"{student.labels}. Remap the student's classifier rows (or id2label) so both agree.")
     tt, ts = teacher.tokenizer, student.tokenizer
     if teacher.arch.modality == "text" and (tt is None or ts is None or tt.get_vocab() != ts.get_vocab()):
         raise ValueError("Teacher and student use different tokenizers (vocabularies differ): positions and "
                          "attention patterns cannot be compared. Distil with the teacher's tokenizer.")
+
+
+def _label_keys(labels: Sequence) -> list[str]:
+    return [str(l).strip().lower() for l in labels]
 
 
 def check_layer_map(layer_map: dict[int, int], n_teacher: int, n_student: int) -> None:
@@ -148,13 +169,53 @@ def pattern_similarity(teacher: Subject, student: Subject, data: Sequence[dict],
     return 1.0 - (total / n_rows).numpy()
 
 
+def head_write_rms(subject: Subject, data: Sequence[dict], batch_size: int = 16, max_length: int = 128) -> np.ndarray:
+    """RMS over real tokens of each head's write into the residual stream: [layers, heads].
+
+    The write of head h is `z_h @ W_O[:, h*dh:(h+1)*dh].T` (W_O: the attention output projection; its
+    bias, shared by all heads, is left out); RMS = sqrt(mean over real tokens of ||write||^2).
+    """
+    L, H, dh = subject.n_layers, subject.n_heads, subject.d_head
+    sites = subject.expand("blocks.*.attn.hook_z")
+    grams = []  # per layer [head, d_head, d_head]: W_h^T W_h, so ||z_h W_h^T||^2 = z_h G_h z_h^T
+    for layer in range(L):
+        w = get_module(subject.layers[layer], subject.arch.o_proj).weight.detach().cpu().double()  # [d_model, H*dh]
+        w = w.reshape(w.shape[0], H, dh)  # [d_model, head, d_head]
+        grams.append(torch.einsum("mhd,mhe->hde", w, w))
+    sq = torch.zeros(L, H, dtype=torch.float64)
+    n_tokens = 0
+    with torch.no_grad():
+        for _, chunk in batches(as_examples(data), batch_size):
+            batch = subject.tokenize(chunk, max_length)
+            _, cache = subject.run(batch, read=sites)
+            mask = batch["attention_mask"].bool().cpu()  # [batch, pos]
+            n_tokens += int(mask.sum())
+            for layer, site in enumerate(sites):
+                z = cache[site].cpu().double()[mask]  # [tokens, head, d_head]
+                sq[layer] += torch.einsum("thd,hde,the->h", z, grams[layer], z)
+    return (sq / max(n_tokens, 1)).sqrt().numpy()
+
+
+def _dead_heads(z: torch.Tensor, n_heads: int) -> list[Head]:
+    """(layer, head) of the heads in z [n, layers*heads, d_head] that are constant across examples."""
+    return [(i // n_heads, i % n_heads) for i in constant_heads(z)]
+
+
+def _named(heads: Sequence[Head]) -> str:
+    return ", ".join(f"{l}.{h}" for l, h in heads)
+
+
 def match_heads(teacher: Subject, student: Subject, data: Sequence[dict], layer_map: dict[int, int] | None = None,
-                threshold: float = 0.5, weight_pattern: float = 0.5, batch_size: int = 16) -> HeadMap:
+                threshold: float = 0.5, weight_pattern: float = 0.5, batch_size: int = 16,
+                norm_range: tuple[float, float] = (0.5, 2.0)) -> HeadMap:
     """Hungarian matching of student heads to teacher heads on pattern similarity and per-head CKA.
 
     score = weight_pattern * pattern_sim + (1 - weight_pattern) * z_cka (both in [0, 1]). With a
     layer map, a student head may only match heads of its mapped teacher layer; matches scoring
-    below `threshold` become "no counterpart" (None).
+    below `threshold` become "no counterpart" (None), and so do heads whose z is constant across
+    examples (dead: zero output; z_cka and score are NaN). Each matched student head gets the ratio
+    of its residual-stream write RMS to its teacher head's (`head_write_rms`); ratios outside
+    `norm_range` are flagged, since a head scaled towards zero still matches with a high score.
     """
     psim = pattern_similarity(teacher, student, data, batch_size)
     zt_sites, zs_sites = teacher.expand("blocks.*.attn.hook_z"), student.expand("blocks.*.attn.hook_z")
@@ -162,10 +223,14 @@ def match_heads(teacher: Subject, student: Subject, data: Sequence[dict], layer_
     cs = capture(student, data, zs_sites, pool="mean", batch_size=batch_size, progress=False)
     zt = torch.cat([ct.acts[s] for s in zt_sites], 1)  # [n, Lt*Ht, d_head]
     zs = torch.cat([cs.acts[s] for s in zs_sites], 1)  # [n, Ls*Hs, d_head]
-    zcka = head_cka_grid(zt, zs)
-    score = weight_pattern * psim + (1 - weight_pattern) * zcka
+    zcka = head_cka_grid(zt, zs, constant="nan")  # NaN rows / columns: dead heads
     ht, hs = teacher.n_heads, student.n_heads
-    cost = -score.copy()
+    dead_t, dead_s = _dead_heads(zt, ht), _dead_heads(zs, hs)
+    if dead_t or dead_s:
+        warnings.warn(f"Heads with constant z across examples (dead: zero output), left without a counterpart: "
+                      f"teacher [{_named(dead_t)}], student [{_named(dead_s)}].", stacklevel=2)
+    score = weight_pattern * psim + (1 - weight_pattern) * zcka
+    cost = np.where(np.isnan(score), 1e6, -score)
     if layer_map is not None:
         for s_layer in range(student.n_layers):
             allowed = layer_map.get(s_layer)
@@ -180,4 +245,21 @@ def match_heads(teacher: Subject, student: Subject, data: Sequence[dict], layer_
         scores[s_head] = float(score[i, j])
         if cost[i, j] < 1e5 and score[i, j] >= threshold:
             matches[s_head] = (i // ht, i % ht)
-    return HeadMap(matches, scores, psim, zcka)
+    ratio = _norm_ratios(teacher, student, data, matches, batch_size)
+    lo, hi = norm_range
+    flagged = [k for k, r in sorted(ratio.items()) if not lo <= r <= hi]
+    return HeadMap(matches, scores, psim, zcka, ratio, flagged, dead_s)
+
+
+def _norm_ratios(teacher: Subject, student: Subject, data: Sequence[dict], matches: dict[Head, Head | None],
+                 batch_size: int) -> dict[Head, float]:
+    """Student / teacher write RMS per matched student head (inf where the teacher head writes nothing)."""
+    if not any(t is not None for t in matches.values()):
+        return {}
+    rt, rs = head_write_rms(teacher, data, batch_size), head_write_rms(student, data, batch_size)  # [L, H]
+    out = {}
+    for s, t in matches.items():
+        if t is not None:
+            num, den = float(rs[s]), float(rt[t])
+            out[s] = num / den if den > 0 else (float("inf") if num > 0 else float("nan"))
+    return out

@@ -91,10 +91,11 @@ class Subject:
         return {k: v.to(self.device) for k, v in batch.items()}
 
     def check_ready(self) -> None:
-        """Errors for states that silently give wrong numbers."""
-        if self.model.training:
-            raise RuntimeError(f"{self.name}: model is in train mode (dropout is active, results are random). "
-                               "Call subject.model.eval() first.")
+        """Errors for states that silently give wrong numbers: any submodule in train mode, hidden patterns."""
+        training = train_mode_modules(self.model)
+        if training:
+            raise RuntimeError(f"{self.name}: {_describe_training(training)} in train mode (dropout is active, "
+                               "results are random). Call subject.model.eval() first.")
         impl = getattr(self.config, "_attn_implementation", "eager")
         if impl not in (None, "eager"):
             raise RuntimeError(
@@ -130,6 +131,30 @@ class Subject:
     def to(self, device: str | torch.device) -> "Subject":
         self.model.to(device)
         return self
+
+
+def train_mode_modules(model: nn.Module) -> list[tuple[str, int]]:
+    """The outermost submodules in train mode, in module order, each with how many of its own submodules
+    are in train mode too: `[("bert.encoder.layer.2", 5)]`; `[("", n)]` when the whole model is."""
+    tops: list[list] = []  # [name, count under it]
+    for name, module in model.named_modules():
+        if not module.training:
+            continue
+        top = next((t for t in tops if t[0] == "" or name.startswith(t[0] + ".")), None)
+        if top is None:
+            tops.append([name, 0])
+        else:
+            top[1] += 1
+    return [(n, c) for n, c in tops]
+
+
+def _describe_training(tops: list[tuple[str, int]], show: int = 3) -> str:
+    """"model is", "submodule a.b (and 5 submodules under it) is", "submodules a, b and 2 more are"."""
+    if tops[0][0] == "":
+        return "model is"
+    named = [n + (f" (and {c} submodule{'s' * (c != 1)} under it)" if c else "") for n, c in tops[:show]]
+    more = f" and {len(tops) - show} more" if len(tops) > show else ""
+    return f"submodule{'s' * (len(tops) > 1)} {', '.join(named)}{more} {'are' if len(tops) > 1 else 'is'}"
 
 
 def _backend(name: str):

@@ -214,6 +214,22 @@ def test_head_grid():
     assert np.allclose(np.diag(C.head_cka_grid(zt)), 1.0)
 
 
+def test_head_grid_with_a_constant_head():
+    g = np.random.default_rng(14)
+    zt = g.standard_normal((120, 3, 8))
+    zs = np.stack([zt[:, 0] + 0.5 * g.standard_normal((120, 8)), np.zeros((120, 8)), np.full((120, 8), 2.5)], 1)
+    assert C.constant_heads(zs) == [1, 2] and C.constant_heads(zt) == []
+    with pytest.raises(ValueError, match=r"zy: head 1 is constant across examples"):
+        C.head_cka_grid(zt, zs)
+    grid = C.head_cka_grid(zt, zs, constant="nan")
+    assert grid.shape == (3, 3) and np.isnan(grid[:, 1:]).all()
+    for h in range(3):
+        assert grid[h, 0] == pytest.approx(ref_cka(gram_linear(zt[:, h]), gram_linear(zs[:, 0])), abs=1e-9)
+    self_grid = C.head_cka_grid(zs, constant="nan")
+    assert self_grid[0, 0] == pytest.approx(1.0, abs=1e-12) and np.isnan(self_grid[1:]).all()
+    assert np.isnan(self_grid[:, 1:]).all()
+
+
 def test_rbf_grid_matches_pairs():
     xs = [related(90, 6, 5, seed=s)[0] for s in range(3)]
     ys = [related(90, 6, 5, seed=s)[1] for s in range(2)]

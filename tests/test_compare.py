@@ -142,6 +142,10 @@ def test_bad_pairs_are_refused(teacher, tokenizer, minilm_path):
     relabelled.config.id2label = {0: "neutral", 1: "entailment", 2: "contradiction"}
     with pytest.raises(ValueError, match="label orders differ"):
         make_pair(teacher, load_subject(relabelled, tokenizer=tokenizer))
+    recased = make_bert(seed=3)
+    recased.config.id2label = {0: "Neutral", 1: "ENTAILMENT", 2: "Contradiction"}
+    with pytest.raises(ValueError, match="label orders differ"):  # still an order difference, in another case
+        make_pair(teacher, load_subject(recased, tokenizer=tokenizer))
     vocab = dict(tokenizer.get_vocab())
     vocab["w0"], vocab["w1"] = vocab["w1"], vocab["w0"]
     with pytest.raises(ValueError, match="different tokenizers"):
@@ -279,3 +283,113 @@ def test_compare_with_a_reference_student_finds_the_damaged_heads(tmp_path):
     assert "## Reference (r) -> student, weight patching" in tables
     assert "Would the teacher's activation at this site fix the student?" in tables
     assert (tmp_path / "out" / "weight_patching_reference_margin.png").stat().st_size > 0
+
+
+def test_labels_that_differ_only_in_case_pair_up(teacher, tokenizer):
+    model = make_bert(n_layers=2, seed=3)
+    model.config.id2label = {0: "Entailment", 1: " NEUTRAL", 2: "contradiction "}
+    pair = make_pair(teacher, load_subject(model, tokenizer=tokenizer), layer_map={0: 0, 1: 2})
+    assert pair.layer_map == {0: 0, 1: 2}
+
+
+# --- dead and scaled heads ------------------------------------------------------------------------
+
+SCALED = (2, 1)  # last layer: every other head's z and W_O are untouched, so their norm ratio is exactly 1
+
+
+def _scale_output(model, layer: int, head: int, factor: float) -> None:
+    """Scale a head's columns of the attention output projection: its write into the residual stream."""
+    dense = model.bert.encoder.layer[layer].attention.output.dense
+    d = dense.weight.shape[1] // model.config.num_attention_heads
+    with torch.no_grad():
+        dense.weight[:, head * d:(head + 1) * d] *= factor
+
+
+def _write_rms_by_hand(model, subject, data) -> np.ndarray:
+    """[layers, heads] RMS over real tokens of ||ctx_h @ W_O[:, h].T||, from the output projection's input."""
+    L, H = model.config.num_hidden_layers, model.config.num_attention_heads
+    inputs = {}
+    hooks = [model.bert.encoder.layer[l].attention.output.dense.register_forward_hook(
+        lambda m, args, out, l=l: inputs.__setitem__(l, args[0])) for l in range(L)]
+    batch = subject.tokenize(data)
+    with torch.no_grad():
+        model(**batch)
+    for h in hooks:
+        h.remove()
+    real = batch["attention_mask"].bool()
+    out = np.zeros((L, H))
+    for l in range(L):
+        w = model.bert.encoder.layer[l].attention.output.dense.weight.detach().double()  # [d_model, d_model]
+        d = w.shape[1] // H
+        for h in range(H):
+            write = inputs[l][real][:, h * d:(h + 1) * d].double() @ w[:, h * d:(h + 1) * d].T  # [tokens, d_model]
+            out[l, h] = float(write.pow(2).sum(1).mean().sqrt())
+    return out
+
+
+def _damaged(teacher, tokenizer, dead=ABLATED, scaled=SCALED):
+    model = copy.deepcopy(teacher.model)
+    if dead:
+        _ablate_value(model, *dead)
+    if scaled:
+        _scale_output(model, *scaled, 0.01)
+    return load_subject(model, tokenizer=tokenizer, name="damaged")
+
+
+def test_a_dead_student_head_has_no_counterpart(teacher, tokenizer):
+    student = _damaged(teacher, tokenizer, scaled=None)
+    with pytest.warns(UserWarning, match=r"student \[1\.2\]"):
+        hm = match_heads(teacher, student, make_pairs(30), layer_map={0: 0, 1: 1, 2: 2})
+    assert hm.matches[ABLATED] is None and hm.dead == [ABLATED]
+    assert np.isnan(hm.score[ABLATED]) and np.isnan(hm.z_cka[:, 4 + 2]).all()
+    assert np.isfinite(np.delete(hm.z_cka, 4 + 2, axis=1)).all()
+    for h in range(4):  # layer 0 is untouched
+        assert hm.matches[(0, h)] == (0, h) and hm.score[(0, h)] == pytest.approx(1.0, abs=1e-6)
+    entry = next(e for e in hm.to_json() if e["student"] == [1, 2])
+    assert entry["teacher"] is None and entry["dead"] is True and entry["norm_ratio"] is None
+
+
+def test_checkpoint_comparison_reports_a_dead_head_as_nan(teacher, tokenizer):
+    rows = {r["head"]: r for r in compare_checkpoints(teacher, _damaged(teacher, tokenizer, scaled=None),
+                                                      make_pairs(16), progress=False)}
+    assert np.isnan(rows["1.2"]["z_cka"]) and rows["1.2"]["dead"] == ["b"]
+    assert rows["0.0"]["z_cka"] == pytest.approx(1.0, abs=1e-6) and rows["0.0"]["dead"] == []
+    assert all(np.isfinite(r["z_cka"]) for k, r in rows.items() if k != "1.2")
+
+
+def test_a_head_scaled_towards_zero_is_flagged_by_its_norm_ratio(teacher, tokenizer):
+    student = _damaged(teacher, tokenizer, dead=None)
+    data = make_pairs(30)
+    hm = match_heads(teacher, student, data, layer_map={0: 0, 1: 1, 2: 2})
+    assert hm.matches[SCALED] == SCALED and hm.score[SCALED] > 0.98  # similarities ignore scale
+    ref = _write_rms_by_hand(student.model, student, data) / _write_rms_by_hand(teacher.model, teacher, data)
+    assert set(hm.norm_ratio) == set(hm.matches)
+    for (l, h), r in hm.norm_ratio.items():
+        assert r == pytest.approx(ref[l, h], rel=1e-6)
+        assert r == pytest.approx(0.01 if (l, h) == SCALED else 1.0, rel=1e-5)
+    assert hm.flagged == [SCALED]
+    entry = next(e for e in hm.to_json() if e["student"] == list(SCALED))
+    assert entry["flagged"] is True and entry["norm_ratio"] == pytest.approx(0.01, rel=1e-5)
+
+
+def test_comparison_run_carries_dead_and_flagged_heads_to_the_tables(teacher, tokenizer, tmp_path):
+    import json
+
+    from interp.comparison_run import _head_map_from_json, _head_map_json, run_comparison
+    from interp.data.hans_gen import generate_hans
+
+    student = _damaged(teacher, tokenizer)
+    with pytest.warns(UserWarning, match=r"student \[1\.2\]"):
+        res = run_comparison(teacher, student, generate_hans(4, seed=0), tmp_path, n=12,
+                             layer_map={0: 0, 1: 1, 2: 2}, progress=False)
+    by_head = {tuple(m["student"]): m for m in res["head_map"]["matches"]}
+    assert by_head[ABLATED]["dead"] and by_head[ABLATED]["teacher"] is None
+    # the dead head upstream changes layer 2's input a little: the ratio is near, not at, 0.01
+    assert by_head[SCALED]["flagged"] and by_head[SCALED]["norm_ratio"] == pytest.approx(0.01, rel=0.05)
+    tables = (tmp_path / "tables.md").read_text()
+    assert "| 1.2 | none (dead: constant output) |" in tables
+    assert "| 2.1 | 2.1 | " in tables and f"| {by_head[SCALED]['norm_ratio']:.3g} **flagged** |" in tables
+    back = _head_map_from_json(json.loads(json.dumps(res["head_map"])))
+    assert back.flagged == [SCALED] and back.dead == [ABLATED]
+    assert back.norm_ratio == pytest.approx({k: m["norm_ratio"] for k, m in by_head.items() if m["teacher"]})
+    assert json.dumps(_head_map_json(back)["matches"]) == json.dumps(res["head_map"]["matches"])  # NaN != NaN

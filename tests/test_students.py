@@ -95,3 +95,21 @@ def test_compatibility_errors():
     tok2 = BertTokenizer(vocab={t_: i for i, t_ in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "x"] + ["w%d" % k for k in range(19)])})
     with pytest.raises(ValueError, match="tokenizer"):
         check_compatible(t, tiny_bert(layers=1), tok, tok2)
+
+
+def test_label_names_compare_case_insensitively():
+    t = tiny_bert(layers=2)
+    check_compatible(t, tiny_bert(layers=1, labels=("Entailment", " NEUTRAL", "contradiction ")))  # no error
+    with pytest.raises(ValueError, match="label order"):  # a real order difference, in another case
+        check_compatible(t, tiny_bert(layers=1, labels=("Neutral", "Entailment", "Contradiction")))
+
+
+def test_builders_return_eval_mode_models_that_load_subject_accepts():
+    from interp.subject import load_subject
+
+    t = tiny_bert(layers=3)
+    t.config.hidden_dropout_prob = 0.1  # dropout would make a train-mode student random
+    for s in (student_from_teacher_layers(t, [0, 2]), random_student(t, num_layers=2),
+              make_student(t, StudentSpec(init="random", layers=None, num_layers=2, seed=1))):
+        assert not any(m.training for m in s.modules())
+        load_subject(s, tokenizer=tiny_tokenizer())  # refused a train-mode model before

@@ -90,6 +90,25 @@ def test_train_mode_is_refused(tokenizer, pairs):
         subject.run(subject.tokenize(pairs))
 
 
+def test_one_layer_in_train_mode_is_refused_by_name(tokenizer, pairs):
+    model = make_bert()
+    assert model.config.hidden_dropout_prob > 0  # in train mode the layer's dropout is live
+    subject = load_subject(model, tokenizer=tokenizer)
+    batch = subject.tokenize(pairs)
+    with torch.no_grad():
+        clean = subject.run(batch)[0]
+    model.bert.encoder.layer[2].train()
+    n_under = len(list(model.bert.encoder.layer[2].modules())) - 1
+    with torch.no_grad():  # why it matters: two identical calls differ
+        assert not torch.allclose(model(**batch).logits, model(**batch).logits)
+    with pytest.raises(RuntimeError, match=rf"bert\.encoder\.layer\.2 \(and {n_under} submodules under it\) is in "
+                                           r"train mode.*subject\.model\.eval\(\)"):
+        subject.run(batch)
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(subject.run(batch)[0], clean, atol=0, rtol=0)
+
+
 def test_non_eager_attention_is_refused(tokenizer):
     model = make_bert()
     model.set_attn_implementation("sdpa")

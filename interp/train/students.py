@@ -71,11 +71,16 @@ def encoder_layer_prefix(model: PreTrainedModel) -> str:
 
 
 def check_label_order(teacher_config: PretrainedConfig, student_config: PretrainedConfig) -> None:
+    """Refuse different ``id2label`` orders; names compare case-insensitively after ``str()`` and ``strip()``."""
     t = {int(k): v for k, v in (teacher_config.id2label or {}).items()}
     s = {int(k): v for k, v in (student_config.id2label or {}).items()}
-    if t != s:
+    if _label_keys(t) != _label_keys(s):
         raise ValueError(f"label order mismatch between teacher and student: teacher id2label={t}, student id2label={s}; "
                          "distillation compares logits index by index, so the label orders must be identical")
+
+
+def _label_keys(id2label: dict[int, object]) -> dict[int, str]:
+    return {k: str(v).strip().lower() for k, v in id2label.items()}
 
 
 def check_compatible(teacher: PreTrainedModel, student: PreTrainedModel, teacher_tokenizer=None,
@@ -111,7 +116,8 @@ def _model_class(teacher: PreTrainedModel):
 
 def student_from_teacher_layers(teacher: PreTrainedModel, layers: list[int] = (0, 2, 4)) -> PreTrainedModel:
     """A ``len(layers)``-layer copy of ``teacher``: embeddings, the given encoder layers (student layer ``j``
-    = teacher layer ``layers[j]``), pooler and classifier are copied exactly; nothing is random."""
+    = teacher layer ``layers[j]``), pooler and classifier are copied exactly; nothing is random. Returned in
+    eval mode."""
     layers = [int(i) for i in layers]
     n = num_layers(teacher)
     if not layers:
@@ -140,7 +146,7 @@ def student_from_teacher_layers(teacher: PreTrainedModel, layers: list[int] = (0
     if missing or unexpected:
         raise RuntimeError(f"student state dict mismatch: missing={missing[:5]}, unexpected={unexpected[:5]}")
     student.config.kd_init = {"init": "teacher_layers", "layers": layers}
-    return student
+    return student.eval()  # like from_pretrained: ready to analyse; the trainer calls .train() itself
 
 
 def random_student(teacher_or_config, num_layers: int | None = None, hidden_size: int | None = None,
@@ -149,7 +155,7 @@ def random_student(teacher_or_config, num_layers: int | None = None, hidden_size
     """A randomly initialised student with the teacher's vocabulary, labels and architecture family.
 
     Unspecified sizes default to the teacher's. ``intermediate_size`` defaults to the teacher's ratio
-    ``intermediate / hidden`` times the new hidden size.
+    ``intermediate / hidden`` times the new hidden size. Returned in eval mode.
     """
     if isinstance(teacher_or_config, PreTrainedModel):
         base = teacher_or_config.config
@@ -180,7 +186,7 @@ def random_student(teacher_or_config, num_layers: int | None = None, hidden_size
     else:
         student = _new_model(config, model_class, seed)
     student.config.kd_init = {"init": "random", "seed": int(seed)}
-    return student
+    return student.eval()  # like from_pretrained: ready to analyse; the trainer calls .train() itself
 
 
 def make_student(teacher: PreTrainedModel, spec: StudentSpec | dict) -> PreTrainedModel:
