@@ -52,7 +52,7 @@ def _step(out_dir: Path, name: str, config: dict, fn) -> Any:
     return value
 
 
-def _load(model: Subject | str | None, name: str) -> Subject | None:
+def _load(model: Subject | str | None, name: str | None) -> Subject | None:
     if model is None or isinstance(model, Subject):
         return model
     return load_subject(model, name=name)
@@ -121,7 +121,7 @@ def run_comparison(teacher: Subject | str, student: Subject | str, hans: list[di
     torch.manual_seed(seed)
     t = _load(teacher, "teacher")
     s = _load(student, "student")
-    ref = _load(reference, "reference")
+    ref = _load(reference, None)  # named by its folder (e.g. student_erm)
     trig = sample_hans(hans, "non-entailment", n, seed)
     ctrl = sample_hans(hans, "entailment", n, seed + 1)
     match = sample_hans(hans, "non-entailment", n // 2, seed + 2) + sample_hans(hans, "entailment", n // 2, seed + 3)
