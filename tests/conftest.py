@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import random
 
 import pytest
 import torch
@@ -11,22 +10,16 @@ import transformers as T
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-WORDS = [f"w{i}" for i in range(55)]
-NLI_LABELS = {0: "entailment", 1: "neutral", 2: "contradiction"}
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
+from interp.organisms import NLI_LABELS, VOCAB, WORDS, tiny_bert, tiny_pairs, tiny_tokenizer  # noqa: E402,F401
 
 
 def make_tokenizer() -> T.BertTokenizer:
-    # transformers 5: vocab= (a dict); vocab_file= is silently ignored
-    return T.BertTokenizer(vocab={w: i for i, w in enumerate(VOCAB)})
+    return tiny_tokenizer()
 
 
 def make_bert(n_layers: int = 3, d: int = 32, heads: int = 4, seed: int = 0) -> T.BertForSequenceClassification:
     torch.manual_seed(seed)
-    cfg = T.BertConfig(hidden_size=d, num_hidden_layers=n_layers, num_attention_heads=heads, intermediate_size=2 * d,
-                       vocab_size=len(VOCAB), num_labels=3, attn_implementation="eager", max_position_embeddings=64,
-                       id2label=NLI_LABELS, label2id={v: k for k, v in NLI_LABELS.items()})
-    return T.BertForSequenceClassification(cfg).eval()
+    return tiny_bert(n_layers, d, heads, seed)
 
 
 def make_distilbert(n_layers: int = 2, d: int = 32, heads: int = 4, seed: int = 0) -> T.DistilBertForSequenceClassification:
@@ -53,9 +46,7 @@ def make_vit(n_layers: int = 2, d: int = 32, heads: int = 4, seed: int = 0) -> T
 
 
 def make_pairs(n: int = 24, seed: int = 0) -> list[dict]:
-    r = random.Random(seed)
-    sent = lambda lo, hi: " ".join(r.choice(WORDS) for _ in range(r.randrange(lo, hi)))  # noqa: E731
-    return [{"id": f"p{i}", "premise": sent(3, 10), "hypothesis": sent(2, 7)} for i in range(n)]
+    return tiny_pairs(n, seed)
 
 
 @pytest.fixture
