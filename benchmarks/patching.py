@@ -157,7 +157,7 @@ def main() -> None:
     subject = load_subject(gt.get_model_path())
     clean, corrupt = hans_pairs(args.n, tokenizer=subject.tokenizer, seed=0)
     contrast = make_contrast(subject, clean, corrupt, metric=LogOdds(0))
-    impls = {"ours": lambda: patch(subject, contrast, "head", False, "denoise").raw.double(),
+    impls = {"ours": lambda: patch(subject, contrast, "head", False, "denoise", allow_no_signal=True).raw.double(),
              "plain hooks": lambda: plain_sweep(subject, contrast)}
     bridge = None
     if not args.no_tl:
@@ -177,7 +177,7 @@ def main() -> None:
         bridge = bridge_from_hf(subject.model, subject.tokenizer)
     tl_contrast, length, group = same_length_contrast(subject, args.n, args.pool)
     peer = "TL get_act_patch_attn_head_out_all_pos"
-    impls = {"ours": lambda: patch(subject, tl_contrast, "head", False, "denoise").raw.double(),
+    impls = {"ours": lambda: patch(subject, tl_contrast, "head", False, "denoise", allow_no_signal=True).raw.double(),
              peer: lambda: tl_sweep(bridge, tl_contrast)}
     best, results = timed(impls, args.repeats)
     print()

@@ -398,8 +398,8 @@ def node_scores(subject: Any, contrast: Contrast, method: str = "exact", directi
 
 
 def _require(sig: Signal, allow_no_signal: bool) -> bool:
-    return require_signal(sig, allow_no_signal, fix="Use pairs whose clean and corrupted inputs differ in the behaviour "
-                                                     "(a model with a real effect), more pairs")
+    fix = "Use pairs whose clean and corrupted inputs differ in the behaviour (a model with a real effect), more pairs"
+    return require_signal(sig, allow_no_signal, fix=fix)
 
 
 def _sender_paths(subject: Any, base: _Values, src: _Values, layer: int | None
@@ -642,12 +642,10 @@ def discover(subject: Any, contrast: Contrast, level: str = "node", method: str 
         effects, clean, corrupt, _ = _node_effects(subject, contrast, method, direction, batch_size)
         items = node_names(subject)
         run = lambda keep: node_run_values(subject, contrast, keep, batch_size)  # noqa: E731
-        complement = lambda cs: node_run_values(subject, contrast, [n for n in items if n not in cs], batch_size)  # noqa: E731
     else:
         effects, clean, corrupt = _edge_effects(subject, contrast, method, direction, batch_size)
         items = all_edges(subject)
         run = lambda keep: edge_run_values(subject, contrast, keep, batch_size)  # noqa: E731
-        complement = lambda cs: edge_run_values(subject, contrast, [e for e in items if e not in cs], batch_size)  # noqa: E731
     meta.update({"n_candidates": len(items), "clean_metric": clean, "corrupt_metric": corrupt})
     if not ok:
         return _no_signal_circuit(level, effects, meta)
@@ -660,7 +658,8 @@ def discover(subject: Any, contrast: Contrast, level: str = "node", method: str 
         return seen[len(keep)]
 
     chosen, faith = prune(items, scores, ev, clean, corrupt, target)
-    comp_v = complement(set(chosen))
+    cs = set(chosen)
+    comp_v = run([x for x in items if x not in cs])  # the complement: 1 - its faithfulness = completeness
     comp = 1.0 - _faith(_mean(comp_v), clean, corrupt)
     f_lo, f_hi = faithfulness_ci(clean_v, corrupt_v, seen[len(chosen)])
     c_lo, c_hi = faithfulness_ci(clean_v, corrupt_v, comp_v)

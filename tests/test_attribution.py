@@ -80,11 +80,14 @@ def test_attribution_correlates_with_exact_on_minilm(minilm_path):
     subject = load_subject(minilm_path)
     clean, corrupt = hans_pairs(32, tokenizer=subject.tokenizer, seed=1)
     c = make_contrast(subject, clean, corrupt, metric=LogOdds(0))
-    exact = patch(subject, c, "head", False, "denoise", batch_size=32)
+    # MiniLM's head is random here: the clean - corrupted gap is not significant (-0.003, 95% CI includes 0),
+    # so raw metrics are compared (Pearson r is the same as for scores normalised by one shared gap)
+    exact = patch(subject, c, "head", False, "denoise", batch_size=32, allow_no_signal=True)
     rows = []
     for method, steps in (("atp", 1), ("ig", 8)):
-        est = attribute(subject, c, "head", False, "denoise", method=method, steps=steps, batch_size=32)
-        x, y = est.scores.flatten(), exact.scores.flatten()
+        est = attribute(subject, c, "head", False, "denoise", method=method, steps=steps, batch_size=32,
+                        allow_no_signal=True)
+        x, y = est.raw.flatten(), exact.raw.flatten()
         r = float(torch.corrcoef(torch.stack([x, y]))[0, 1])
         rows.append((method, r))
     print("MiniLM head x layer, 32 HANS break_overlap pairs, Pearson r vs exact:", rows)

@@ -137,6 +137,12 @@ def test_discover_recovers_planted_circuit_and_roundtrips(planted, tmp_path):
     assert set(edge.edges) <= PLANTED_EDGES | set(all_edges(s))
     assert PLANTED_EDGES >= set(edge.edges) and len(edge.edges) >= 2, edge.edges
     assert edge.metadata["faithfulness"] >= 0.9
+    for circ in (node, edge):  # faithfulness and completeness come with paired bootstrap intervals over pairs
+        m = circ.metadata
+        assert not m["no_signal"] and m["signal"]["significant"] and m["signal"]["n"] == len(c)
+        for key in ("faithfulness", "completeness"):
+            lo, hi = m[f"{key}_ci95"]
+            assert lo - 1e-9 <= m[key] <= hi + 1e-9, (key, m[key], lo, hi)
     print(f"node circuit {node.nodes} faith {node.metadata['faithfulness']:.3f} comp "
           f"{node.metadata['completeness']:.3f}; edge circuit {edge.edges} faith {edge.metadata['faithfulness']:.3f} "
           f"comp {edge.metadata['completeness']:.3f}")

@@ -83,8 +83,9 @@ def test_patching_shortcuts_equal_plain_resumed_pass(family, component, per_posi
         if p.dim() > 1:
             p.data.mul_(4.0)
     c = make_contrast(subject, make_pairs(5, seed=7), make_pairs(5, seed=8), metric=LogOdds(0), align="pad")
-    fast = patch(subject, c, component, per_position, "denoise", max_rows=11)
-    plain = patch(subject, c, component, per_position, "denoise", max_rows=11, shortcuts=False)
+    # exactness of raw values: two random samples need not have a clean - corrupted gap
+    fast = patch(subject, c, component, per_position, "denoise", max_rows=11, allow_no_signal=True)
+    plain = patch(subject, c, component, per_position, "denoise", max_rows=11, shortcuts=False, allow_no_signal=True)
     assert fast.meta["shortcuts"] and not plain.meta["shortcuts"]
     assert (plain.raw - plain.corrupt_metric).abs().max() > 1e-3  # some patch moved the metric (float noise ~1e-7)
     torch.testing.assert_close(fast.raw, plain.raw, atol=ATOL, rtol=0)

@@ -52,7 +52,7 @@ def draw_circuit(circuit: Any, path: str | Path, title: str | None = None) -> Pa
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
                     arrowprops=dict(arrowstyle="->", lw=w, color=color, alpha=0.8), zorder=2)
     shown = circuit.nodes
-    if meta.get("no_signal"):  # nothing was pruned: show the raw score of every candidate node (edge scores stay in JSON)
+    if meta.get("no_signal"):  # nothing pruned: every candidate node with its raw score (edge scores: JSON)
         shown = [n for n in circuit.scores if "->" not in n]
     for n in shown:
         x, y = _pos(n, L, H)
