@@ -54,6 +54,8 @@ def _prepare(subject: Subject, examples: Sequence[dict], batch_size: int, max_le
             inputs = subject.tokenize(chunk, max_length)
             h0, kwargs = hooks.layer_inputs(subject, inputs)
             logits, cache = subject.run(inputs, read=[*resid, *extra_reads])
+            for s in resid:  # the first layer that turns NaN / inf is the one named
+                check_finite(cache[s], f"{subject.name}, {s}")
             layer_in = [h0] + [cache[s] for s in resid[:-1]]
             out.append((_Batch(inputs, layer_in, kwargs, logits), cache))
     return out

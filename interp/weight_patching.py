@@ -271,8 +271,10 @@ def weight_patch(base: Any, source: Any, data: Iterable, comps: Sequence[WeightC
             inputs = base.tokenize(chunk)
             src_logits, _ = source.run(source.tokenize(chunk))
             logits, cache = base.run(inputs, read=reads)
-            check_finite(src_logits, f"{source.name}, logits")
+            for l in range(L):  # the first layer that turns NaN / inf is the one named
+                check_finite(cache[f"blocks.{l}.hook_resid_post"], f"{base.name}, blocks.{l}.hook_resid_post")
             check_finite(logits, f"{base.name}, logits")
+            check_finite(src_logits, f"{source.name}, logits")
             embed, kwargs = layer_inputs(base, inputs)
             B, P = embed.shape[:2]
             rows_max = max_rows or max(1, 4096 // P)

@@ -26,6 +26,7 @@ from interp.pair import Pair
 from interp.patching import patch
 from interp.signal import NoSignalError, measure_gap
 from interp.subject import load_subject
+from interp.weight_patching import weight_patch
 from test_circuits import planted_pairs, planted_subject
 from test_compare import _identity_head_map
 from test_patching import _pairs
@@ -190,9 +191,15 @@ def test_nan_weights_name_the_site_and_layer():
             discover(s, c, level=level, method="atp", allow_no_signal=True)
     teacher = load_subject(make_bert(seed=0), tokenizer=make_tokenizer(), name="teacher")
     pair = Pair(teacher, s, {l: l for l in range(3)}, _identity_head_map(s))
-    result = cross_patch(pair, make_pairs(8), progress=False)
+    with pytest.raises(FloatingPointError, match=r"nanbert, blocks\.1\.hook_resid_post"):
+        cross_patch(pair, make_pairs(8), progress=False)
+    with pytest.raises(FloatingPointError, match=r"nanbert, blocks\.1\.hook_resid_post"):
+        weight_patch(s, teacher, make_pairs(8), progress=False)
+    good = cross_patch(Pair(teacher, teacher, {l: l for l in range(3)}, _identity_head_map(s)), make_pairs(8),
+                       progress=False)
+    good["student"] = torch.full_like(good["student"], float("nan"))  # logits stored by an earlier step
     with pytest.raises(FloatingPointError, match="student logits"):
-        restoration(result, entailment_margin(s.labels), allow_no_signal=True)
+        restoration(good, entailment_margin(s.labels), allow_no_signal=True)
 
 
 def test_empty_contrast_is_a_clear_error():
