@@ -1,89 +1,34 @@
 """Circuits: exactness of the circuit run, a hand-built model with a planted circuit, JSON, bad input."""
 from __future__ import annotations
 
-import random
-
 import pytest
 import torch
 
-from conftest import WORDS, make_bert, make_pairs, make_tokenizer
+from conftest import make_pairs
 from interp.attribution import attribute
 from interp.backends.hooks import layer_inputs
 from interp.circuits import (Circuit, all_edges, auroc, discover, edge_scores, evaluate_edges, evaluate_nodes,
                              node_names)
 from interp.contrast import LogOdds, make_contrast
 from interp.patching import endpoint_metrics, patch
+from interp.organisms import PlantedCircuit, planted_circuit, planted_circuit_pairs
 from interp.subject import load_subject
 from test_patching import _pairs, _subject
 
-PLANTED_NODES = {"L0H0", "L1H2"}
-PLANTED_EDGES = {"input->L0H0.v", "L0H0->L1H2.v", "L1H2->logits.in"}
+PLANTED_NODES, PLANTED_EDGES = set(PlantedCircuit.nodes), set(PlantedCircuit.edges)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def planted_subject(noise: float = 5.0):
-    """2-layer, 4-head, d=32 BERT whose answer is carried by L0H0 -> L1H2 (v) -> logits by construction.
-
-    Token w0 is a marker (embedding dim 0). L0H0 attends uniformly and copies dim 0 into dim 1; L1H2
-    attends uniformly and copies dim 1 into dim 2; the pooler reads dim 2 and the classifier turns it
-    into the label-0 logit. Dim 3 is a large constant in every token embedding so that LayerNorm keeps
-    the planted dims readable. All other weights are random (init std x `noise`): the other heads and
-    MLPs do compute things, they are just not on the planted path.
-    """
-    model = make_bert(n_layers=2, d=32, heads=4, seed=11)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() > 1 and "LayerNorm" not in name:
-                p.mul_(noise)
-        emb = model.bert.embeddings.word_embeddings.weight  # [vocab, d]
-        emb[:, :4] = 0.0
-        emb[:, 3] = 4.0
-        marker = make_tokenizer().convert_tokens_to_ids("w0")
-        emb[marker, 0] = 4.0
-        for e in (model.bert.embeddings.position_embeddings.weight, model.bert.embeddings.token_type_embeddings.weight):
-            e[:, :4] = 0.0
-        dh = 8
-        for layer, head, src, dst in ((0, 0, 0, 1), (1, 2, 1, 2)):
-            blk = model.bert.encoder.layer[layer]
-            rows = slice(head * dh, (head + 1) * dh)
-            for lin in (blk.attention.self.query, blk.attention.self.key):
-                lin.weight[rows] = 0.0      # uniform attention
-                lin.bias[rows] = 0.0
-            blk.attention.self.value.weight[rows] = 0.0
-            blk.attention.self.value.bias[rows] = 0.0
-            blk.attention.self.value.weight[head * dh, src] = 1.0
-            o = blk.attention.output.dense.weight  # [d_out, d_in]
-            o[:, rows] = 0.0
-            o[dst, head * dh] = 10.0
-        for blk in model.bert.encoder.layer:  # other heads and MLPs do not write the planted dims 0-2
-            blk.attention.output.dense.weight[:3] = 0.0
-            blk.output.dense.weight[:3] = 0.0
-        model.bert.encoder.layer[0].attention.output.dense.weight[1, 0 * dh] = 10.0  # L0H0: dim 0 -> dim 1
-        model.bert.encoder.layer[1].attention.output.dense.weight[2, 2 * dh] = 10.0  # L1H2: dim 1 -> dim 2
-        model.bert.pooler.dense.weight.zero_()
-        model.bert.pooler.dense.bias.zero_()
-        model.bert.pooler.dense.weight[0, 2] = 1.0
-        model.classifier.weight.zero_()
-        model.classifier.bias.zero_()
-        model.classifier.weight[0, 0] = 5.0
-    return load_subject(model, tokenizer=make_tokenizer())
+    """The planted-circuit organism (interp.organisms.planted_circuit) as a Subject."""
+    org = planted_circuit(noise)
+    return load_subject(org.model, tokenizer=org.tokenizer)
 
 
 def planted_pairs(n: int = 12, seed: int = 0) -> tuple[list[dict], list[dict]]:
-    r = random.Random(seed)
-    others = WORDS[1:]
-    clean, corrupt = [], []
-    for i in range(n):
-        p = [r.choice(others) for _ in range(r.randrange(3, 6))]
-        h = [r.choice(others) for _ in range(r.randrange(2, 4))]
-        j = r.randrange(len(h))
-        h_clean, h_cor = list(h), list(h)
-        h_clean[j], h_cor[j] = "w0", r.choice(others)
-        clean.append({"id": f"c{i}", "premise": " ".join(p), "hypothesis": " ".join(h_clean)})
-        corrupt.append({"id": f"r{i}", "premise": " ".join(p), "hypothesis": " ".join(h_cor)})
-    return clean, corrupt
+    return planted_circuit_pairs(n, seed)
 
 
 @pytest.fixture(scope="module")

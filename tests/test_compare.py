@@ -10,6 +10,7 @@ import torch
 from conftest import make_bert, make_distilbert, make_pairs
 from interp.compare import (bootstrap_ci, compare_checkpoints, cross_patch, entailment_margin, fit_ridge,
                             fit_site_maps, head_effects, restoration)
+from interp.organisms import permuted_heads
 from interp.pair import HeadMap, Pair, make_pair, match_heads
 from interp.subject import load_subject
 
@@ -23,18 +24,6 @@ def _ablate_value(model, layer: int, head: int) -> None:
     with torch.no_grad():
         attn.value.weight[head * d:(head + 1) * d] = 0
         attn.value.bias[head * d:(head + 1) * d] = 0
-
-
-def _permute_heads(model, layer: int, perm: list[int]) -> None:
-    """Reorder the heads of one layer; the function computed is unchanged."""
-    attn = model.bert.encoder.layer[layer].attention
-    d = attn.self.attention_head_size
-    idx = torch.cat([torch.arange(p * d, (p + 1) * d) for p in perm])
-    with torch.no_grad():
-        for lin in (attn.self.query, attn.self.key, attn.self.value):
-            lin.weight.copy_(lin.weight[idx])
-            lin.bias.copy_(lin.bias[idx])
-        attn.output.dense.weight.copy_(attn.output.dense.weight[:, idx])
 
 
 def _identity_head_map(subject):
@@ -77,19 +66,15 @@ def test_cross_patching_ranks_the_ablated_head_first_and_restores_the_teacher(to
 
 
 def test_head_matching_recovers_a_permutation(teacher, tokenizer):
-    perm = [2, 0, 3, 1]
-    model = copy.deepcopy(teacher.model)
-    _permute_heads(model, 1, perm)
-    student = load_subject(model, tokenizer=tokenizer, name="permuted")
+    org = permuted_heads(teacher.model, layer=1, perm=[2, 0, 3, 1], tokenizer=tokenizer)
+    student = load_subject(org.student, tokenizer=tokenizer, name="permuted")
     data = make_pairs(30)
     with torch.no_grad():  # same function
         torch.testing.assert_close(student.run(student.tokenize(data))[0], teacher.run(teacher.tokenize(data))[0],
                                    atol=1e-5, rtol=0)
     hm = match_heads(teacher, student, data, layer_map={0: 0, 1: 1, 2: 2})
-    for h, p in enumerate(perm):  # student head h computes what teacher head perm[h] did
-        assert hm.matches[(1, h)] == (1, p)
-        assert hm.score[(1, h)] == pytest.approx(1.0, abs=1e-6)
-    assert all(hm.matches[(l, h)] == (l, h) for l in (0, 2) for h in range(4))
+    assert hm.matches == org.expected_head_map  # student head h computes what teacher head perm[h] did
+    assert all(hm.score[(1, h)] == pytest.approx(1.0, abs=1e-6) for h in range(4))
 
 
 def test_head_effects_find_the_only_head_that_matters(tokenizer):
