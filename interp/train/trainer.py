@@ -79,6 +79,9 @@ class TrainConfig:
     reweight_normalize: str = "batch"
     eval_batch_size: int = 128
     freeze_word_embeddings: bool = False  # ~25% faster steps on CPU for MiniLM; the matrix stays the base model's
+    eval_every: int = 0         # steps between dev evaluations (0: none); the curve goes into the history
+    select_best: bool = False   # keep the checkpoint of best dev accuracy (needs dev data and eval_every)
+    bias_anneal: float = 1.0    # PoE only: the bias log-probabilities are scaled from 1 down to this value
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -89,6 +92,10 @@ class TrainConfig:
             raise ValueError(f"alpha must be in [0, 1], got {self.alpha}")
         if self.temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if self.select_best and self.eval_every <= 0:
+            raise ValueError("select_best needs eval_every > 0 (and dev data) to know which checkpoint is best")
+        if not 0.0 <= self.bias_anneal <= 1.0:
+            raise ValueError(f"bias_anneal must be in [0, 1], got {self.bias_anneal}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -200,10 +207,13 @@ def predict_logits(model, tokenizer, examples: Sequence[dict] | Encoded, batch_s
 
 
 # --- training ---------------------------------------------------------------------------------
-def _batch_loss(cfg: TrainConfig, logits, y, pb, t_logits) -> torch.Tensor:
+def _batch_loss(cfg: TrainConfig, logits, y, pb, t_logits, progress: float = 0.0) -> torch.Tensor:
     if cfg.loss == "erm":
         return L.erm_loss(logits, y)
     if cfg.loss == "poe":
+        if cfg.bias_anneal < 1.0:  # annealed PoE (Utama et al. 2020): p_b^lam renormalised, lam 1 -> bias_anneal
+            lam = 1.0 - (1.0 - cfg.bias_anneal) * progress
+            pb = torch.softmax(lam * torch.log(pb.clamp_min(1e-12)), dim=-1)
         return L.poe_loss(logits, pb, y)
     if cfg.loss == "reweight":
         return L.reweight_loss(logits, pb, y, normalize=cfg.reweight_normalize)
@@ -219,8 +229,14 @@ def _batch_loss(cfg: TrainConfig, logits, y, pb, t_logits) -> torch.Tensor:
 def train_model(model, tokenizer, train_examples: Sequence[dict], config: TrainConfig, *,
                 bias_probs: np.ndarray | torch.Tensor | None = None, teacher=None,
                 teacher_logits: torch.Tensor | None = None, teacher_tokenizer=None,
-                progress: bool | None = None, desc: str | None = None, num_threads: int | None = None) -> dict[str, Any]:
+                progress: bool | None = None, desc: str | None = None, num_threads: int | None = None,
+                dev_examples: Sequence[dict] | None = None) -> dict[str, Any]:
     """Train ``model`` in place; returns a history dict. The model is left in eval mode.
+
+    ``dev_examples`` (labelled, held out) with ``config.eval_every``: dev accuracy is recorded every
+    ``eval_every`` steps and at the end (``history["curve"]``: step, mean training loss since the last
+    point, dev accuracy); with ``config.select_best`` the weights of the best dev accuracy are restored
+    at the end (the first best, so ties keep the earlier checkpoint).
 
     ``num_threads``: torch intra-op threads while training (restored after). On a shared, loaded CPU one
     thread is often faster than two (thread synchronisation), dramatically so for tiny models.
@@ -239,7 +255,7 @@ def train_model(model, tokenizer, train_examples: Sequence[dict], config: TrainC
         try:
             return train_model(model, tokenizer, train_examples, config, bias_probs=bias_probs, teacher=teacher,
                                teacher_logits=teacher_logits, teacher_tokenizer=teacher_tokenizer,
-                               progress=progress, desc=desc)
+                               progress=progress, desc=desc, dev_examples=dev_examples)
         finally:
             torch.set_num_threads(old_threads)
     seed_everything(cfg.seed)
@@ -286,6 +302,22 @@ def train_model(model, tokenizer, train_examples: Sequence[dict], config: TrainC
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda)
     gen = torch.Generator().manual_seed(cfg.seed)
+    if cfg.select_best and not dev_examples:
+        raise ValueError("select_best needs dev_examples: a held-out, labelled split to choose the checkpoint on")
+    dev = encode(tokenizer, dev_examples, cfg.max_length, model.config.label2id) if dev_examples else None
+    curve: list[dict] = []
+    best: tuple[float, int, dict] | None = None
+
+    def evaluate_dev() -> None:
+        nonlocal best
+        acc = float((predict_logits(model, tokenizer, dev, cfg.eval_batch_size).argmax(-1) == dev.labels)
+                    .double().mean())
+        since = losses[(curve[-1]["step"] if curve else 0):]
+        curve.append({"step": step, "loss": float(np.mean(since)) if since else float("nan"), "dev_acc": acc})
+        if cfg.select_best and (best is None or acc > best[0]):
+            best = (acc, step, {k: v.detach().clone() for k, v in model.state_dict().items()})
+        model.train()
+
     model.train()
     losses: list[float] = []
     step = 0
@@ -300,7 +332,7 @@ def train_model(model, tokenizer, train_examples: Sequence[dict], config: TrainC
                 logits = model(**batch).logits
                 y = enc.labels[idx]
                 loss = _batch_loss(cfg, logits, y, pb[idx] if pb is not None else None,
-                                   t_logits[idx] if t_logits is not None else None)
+                                   t_logits[idx] if t_logits is not None else None, step / total)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.max_grad_norm:
@@ -312,11 +344,19 @@ def train_model(model, tokenizer, train_examples: Sequence[dict], config: TrainC
                 bar.update(1)
                 if step % 10 == 0:
                     bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
+                if dev is not None and cfg.eval_every and (step % cfg.eval_every == 0 or step == total):
+                    evaluate_dev()
     finally:
         bar.close()
         model.eval()
-    return {"steps": total, "train_seconds": time.perf_counter() - t0, "loss_first": losses[0],
-            "loss_last10": float(np.mean(losses[-10:])), "n_train": n}
+    out = {"steps": total, "train_seconds": time.perf_counter() - t0, "loss_first": losses[0],
+           "loss_last10": float(np.mean(losses[-10:])), "n_train": n}
+    if curve:
+        out["curve"] = curve
+    if best is not None:
+        model.load_state_dict(best[2])
+        out.update(selected_step=best[1], selected_dev_acc=best[0])
+    return out
 
 
 # --- saving and caching -----------------------------------------------------------------------
@@ -371,7 +411,8 @@ def _save_atomic(out_dir: Path, model, tokenizer, record: dict) -> None:
 def train_and_save(out_dir: str | os.PathLike, build: Callable[[], tuple[Any, Any]], train_examples: Sequence[dict],
                    config: TrainConfig, *, bias_probs=None, teacher: str | os.PathLike | tuple | None = None,
                    evaluate: Callable[[Any, Any], dict] | None = None, extra: dict | None = None,
-                   overwrite: bool = False, progress: bool | None = None, num_threads: int | None = None) -> Path:
+                   overwrite: bool = False, progress: bool | None = None, num_threads: int | None = None,
+                   dev_examples: Sequence[dict] | None = None) -> Path:
     """Train a model and save it atomically to ``out_dir``, or reuse a completed folder (cache).
 
     ``build()`` returns ``(model, tokenizer)`` (called only when training is needed). ``teacher`` is a path
@@ -396,7 +437,7 @@ def train_and_save(out_dir: str | os.PathLike, build: Callable[[], tuple[Any, An
             t_model, t_tok = teacher
     history = train_model(model, tokenizer, train_examples, config, bias_probs=bias_probs, teacher=t_model,
                           teacher_tokenizer=t_tok if t_tok is not None and t_tok is not tokenizer else None,
-                          progress=progress, desc=out_dir.name, num_threads=num_threads)
+                          progress=progress, desc=out_dir.name, num_threads=num_threads, dev_examples=dev_examples)
     metrics = dict(evaluate(model, tokenizer)) if evaluate is not None else {}
     record = provenance.record(key, seed=config.seed, status="complete", history=history, metrics=metrics,
                                n_params=sum(p.numel() for p in model.parameters()))
