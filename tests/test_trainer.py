@@ -185,3 +185,53 @@ def test_freeze_word_embeddings():
                 progress=False)
     assert torch.equal(m.bert.embeddings.word_embeddings.weight, w0)
     assert not torch.equal(m.bert.embeddings.position_embeddings.weight, p0)
+
+
+def test_annealed_poe_goes_from_poe_to_plain_cross_entropy():
+    """bias_anneal scales the bias log-probabilities from 1 (plain PoE) to the given value at the end; at 0
+    the bias expert is uniform and cancels in the softmax, leaving plain cross-entropy."""
+    import torch
+
+    from interp.train import losses as L
+    from interp.train.trainer import TrainConfig, _batch_loss
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 3, generator=g)
+    pb = torch.softmax(torch.randn(6, 3, generator=g) * 2, -1)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    cfg = TrainConfig(loss="poe", bias_anneal=0.0)
+    torch.testing.assert_close(_batch_loss(cfg, logits, y, pb, None, 0.0), L.poe_loss(logits, pb, y))
+    torch.testing.assert_close(_batch_loss(cfg, logits, y, pb, None, 1.0), L.erm_loss(logits, y))
+    half = TrainConfig(loss="poe", bias_anneal=0.5)
+    lam = 1.0 - 0.5 * 0.5  # halfway through training
+    ref = L.poe_loss(logits, torch.softmax(lam * pb.log(), -1), y)
+    torch.testing.assert_close(_batch_loss(half, logits, y, pb, None, 0.5), ref)
+    with pytest.raises(ValueError, match="bias_anneal"):
+        TrainConfig(loss="poe", bias_anneal=1.5)
+    with pytest.raises(ValueError, match="select_best"):
+        TrainConfig(select_best=True)
+
+
+def test_dev_curve_and_best_checkpoint_selection():
+    """The curve's dev accuracies are those of the model at each step (the last one re-measured by hand),
+    evaluation does not change the training trajectory, and select_best restores the best one."""
+    tok, data, dev = tiny_tokenizer(), toy_data(), toy_data(30, seed=1)
+    cfg = TrainConfig(loss="erm", **{**FAST, "epochs": 3}, eval_every=2)
+    plain = tiny_bert(layers=2)
+    train_model(plain, tok, data, TrainConfig(loss="erm", **{**FAST, "epochs": 3}), progress=False)
+    m = tiny_bert(layers=2)
+    h = train_model(m, tok, data, cfg, dev_examples=dev, progress=False)
+    steps = [c["step"] for c in h["curve"]]
+    assert steps == sorted(set(steps)) and steps[-1] == h["steps"] and steps[0] == 2
+    assert h["curve"][-1]["dev_acc"] == pytest.approx(acc(m, tok, dev))
+    for a, b in zip(plain.parameters(), m.parameters()):  # evaluating on dev consumes no randomness
+        assert torch.equal(a, b)
+    best = tiny_bert(layers=2)
+    hb = train_model(best, tok, data, TrainConfig(loss="erm", **{**FAST, "epochs": 3}, eval_every=2,
+                                                  select_best=True), dev_examples=dev, progress=False)
+    top = max(c["dev_acc"] for c in hb["curve"])
+    assert hb["selected_dev_acc"] == top and acc(best, tok, dev) == pytest.approx(top)
+    assert hb["selected_step"] == next(c["step"] for c in hb["curve"] if c["dev_acc"] == top)
+    with pytest.raises(ValueError, match="dev_examples"):
+        train_model(tiny_bert(layers=2), tok, data, TrainConfig(loss="erm", **FAST, eval_every=2, select_best=True),
+                    progress=False)
