@@ -51,7 +51,7 @@ def site_gradients(subject: Any, metric: Any, base: dict, sites: Sequence[str], 
     write = {s: _identity for s in sites}  # identity writes put each site's value on the gradient path
     with torch.enable_grad():
         if h0 is None:
-            logits, cache = subject.run(base, read=list(sites), write=write)
+            logits, cache = subject.run(base, read=list(sites), write=write, grad=True)
         else:
             logits, cache = run_from(subject, 0, h0, kwargs or {}, read=list(sites), write=write)
         m = metric_values(metric, logits)  # [B]

@@ -58,7 +58,6 @@ from interp.contrast import Contrast, metric_values
 from interp.patching import check_pairs, check_run, endpoint_values, gap_signal, patch
 from interp.signal import Signal, bootstrap_ci, check_finite, require_signal
 
-RECEIVER_KINDS = ("q", "k", "v", "in")
 
 
 @dataclass
@@ -457,7 +456,7 @@ def _receiver_grads(subject: Any, metric: Any, base: _Values, batch: dict) -> di
             handles.append(get_module(blk, mn).register_forward_pre_hook(clone_in(f"{l}.in")))
         last = f"blocks.{L - 1}.hook_resid_post"
         with torch.enable_grad():
-            logits, cache = subject.run(batch, read=[last], write={last: lambda v: v})
+            logits, cache = subject.run(batch, read=[last], write={last: lambda v: v}, grad=True)
             m = metric_values(metric, logits).sum()
             keys = list(saved) + ["final"]
             grads = torch.autograd.grad(m, [saved[k] for k in saved] + [cache[last]], allow_unused=True)

@@ -1,6 +1,10 @@
 """Subject: a model, its tokenizer and its site map, behind one `run` that reads and writes sites.
 
 Everything downstream (capture, CKA, patching, comparison) talks to a Subject, never to a backend.
+
+    subject = load_subject("path/to/checkpoint")                 # device="auto": CUDA when available
+    logits, cache = subject.run(("A man sleeps.", "A person sleeps."), read="blocks.*.attn.hook_z")
+    cache["z", 1]                                                 # [batch, pos, head, d_head], detached
 """
 from __future__ import annotations
 
@@ -8,24 +12,28 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, Union
+from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
 import torch
 from torch import nn
 
 from interp.arch import Arch, detect_arch, get_module
-from interp.inputs import tokenize
-from interp.sites import all_sites, expand_sites, parse_site
+from interp.cache import ActivationCache
+from interp.inputs import as_examples, tokenize
+from interp.sites import SiteSpec, all_sites, expand_sites, parse_site
 
 # A write is a replacement tensor in the site's canonical shape or a function value -> new value.
 Write = Union[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]
+# What `Subject.run` runs on: a string, a (premise, hypothesis) tuple, an example dict, a list of these,
+# or a token batch (a mapping with input_ids / pixel_values tensors, or an input_ids tensor).
+Inputs = Union[str, tuple, Mapping[str, Any], Iterable[Any], torch.Tensor]
 BACKENDS = ("hooks", "nnsight", "tl")
 NLI_LABELS = ("entailment", "neutral", "contradiction")
 
 
 @dataclass
 class Subject:
-    """A model under study. `run(batch, read, write)` returns (logits, {site: value})."""
+    """A model under study. `run(inputs, read, write)` returns (logits, ActivationCache)."""
 
     model: nn.Module
     tokenizer: Any
@@ -75,10 +83,10 @@ class Subject:
     def sites(self) -> list[str]:
         return all_sites(self.n_layers, self.arch.kinds)
 
-    def expand(self, patterns: str | Sequence[str]) -> list[str]:
-        """Glob patterns -> site names, e.g. `subject.expand("blocks.*.hook_resid_post")`."""
-        return expand_sites(list(patterns) if not isinstance(patterns, str) else patterns, self.n_layers,
-                            self.arch.kinds)
+    def expand(self, patterns: SiteSpec) -> list[str]:
+        """Names, globs or predicates -> site names in forward order: `subject.expand("blocks.*.hook_resid_post")`,
+        `subject.expand(lambda s: s.endswith("hook_z"))`. A single string is one pattern."""
+        return expand_sites(patterns, self.n_layers, self.arch.kinds)
 
     def check_site(self, name: str) -> None:
         parse_site(name, self.n_layers, self.arch.kinds)
@@ -103,18 +111,40 @@ class Subject:
                 "attn_implementation='eager' (load_subject does this for folders) or call "
                 "model.set_attn_implementation('eager').")
 
-    def run(self, batch: Mapping[str, torch.Tensor], read: Sequence[str] = (),
-            write: Mapping[str, Write] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """One forward pass: logits [batch, n_labels] and the values of the `read` sites.
+    def as_batch(self, inputs: Inputs, max_length: int = 128) -> tuple[dict[str, torch.Tensor], list[dict] | None]:
+        """Model inputs on the model's device, and the examples they were tokenised from (None for a batch)."""
+        if isinstance(inputs, torch.Tensor):
+            key = "input_ids" if not inputs.is_floating_point() else "pixel_values"
+            batch = {key: inputs if inputs.dim() > (1 if key == "input_ids" else 3) else inputs[None]}
+            return {k: v.to(self.device) for k, v in batch.items()}, None
+        if isinstance(inputs, Mapping) and any(isinstance(v, torch.Tensor) for v in inputs.values()) \
+                and ("input_ids" in inputs or "pixel_values" in inputs):
+            return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}, None
+        one = isinstance(inputs, (str, Mapping)) or (isinstance(inputs, tuple) and len(inputs) == 2
+                                                     and all(isinstance(x, str) for x in inputs))
+        examples = as_examples([inputs] if one else list(inputs))
+        return self.tokenize(examples, max_length), examples
 
-        Values are read after any write to the same site. Runs without grad unless grad is enabled
-        by the caller (attribution patching needs it).
+    def run(self, inputs: Inputs, read: SiteSpec = (), write: Mapping[str, Write] | None = None, *,
+            grad: bool = False, max_length: int = 128) -> tuple[torch.Tensor, ActivationCache]:
+        """One forward pass: logits [batch, n_labels] and an ActivationCache of the `read` sites.
+
+        `inputs`: a string, a (premise, hypothesis) tuple, an example dict, a list of these, or a token
+        batch (a tuple of two strings is one sentence pair; a list of strings is several texts).
+        `read`: site names, globs ("blocks.*.attn.hook_z") or predicates on the name, or a list of them.
+        `write`: {site: tensor in the site's shape, or function value -> new value}. Values are read after
+        any write to the same site. Runs under `torch.no_grad()` and returns detached values; `grad=True`
+        keeps the autograd graph (attribution patching: d metric / d site).
         """
         self.check_ready()
         write = dict(write or {})
-        for name in list(read) + list(write):
+        names = self.expand(read) if read else []
+        for name in write:
             self.check_site(name)
-        return _backend(self.backend).run(self, batch, list(read), write)
+        batch, examples = self.as_batch(inputs, max_length)
+        with torch.enable_grad() if grad else torch.no_grad():
+            logits, values = _backend(self.backend).run(self, batch, names, write)
+        return logits, ActivationCache(values, self.n_layers, batch, examples)
 
     @property
     def fingerprint(self) -> str:
@@ -187,11 +217,19 @@ def check_tokenizer(model: nn.Module, tokenizer: Any) -> None:
                          "wrong tokenizer for this model.")
 
 
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """"auto" -> CUDA when available, else CPU; anything else as torch.device."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
 def load_subject(source: Any, tokenizer: Any = None, backend: str = "hooks", num_labels: int | None = None,
-                 device: str | torch.device = "cpu", name: str | None = None) -> Subject:
+                 device: str | torch.device = "auto", name: str | None = None) -> Subject:
     """A Subject from a checkpoint folder, an in-memory HF classifier, or a TransformerLens bridge.
 
-    Folders load offline with eager attention. A bare encoder checkpoint (e.g. MiniLM's BertModel)
+    `device="auto"` puts the model on CUDA when available, else on the CPU; inputs follow the model.
+    Folders load from local files only (never the hub) with eager attention. A bare encoder checkpoint (e.g. MiniLM's BertModel)
     becomes a sequence classifier with a new head of `num_labels` (default 3), initialised from seed 0.
     """
     if backend not in BACKENDS:
@@ -211,7 +249,7 @@ def load_subject(source: Any, tokenizer: Any = None, backend: str = "hooks", num
     arch = detect_arch(model)
     if arch.modality == "text":
         check_tokenizer(model, tokenizer)
-    model.to(device)
+    model.to(resolve_device(device))
     subject = Subject(model=model, tokenizer=tokenizer, arch=arch, backend=backend,
                       name=name or type(model).__name__)
     if isinstance(source, (str, os.PathLike)):
@@ -225,9 +263,8 @@ def _load_folder(path: Path, num_labels: int | None) -> tuple[nn.Module, Any]:
 
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"{path} is not a HuggingFace checkpoint folder (no config.json).")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    config = T.AutoConfig.from_pretrained(path)
-    kwargs: dict[str, Any] = {"attn_implementation": "eager"}
+    config = T.AutoConfig.from_pretrained(path, local_files_only=True)
+    kwargs: dict[str, Any] = {"attn_implementation": "eager", "local_files_only": True}
     if num_labels is not None:
         kwargs["num_labels"] = num_labels
     elif not any(a.endswith(("ForSequenceClassification", "ForImageClassification"))
@@ -242,6 +279,6 @@ def _load_folder(path: Path, num_labels: int | None) -> tuple[nn.Module, Any]:
     if config.model_type == "vit":
         tok = None
     else:
-        tok = T.AutoTokenizer.from_pretrained(path) if (path / "tokenizer_config.json").exists() or \
+        tok = T.AutoTokenizer.from_pretrained(path, local_files_only=True) if (path / "tokenizer_config.json").exists() or \
             (path / "vocab.txt").exists() else None
     return model, tok
