@@ -18,14 +18,23 @@ FloatingPointError naming the model and site.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from interp.backends.hooks import layer_inputs, run_from
 from interp.contrast import Contrast, metric_values
-from interp.patching import (SITE_OF, PatchResult, _pair_inputs, _shape, axes_for, check_component, check_pairs,
-                             gap_signal)
+from interp.patching import (
+    SITE_OF,
+    PatchResult,
+    _pair_inputs,
+    _shape,
+    axes_for,
+    check_component,
+    check_pairs,
+    gap_signal,
+)
 from interp.signal import check_finite, normalise_or_nan
 
 

@@ -12,6 +12,7 @@ Values are detached unless the run asked for the autograd graph (`subject.run(..
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+
 import torch
 
 # shorthand -> site kind (see interp.sites)

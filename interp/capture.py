@@ -17,9 +17,10 @@ import hashlib
 import json
 import sys
 import types
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file

@@ -294,7 +294,7 @@ class CKAAccumulator:
         ids_x: Sequence | None = None,
         ids_y: Sequence | None = None,
         weights: ArrayLike | None = None,
-    ) -> "CKAAccumulator":
+    ) -> CKAAccumulator:
         xn, xm = _names_and_mats(xs, "x", convert=False)
         self._check(xn, xm, self.x, self.x_names, "x")
         b = xm[0].shape[0]
@@ -661,7 +661,7 @@ def rbf_cka_grid(
     _, xm = _names_and_mats(xs, "x")
     _, ym = _names_and_mats(ys, "y")
     n = xm[0].shape[0]
-    for i, m in enumerate(xm + ym):
+    for m in xm + ym:
         if m.shape[0] != n:
             raise ValueError(f"mismatched n: {m.shape[0]} vs {n} rows")
     if n < 2:
@@ -792,7 +792,7 @@ class MinibatchCKA:
         self.kernel, self.threshold = kernel, threshold
         self.xy = self.xx = self.yy = None
 
-    def update(self, xs: Sequence[ArrayLike] | ArrayLike, ys: Sequence[ArrayLike] | ArrayLike) -> "MinibatchCKA":
+    def update(self, xs: Sequence[ArrayLike] | ArrayLike, ys: Sequence[ArrayLike] | ArrayLike) -> MinibatchCKA:
         _, xm = _names_and_mats(xs, "x")
         _, ym = _names_and_mats(ys, "y")
         b = xm[0].shape[0]

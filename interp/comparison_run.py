@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from interp.compare import (cross_patch, entailment_margin, entailment_rate, fit_site_maps, head_by_head,
-                            restoration)
+from interp.compare import cross_patch, entailment_margin, entailment_rate, fit_site_maps, head_by_head, restoration
 from interp.pair import HeadMap, Pair, make_pair, match_heads
 from interp.plot.compare import plot_head_map, plot_restoration
 from interp.provenance import atomic_write_json, record

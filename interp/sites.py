@@ -18,11 +18,10 @@ import fnmatch
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Union
 
 LAYER_KINDS = ("attn.hook_pattern", "attn.hook_z", "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post")
 # What `Subject.run(read=...)` and `capture` accept: a name, a glob, a predicate on the name, or several.
-SiteSpec = Union[str, Callable[[str], bool], Iterable[Union[str, Callable[[str], bool]]]]
+SiteSpec = str | Callable[[str], bool] | Iterable[str | Callable[[str], bool]]
 _LAYER_RE = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
 

@@ -8,11 +8,11 @@ Everything downstream (capture, CKA, patching, comparison) talks to a Subject, n
 """
 from __future__ import annotations
 
-import hashlib
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence, Union
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,15 +20,15 @@ from torch import nn
 from interp.arch import Arch, detect_arch, get_module
 from interp.cache import ActivationCache
 from interp.inputs import as_examples, tokenize
+from interp.loading import check_tokenizer, load_folder, model_fingerprint
 from interp.sites import SiteSpec, all_sites, expand_sites, parse_site
 
 # A write is a replacement tensor in the site's canonical shape or a function value -> new value.
-Write = Union[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]
+Write = torch.Tensor | Callable[[torch.Tensor], torch.Tensor]
 # What `Subject.run` runs on: a string, a (premise, hypothesis) tuple, an example dict, a list of these,
 # or a token batch (a mapping with input_ids / pixel_values tensors, or an input_ids tensor).
-Inputs = Union[str, tuple, Mapping[str, Any], Iterable[Any], torch.Tensor]
+Inputs = str | tuple | Mapping[str, Any] | Iterable[Any] | torch.Tensor
 BACKENDS = ("hooks", "nnsight", "tl")
-NLI_LABELS = ("entailment", "neutral", "contradiction")
 
 
 @dataclass
@@ -150,15 +150,10 @@ class Subject:
     def fingerprint(self) -> str:
         """sha256 over parameter names, shapes and bytes: identifies the exact weights."""
         if self._fingerprint is None:
-            h = hashlib.sha256()
-            for name, p in sorted(self.model.state_dict().items()):
-                h.update(name.encode())
-                h.update(str(tuple(p.shape)).encode())
-                h.update(p.detach().cpu().contiguous().numpy().tobytes())
-            self._fingerprint = h.hexdigest()[:16]
+            self._fingerprint = model_fingerprint(self.model)
         return self._fingerprint
 
-    def to(self, device: str | torch.device) -> "Subject":
+    def to(self, device: str | torch.device) -> Subject:
         self.model.to(device)
         return self
 
@@ -200,23 +195,6 @@ def _backend(name: str):
     raise ValueError(f"Unknown backend {name!r}; choose one of {BACKENDS}.")
 
 
-def check_tokenizer(model: nn.Module, tokenizer: Any) -> None:
-    """Refuse a tokenizer whose vocabulary does not fit the model's embedding matrix."""
-    cfg = model.config
-    n_vocab = getattr(cfg, "vocab_size", None)
-    if tokenizer is None or n_vocab is None:
-        return
-    n_tok = len(tokenizer)
-    if n_tok > n_vocab or n_vocab - n_tok > 128:
-        raise ValueError(
-            f"Tokenizer vocabulary ({n_tok} tokens) does not match the model's ({n_vocab}): this is the wrong "
-            "tokenizer for this model. Load the tokenizer saved with the checkpoint.")
-    pad_model, pad_tok = getattr(cfg, "pad_token_id", None), getattr(tokenizer, "pad_token_id", None)
-    if pad_model is not None and pad_tok is not None and pad_model != pad_tok:
-        raise ValueError(f"Tokenizer pad id {pad_tok} differs from the model's pad_token_id {pad_model}: "
-                         "wrong tokenizer for this model.")
-
-
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """"auto" -> CUDA when available, else CPU; anything else as torch.device."""
     if str(device) == "auto":
@@ -235,10 +213,9 @@ def load_subject(source: Any, tokenizer: Any = None, backend: str = "hooks", num
     if backend not in BACKENDS:
         raise ValueError(f"Unknown backend {backend!r}; choose one of {BACKENDS}.")
     if type(source).__name__ == "TransformerBridge":
-        from interp.backends.tl_bridge import subject_from_bridge
         return subject_from_bridge(source, tokenizer=tokenizer, name=name)
     if isinstance(source, (str, os.PathLike)):
-        model, tok = _load_folder(Path(source), num_labels)
+        model, tok = load_folder(Path(source), num_labels)
         tokenizer = tokenizer if tokenizer is not None else tok
         name = name or Path(source).name
     elif isinstance(source, nn.Module):
@@ -258,27 +235,14 @@ def load_subject(source: Any, tokenizer: Any = None, backend: str = "hooks", num
     return subject
 
 
-def _load_folder(path: Path, num_labels: int | None) -> tuple[nn.Module, Any]:
-    import transformers as T
+def subject_from_bridge(bridge: Any, tokenizer: Any = None, name: str | None = None) -> Subject:
+    """A Subject (backend "tl") whose `model` is the TransformerLens bridge's underlying HF model."""
+    from interp.backends.tl_bridge import bridge_fingerprint, check_bridge
 
-    if not (path / "config.json").exists():
-        raise FileNotFoundError(f"{path} is not a HuggingFace checkpoint folder (no config.json).")
-    config = T.AutoConfig.from_pretrained(path, local_files_only=True)
-    kwargs: dict[str, Any] = {"attn_implementation": "eager", "local_files_only": True}
-    if num_labels is not None:
-        kwargs["num_labels"] = num_labels
-    elif not any(a.endswith(("ForSequenceClassification", "ForImageClassification"))
-                 for a in (config.architectures or [])):
-        # bare encoder: a new, untrained NLI head in the order of interp.data.nli_gen.LABELS
-        kwargs.update(num_labels=3, id2label=dict(enumerate(NLI_LABELS)),
-                      label2id={l: i for i, l in enumerate(NLI_LABELS)})
-    auto = T.AutoModelForImageClassification if config.model_type == "vit" else T.AutoModelForSequenceClassification
-    with torch.random.fork_rng():  # a new head is initialised from a fixed seed: the same Subject every load
-        torch.manual_seed(0)
-        model = auto.from_pretrained(path, **kwargs)
-    if config.model_type == "vit":
-        tok = None
-    else:
-        tok = T.AutoTokenizer.from_pretrained(path, local_files_only=True) if (path / "tokenizer_config.json").exists() or \
-            (path / "vocab.txt").exists() else None
-    return model, tok
+    model = check_bridge(bridge)
+    tokenizer = tokenizer if tokenizer is not None else bridge.tokenizer
+    check_tokenizer(model, tokenizer)
+    subject = Subject(model=model, tokenizer=tokenizer, arch=detect_arch(model), backend="tl", bridge=bridge,
+                      name=name or type(model).__name__, _fingerprint=bridge_fingerprint(bridge))
+    subject.check_ready()
+    return subject

@@ -1,6 +1,7 @@
 """The notebook-grade API: one import, no side effects on import, the README's notebook block runs."""
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
@@ -59,9 +60,10 @@ def test_import_has_no_side_effects():
 
 
 def test_capture_is_callable_after_its_module_is_imported(tokenizer, pairs):
+    from conftest import make_bert
+
     import interp
     import interp.capture  # rebinds the package attribute to the module
-    from conftest import make_bert
 
     subject = interp.load_subject(make_bert(), tokenizer)
     cap = interp.capture(subject, pairs[:4], "blocks.*.hook_resid_post", progress=False)
@@ -111,3 +113,39 @@ def test_every_subcommand_takes_device(argv):
     sub = parser._subparsers._group_actions[0].choices[argv[0]]  # type: ignore[union-attr]
     device = [a for a in sub._actions if "--device" in a.option_strings]
     assert len(device) == 1 and device[0].default == "auto"
+
+
+def _interp_imports(path: Path, modules: set[str]) -> set[str]:
+    """interp modules that `path` imports, at any level (function bodies included, TYPE_CHECKING blocks not)."""
+    tree = ast.parse(path.read_text())
+    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+                   for n in ast.walk(node)}
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            out |= {f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                    for a in node.names}
+    return out & modules
+
+
+def test_no_import_cycles():
+    """No module imports (even lazily, inside a function) a module that imports it back."""
+    paths = {m: ROOT / (m.replace(".", "/") + ".py") for m in _public_modules()}
+    paths = {m: (p if p.exists() else p.with_suffix("") / "__init__.py") for m, p in paths.items()}
+    graph = {m: _interp_imports(p, set(paths)) - {m} for m, p in paths.items()}
+    cycles = []
+
+    def walk(start: str, node: str, path: list[str]) -> None:
+        for nxt in sorted(graph[node]):
+            if nxt == start:
+                cycles.append(" -> ".join([*path, nxt]))
+            elif nxt > start and nxt not in path:
+                walk(start, nxt, [*path, nxt])
+
+    for m in sorted(graph):
+        walk(m, m, [m])
+    assert cycles == []

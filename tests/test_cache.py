@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_bert
+
 from interp.cache import ActivationCache
 from interp.capture import capture
 from interp.cka import CKAGrid, cka_grid

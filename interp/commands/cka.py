@@ -71,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
     from interp import cka_stats as S
     from interp.capture import capture
     from interp.datafiles import read_examples
-    from interp.plot.cka import plot_cka_grid, plot_cka_panels
     from interp.pair import default_layer_map as pair_layer_map
+    from interp.plot.cka import plot_cka_grid, plot_cka_panels
     from interp.subject import load_subject
 
     out = Path(args.out)
