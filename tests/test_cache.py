@@ -9,6 +9,7 @@ from conftest import make_bert
 from interp.cache import ActivationCache
 from interp.capture import capture
 from interp.cka import CKAGrid, cka_grid
+from interp.cka_stats import bootstrap_cka
 from interp.subject import load_subject, resolve_device
 
 
@@ -98,9 +99,13 @@ def test_cka_grid_takes_captures(tokenizer, pairs):
     assert grid.x_labels == list(ca.acts) and grid.y_labels == list(cb.acts)
     assert grid["blocks.2.hook_resid_post", "blocks.0.hook_resid_post"] == old[2, 0]
     assert "CKAGrid" in repr(grid)
+    boot = bootstrap_cka(ca, cb, n_boot=5)
+    np.testing.assert_array_equal(boot["estimate"], old)
     other = capture(student, pairs[1:] + pairs[:1], "blocks.*.hook_resid_post", pool="mean", progress=False)
     with pytest.raises(ValueError, match="different examples"):
         cka_grid(ca, other)
+    with pytest.raises(ValueError, match="different examples"):
+        bootstrap_cka(ca, other, n_boot=5)
 
 
 def test_device_auto(monkeypatch):
