@@ -1,4 +1,4 @@
-# kd-interp: `make setup` builds .venv (idempotent), `make demo` runs the default job, `make test` runs the suite.
+# kd-interp: `make setup` builds .venv (idempotent), `make demo` runs the default job, `make test` lints and runs the suite.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo lint test test-fast bench clean
 
 setup: $(STAMP)
 
@@ -22,10 +22,13 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/python -m interp.cli demo --out runs/demo
 
-test: setup
+lint: setup
+	$(BIN)/ruff check interp tests
+
+test: lint
 	$(BIN)/python -m pytest -q
 
-test-fast: setup
+test-fast: lint
 	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: setup

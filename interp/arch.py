@@ -6,8 +6,8 @@ resumed from any layer without recomputing the ones before it.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import nn

@@ -18,14 +18,23 @@ FloatingPointError naming the model and site.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from interp.backends.hooks import layer_inputs, run_from
 from interp.contrast import Contrast, metric_values
-from interp.patching import (SITE_OF, PatchResult, _pair_inputs, _shape, axes_for, check_component, check_pairs,
-                             gap_signal)
+from interp.patching import (
+    SITE_OF,
+    PatchResult,
+    _pair_inputs,
+    _shape,
+    axes_for,
+    check_component,
+    check_pairs,
+    gap_signal,
+)
 from interp.signal import check_finite, normalise_or_nan
 
 
@@ -51,7 +60,7 @@ def site_gradients(subject: Any, metric: Any, base: dict, sites: Sequence[str], 
     write = {s: _identity for s in sites}  # identity writes put each site's value on the gradient path
     with torch.enable_grad():
         if h0 is None:
-            logits, cache = subject.run(base, read=list(sites), write=write)
+            logits, cache = subject.run(base, read=list(sites), write=write, grad=True)
         else:
             logits, cache = run_from(subject, 0, h0, kwargs or {}, read=list(sites), write=write)
         m = metric_values(metric, logits)  # [B]

@@ -12,8 +12,8 @@ Multinomial logistic regression with a small L2 penalty, fitted with scipy's L-B
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy.optimize import minimize
@@ -47,7 +47,7 @@ class BiasOnlyModel:
     l2: float = 1e-3
     coef_: np.ndarray | None = None       # [n_features + 1, n_classes], last row = intercept
 
-    def fit(self, examples: Sequence[Mapping]) -> "BiasOnlyModel":
+    def fit(self, examples: Sequence[Mapping]) -> BiasOnlyModel:
         """Fit on examples with ``label`` in ``classes``."""
         unknown = sorted({e["label"] for e in examples} - set(self.classes))
         if unknown:

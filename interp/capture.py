@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
+import types
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -32,7 +35,9 @@ POOLS = ("cls", "mean", "positions", "none")
 
 @dataclass
 class Capture:
-    """Recorded sites: `acts[site]` is [n, ...] in example order `ids`; `mask` [n, pos] at token level."""
+    """Recorded sites: `acts[site]` is [n, ...] in example order `ids`; `mask` [n, pos] at token level.
+
+    CKA takes Captures directly: `cka_grid(capture_a, capture_b)` (ids must match)."""
 
     acts: dict[str, torch.Tensor]
     ids: list[str]
@@ -81,7 +86,8 @@ def capture(subject, data: Iterable[Any], sites: str | Sequence[str], pool: str 
             positions: Sequence[int] | None = None, batch_size: int = 32, max_length: int = 128,
             out_dir: str | Path | None = None, shard_size: int = 2048, seed: int = 0,
             progress: bool = True, dtype: torch.dtype = torch.float32, load: bool = True) -> Capture:
-    """Record `sites` (names or globs like "blocks.*.hook_resid_post") for every example of `data`.
+    """Record `sites` (names, globs like "blocks.*.hook_resid_post", or predicates on the name) for every
+    example of `data`.
 
     With `out_dir` and `load=False`, nothing is kept in memory: the returned Capture has the ids and
     meta but no acts; read the shards with `iter_shards(out_dir)`.
@@ -210,3 +216,14 @@ def load_capture(out_dir: str | Path) -> Capture:
     mask = torch.cat([p.mask for p in parts]) if parts[0].mask is not None else None
     return Capture(acts, [i for p in parts for i in p.ids], parts[0].meta, mask)
 
+
+
+class _CallableModule(types.ModuleType):
+    """`interp.capture` is both this module and the function: importing the submodule rebinds the
+    package attribute to the module, so the module forwards calls to `capture`."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Capture:
+        return capture(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

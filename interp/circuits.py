@@ -44,12 +44,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from interp import resume
 from interp.arch import ARCHS, get_module
@@ -57,8 +57,6 @@ from interp.backends.hooks import _first, expand_kwargs, installed, layer_inputs
 from interp.contrast import Contrast, metric_values
 from interp.patching import check_pairs, check_run, endpoint_values, gap_signal, patch
 from interp.signal import Signal, bootstrap_ci, check_finite, require_signal
-
-RECEIVER_KINDS = ("q", "k", "v", "in")
 
 
 @dataclass
@@ -79,7 +77,7 @@ class Circuit:
         return text
 
     @classmethod
-    def from_json(cls, source: str | Path) -> "Circuit":
+    def from_json(cls, source: str | Path) -> Circuit:
         text = Path(source).read_text() if not str(source).lstrip().startswith("{") else str(source)
         d = json.loads(text)
         return cls(list(d["nodes"]), list(d["edges"]), {k: float(v) for k, v in d["scores"].items()},
@@ -263,7 +261,6 @@ def _edge_logits(subject: Any, clean: _Values, corrupt: _Values, edges: set[str]
     mlp_circ: list[torch.Tensor] = []
 
     def sender_on(receivers: list[str], layer_lim: int) -> tuple[torch.Tensor, list, list]:
-        K = len(receivers)
         emb_on = torch.tensor([f"input->{r}" in edges for r in receivers], device=dev)
         zs, ms = [], []
         for l in range(layer_lim):
@@ -457,7 +454,7 @@ def _receiver_grads(subject: Any, metric: Any, base: _Values, batch: dict) -> di
             handles.append(get_module(blk, mn).register_forward_pre_hook(clone_in(f"{l}.in")))
         last = f"blocks.{L - 1}.hook_resid_post"
         with torch.enable_grad():
-            logits, cache = subject.run(batch, read=[last], write={last: lambda v: v})
+            logits, cache = subject.run(batch, read=[last], write={last: lambda v: v}, grad=True)
             m = metric_values(metric, logits).sum()
             keys = list(saved) + ["final"]
             grads = torch.autograd.grad(m, [saved[k] for k in saved] + [cache[last]], allow_unused=True)
@@ -495,7 +492,7 @@ def edge_scores(subject: Any, contrast: Contrast, method: str = "atp", direction
 def _edge_effects(subject: Any, contrast: Contrast, method: str, direction: str, batch_size: int
                   ) -> tuple[dict[str, float], float, float]:
     """Unnormalised effect of every edge (mean metric change, signed like importance) and the endpoint means."""
-    L, H = subject.n_layers, subject.n_heads
+    L = subject.n_layers
     totals: dict[str, float] = {e: 0.0 for e in all_edges(subject)}
     tot_base = tot_src = 0.0
     for b in contrast.batches(batch_size):

@@ -1,7 +1,8 @@
 """Centred kernel alignment (CKA) between representations.
 
 Everything works on plain `[n, d]` tensors / arrays or on iterables of batches; nothing here knows
-about models or capture.
+about models. Grids also take anything with `.acts` (site -> [n, d]) and `.ids`, i.e. a
+`interp.capture.Capture`, and return a labelled `CKAGrid`: `cka_grid(capture_a, capture_b)`.
 
 * Linear CKA (Kornblith et al. 2019), feature form, accumulated exactly in float64 over any number
   of batches (`CKAAccumulator`): memory is O(d^2) per pair, independent of n. Biased and debiased
@@ -39,6 +40,7 @@ __all__ = [
     "CKAAccumulator",
     "linear_cka",
     "cka_grid",
+    "CKAGrid",
     "head_cka_grid",
     "constant_heads",
     "median_sq_distance",
@@ -87,9 +89,25 @@ def as_matrix(x: ArrayLike, name: str = "x", allow_3d: bool = False, convert: bo
     return t
 
 
+def _acts(xs: object) -> object:
+    """A Capture's `.acts` (site -> [n, d]); anything else unchanged."""
+    acts = getattr(xs, "acts", None)
+    return acts if isinstance(acts, Mapping) and hasattr(xs, "ids") else xs
+
+
+def _check_ids(xs: object, ys: object) -> None:
+    """Two Captures must hold the same examples in the same order."""
+    ix, iy = getattr(xs, "ids", None), getattr(ys, "ids", None)
+    if ix is not None and iy is not None and list(ix) != list(iy):
+        first = next((i for i, (a, b) in enumerate(zip(ix, iy)) if a != b), min(len(ix), len(iy)))
+        raise ValueError(f"The two captures hold different examples (first difference at row {first} of "
+                         f"{len(ix)} / {len(iy)}): capture both models on the same data.")
+
+
 def _names_and_mats(
     xs: Mapping[str, ArrayLike] | Sequence[ArrayLike] | ArrayLike, side: str, convert: bool = True
 ) -> tuple[list[str], list[torch.Tensor]]:
+    xs = _acts(xs)  # type: ignore[assignment]
     if isinstance(xs, Mapping):
         names = [str(k) for k in xs]
         mats = [as_matrix(v, f"{side}[{k!r}]", convert=convert) for k, v in xs.items()]
@@ -276,7 +294,7 @@ class CKAAccumulator:
         ids_x: Sequence | None = None,
         ids_y: Sequence | None = None,
         weights: ArrayLike | None = None,
-    ) -> "CKAAccumulator":
+    ) -> CKAAccumulator:
         xn, xm = _names_and_mats(xs, "x", convert=False)
         self._check(xn, xm, self.x, self.x_names, "x")
         b = xm[0].shape[0]
@@ -406,17 +424,71 @@ def linear_cka(x: ArrayLike, y: ArrayLike, debiased: bool = False) -> float:
     return float(acc.result(debiased)[0, 0])
 
 
+class CKAGrid(dict):
+    """A CKA grid with its labels: `grid.grid` is [Lx, Ly] (rows `x_labels`, columns `y_labels`).
+
+    It is also the dict older code expects ({"xy": ..., "xx": ..., "yy": ...}) and an array
+    (`np.asarray(grid)`); `grid[x_label, y_label]` is one value; `grid.plot()` a matplotlib Figure.
+    """
+
+    def __init__(self, grids: Mapping[str, np.ndarray], x_labels: Sequence[str], y_labels: Sequence[str]):
+        super().__init__(grids)
+        self.x_labels = list(x_labels)
+        self.y_labels = list(y_labels)
+
+    @property
+    def grid(self) -> np.ndarray:
+        """[Lx, Ly]: the cross grid ("xy"), or the self grid ("xx") when only one side was given."""
+        return dict.__getitem__(self, "xy" if "xy" in self else "xx")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.grid.shape
+
+    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+        return np.asarray(self.grid, dtype=dtype)
+
+    def __getitem__(self, key: str | tuple[str, str]) -> np.ndarray | float:
+        if isinstance(key, tuple):
+            x, y = key
+            return float(self.grid[self.x_labels.index(x), self.y_labels.index(y)])
+        return dict.__getitem__(self, key)
+
+    def plot(self, title: str = "linear CKA", layer_map: Mapping[int, int] | None = None):
+        """Heatmap (rows: x, columns: y) as a `matplotlib.figure.Figure` (shown inline in a notebook)."""
+        from interp.plot.cka import cka_figure
+
+        return cka_figure(self.grid, _short(self.x_labels), _short(self.y_labels), layer_map, title)
+
+    def __repr__(self) -> str:
+        w = max(len(s) for s in _short(self.x_labels))
+        head = " " * w + "  " + " ".join(f"{s[:6]:>6}" for s in _short(self.y_labels))
+        rows = [f"{s:>{w}}  " + " ".join(f"{v:6.3f}" for v in row) for s, row in zip(_short(self.x_labels), self.grid)]
+        return "CKAGrid(\n" + "\n".join([head, *rows]) + "\n)"
+
+
+def _short(labels: Sequence[str]) -> list[str]:
+    """"blocks.3.hook_resid_post" -> "3" when every label is one kind of site over layers; else unchanged."""
+    parts = [s.split(".", 2) for s in labels]
+    if all(len(p) == 3 and p[0] == "blocks" for p in parts) and len({p[2] for p in parts}) == 1:
+        return [p[1] for p in parts]
+    return list(labels)
+
+
 def cka_grid(
-    xs: Mapping[str, ArrayLike] | Sequence[ArrayLike],
-    ys: Mapping[str, ArrayLike] | Sequence[ArrayLike] | None = None,
+    xs: Mapping[str, ArrayLike] | Sequence[ArrayLike] | object,
+    ys: Mapping[str, ArrayLike] | Sequence[ArrayLike] | object | None = None,
     debiased: bool = False,
     self_grids: bool = False,
     batch_size: int | None = None,
-) -> dict[str, np.ndarray]:
+) -> CKAGrid:
     """Linear CKA grid of in-memory layers, computed in one pass of row batches.
 
-    Returns {"xy": [Lx, Ly]} and, with `self_grids` (or `ys=None`), "xx" [Lx, Lx] / "yy" [Ly, Ly].
+    `xs`, `ys`: {name: [n, d]}, a list of [n, d], or a Capture (pooled; both captures on the same ids).
+    Returns a `CKAGrid` labelled by layer name: `.grid` [Lx, Ly]; as a dict {"xy": [Lx, Ly]} and, with
+    `self_grids` (or `ys=None`), "xx" [Lx, Lx] / "yy" [Ly, Ly].
     """
+    _check_ids(xs, ys)
     xn, xm = _names_and_mats(xs, "x")
     acc = CKAAccumulator(symmetric=ys is None, self_grids=self_grids)
     width = sum(m.shape[1] for m in xm)
@@ -424,7 +496,7 @@ def cka_grid(
         bs = batch_size or _rows_per_batch(width)
         for xb in _batched(xm, bs):
             acc.update(dict(zip(xn, xb)))
-        return {"xx": acc.result(debiased)}
+        return CKAGrid({"xx": acc.result(debiased)}, xn, xn)
     yn, ym = _names_and_mats(ys, "y")
     if xm[0].shape[0] != ym[0].shape[0]:
         raise ValueError(f"mismatched n: x has {xm[0].shape[0]} rows, y has {ym[0].shape[0]}")
@@ -435,7 +507,7 @@ def cka_grid(
     if self_grids:
         out["xx"] = acc.self_grid("x", debiased)
         out["yy"] = acc.self_grid("y", debiased)
-    return out
+    return CKAGrid(out, xn, yn)
 
 
 def constant_heads(z: ArrayLike, name: str = "z") -> list[int]:
@@ -589,7 +661,7 @@ def rbf_cka_grid(
     _, xm = _names_and_mats(xs, "x")
     _, ym = _names_and_mats(ys, "y")
     n = xm[0].shape[0]
-    for i, m in enumerate(xm + ym):
+    for m in xm + ym:
         if m.shape[0] != n:
             raise ValueError(f"mismatched n: {m.shape[0]} vs {n} rows")
     if n < 2:
@@ -720,7 +792,7 @@ class MinibatchCKA:
         self.kernel, self.threshold = kernel, threshold
         self.xy = self.xx = self.yy = None
 
-    def update(self, xs: Sequence[ArrayLike] | ArrayLike, ys: Sequence[ArrayLike] | ArrayLike) -> "MinibatchCKA":
+    def update(self, xs: Sequence[ArrayLike] | ArrayLike, ys: Sequence[ArrayLike] | ArrayLike) -> MinibatchCKA:
         _, xm = _names_and_mats(xs, "x")
         _, ym = _names_and_mats(ys, "y")
         b = xm[0].shape[0]

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from interp.cka import ArrayLike, CKAAccumulator, _batched, _names_and_mats, _rows_per_batch, as_matrix
+from interp.cka import ArrayLike, CKAAccumulator, _batched, _check_ids, _names_and_mats, _rows_per_batch, as_matrix
 
 __all__ = ["cka_floor", "bootstrap_cka", "permutation_null", "condition_grids"]
 
@@ -44,6 +44,8 @@ def _grid_from(
 
 
 def _prep(xs, ys) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Matrices of both sides ({name: [n, d]}, lists, or Captures of the same examples)."""
+    _check_ids(xs, ys)
     _, xm = _names_and_mats(xs, "x")
     _, ym = _names_and_mats(ys, "y")
     n = xm[0].shape[0]

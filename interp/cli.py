@@ -14,6 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="interp", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):  # shared helpers (interp.commands._options), not subcommands
+            continue
         module = importlib.import_module(f"interp.commands.{info.name}")
         module.register(sub)
     return parser

@@ -10,8 +10,8 @@ the layers before it are computed once per batch, not once per component.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from interp.backends import hooks
 from interp.contrast import LogOdds
 from interp.inputs import as_examples, batches
-from interp.pair import Head, Pair, pattern_similarity
+from interp.pair import Pair, pattern_similarity
 from interp.signal import bootstrap_ci, check_finite, measure_gap, require_signal
 from interp.subject import Subject
 
@@ -188,7 +188,7 @@ def cross_patch(pair: Pair, data: Iterable, maps: dict[str, LinearMap] | None = 
     maps = maps or {}
     targets = _matched_sites(pair)
     t_sites = sorted({t[3] for t in targets})
-    for label, sl, sh, t_site, th in targets:
+    for label, _, _, t_site, th in targets:
         dt = teacher.d_head if th is not None else teacher.d_model
         ds = student.d_head if th is not None else student.d_model
         key = t_site if th is None else f"{t_site}[{th}]"
@@ -248,7 +248,7 @@ def fit_site_maps(pair: Pair, data: Iterable, lam: float = 1e-2, batch_size: int
                               for t in targets})
             _, cs = pair.student.run(bs, read=s_sites)
             m = bt["attention_mask"].bool()
-            for label, sl, sh, t_site, th in targets:
+            for _, sl, sh, t_site, th in targets:
                 key = t_site if th is None else f"{t_site}[{th}]"
                 xv = ct[t_site] if th is None else ct[t_site][:, :, th]
                 yv = cs[f"blocks.{sl}.hook_resid_post"] if sh < 0 else cs[f"blocks.{sl}.attn.hook_z"][:, :, sh]
@@ -305,9 +305,9 @@ def compare_checkpoints(a: Subject, b: Subject, data: Iterable, metric: Metric |
     z is constant across examples (dead: zero output) has z_cka NaN and is listed by checkpoint in
     "dead" (["b"], say); every other row has "dead": [].
     """
-    from interp.pair import check_compatible, pattern_similarity
     from interp.capture import capture
     from interp.cka import constant_heads, head_cka_grid
+    from interp.pair import check_compatible, pattern_similarity
 
     check_compatible(a, b)
     if (a.n_layers, a.n_heads, a.d_head) != (b.n_layers, b.n_heads, b.d_head):

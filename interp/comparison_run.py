@@ -17,8 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from interp.compare import (cross_patch, entailment_margin, entailment_rate, fit_site_maps, head_by_head,
-                            restoration)
+from interp.compare import cross_patch, entailment_margin, entailment_rate, fit_site_maps, head_by_head, restoration
 from interp.pair import HeadMap, Pair, make_pair, match_heads
 from interp.plot.compare import plot_head_map, plot_restoration
 from interp.provenance import atomic_write_json, record
@@ -52,10 +51,10 @@ def _step(out_dir: Path, name: str, config: dict, fn) -> Any:
     return value
 
 
-def _load(model: Subject | str | None, name: str | None) -> Subject | None:
+def _load(model: Subject | str | None, name: str | None, device: str = "auto") -> Subject | None:
     if model is None or isinstance(model, Subject):
         return model
-    return load_subject(model, name=name)
+    return load_subject(model, name=name, device=device)
 
 
 def _logits_json(res: dict) -> dict:  # stored raw, so the reporting can change without recomputation
@@ -102,9 +101,10 @@ def _identity_pair(reference: Subject, student: Subject) -> Pair:
 
 def run_comparison(teacher: Subject | str, student: Subject | str, hans: list[dict], out_dir: str | Path,
                    n: int = 120, seed: int = 0, layer_map: dict[int, int] | None = None,
-                   reference: Subject | str | None = None, progress: bool = True) -> dict:
+                   reference: Subject | str | None = None, progress: bool = True, device: str = "auto") -> dict:
     """Teacher vs student (and, with `reference`, a same-architecture reference student vs the student)
-    on HANS; see the module doc. Every attribution is reported by what it answers:
+    on HANS; see the module doc. Models given as folders load on `device` ("auto": CUDA when available).
+    Every attribution is reported by what it answers:
 
     - activation patching (teacher z into the student), total and direct effect: would the teacher's
       activation at this site fix the student? Credits downstream components that carry an upstream
@@ -119,9 +119,9 @@ def run_comparison(teacher: Subject | str, student: Subject | str, hans: list[di
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    t = _load(teacher, "teacher")
-    s = _load(student, "student")
-    ref = _load(reference, None)  # named by its folder (e.g. student_erm)
+    t = _load(teacher, "teacher", device)
+    s = _load(student, "student", device)
+    ref = _load(reference, None, device)  # named by its folder (e.g. student_erm)
     trig = sample_hans(hans, "non-entailment", n, seed)
     ctrl = sample_hans(hans, "entailment", n, seed + 1)
     match = sample_hans(hans, "non-entailment", n // 2, seed + 2) + sample_hans(hans, "entailment", n // 2, seed + 3)

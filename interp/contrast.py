@@ -31,8 +31,9 @@ HANS pairs (`hans_pairs`):
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -120,7 +121,7 @@ class Contrast:
     def n_pos(self) -> int:
         return int(self.clean["input_ids"].shape[1]) if "input_ids" in self.clean else 0
 
-    def slice(self, start: int, stop: int) -> "Contrast":
+    def slice(self, start: int, stop: int) -> Contrast:
         return Contrast({k: v[start:stop] for k, v in self.clean.items()},
                         {k: v[start:stop] for k, v in self.corrupt.items()}, self.metric, self.ids[start:stop],
                         self.meta)

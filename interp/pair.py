@@ -10,8 +10,8 @@ the output-norm ratio of each match, flagged when far from 1 (similarities ignor
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch

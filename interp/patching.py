@@ -29,9 +29,9 @@ chunks of at most `max_rows` rows to bound memory.
 """
 from __future__ import annotations
 
-import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import torch
 
@@ -73,6 +73,12 @@ class PatchResult:
                 "scores": self.scores.tolist(), "raw": self.raw.tolist(), "clean_metric": self.clean_metric,
                 "corrupt_metric": self.corrupt_metric, "signal": self.signal, "no_signal": self.no_signal,
                 "meta": self.meta}
+
+    def plot(self, title: str | None = None) -> Any:
+        """Heatmap of the scores (layer x head, ...) as a `matplotlib.figure.Figure`."""
+        from interp.plot.patching import heatmap_figure
+
+        return heatmap_figure(self, title)
 
 
 def check_component(subject: Any, component: str) -> None:
@@ -133,10 +139,6 @@ def _pair_inputs(direction: str, batch: Contrast) -> tuple[dict, dict]:
     if direction == "noise":
         return batch.clean, batch.corrupt
     raise ValueError(f"direction must be 'denoise' or 'noise', not {direction!r}.")
-
-
-def _all_sites(subject: Any, component: str) -> list[str]:
-    return [f"blocks.{l}.{SITE_OF[component]}" for l in range(subject.n_layers)]
 
 
 def check_pairs(contrast: Contrast) -> None:
@@ -327,7 +329,3 @@ def patch_flops_share(subject: Any, component: str) -> float:
     if component == "resid":
         return sum(L - l - 1 for l in range(L)) / (L * L) + 1e-9
     return sum(L - l for l in range(L)) / (L * L)
-
-
-def n_components(subject: Any, component: str, per_position: bool, n_pos: int) -> int:
-    return math.prod(_shape(subject, component, per_position, n_pos))

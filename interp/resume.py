@@ -18,7 +18,8 @@ Layer math by family, dropout omitted (subjects are in eval mode):
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -12,8 +12,9 @@ marked with the flag and normalised values are NaN (raw values stay).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch

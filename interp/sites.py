@@ -16,9 +16,12 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 LAYER_KINDS = ("attn.hook_pattern", "attn.hook_z", "hook_attn_out", "hook_resid_mid", "hook_mlp_out", "hook_resid_post")
+# What `Subject.run(read=...)` and `capture` accept: a name, a glob, a predicate on the name, or several.
+SiteSpec = str | Callable[[str], bool] | Iterable[str | Callable[[str], bool]]
 _LAYER_RE = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
 
@@ -54,15 +57,22 @@ def parse_site(name: str, n_layers: int, kinds: tuple[str, ...] = LAYER_KINDS) -
     raise KeyError(f"Unknown site {name!r}.{hint} Sites are 'embed', 'logits' and blocks.{{l}}.{{{'|'.join(kinds)}}}.")
 
 
-def expand_sites(patterns: list[str] | tuple[str, ...] | str, n_layers: int,
-                 kinds: tuple[str, ...] = LAYER_KINDS) -> list[str]:
-    """Expand glob patterns such as `blocks.*.hook_resid_post` into site names, in forward order."""
-    if isinstance(patterns, str):
+def expand_sites(patterns: SiteSpec, n_layers: int, kinds: tuple[str, ...] = LAYER_KINDS) -> list[str]:
+    """Site names, in forward order, from names, glob patterns such as `blocks.*.hook_resid_post` and
+    predicates on the name (`lambda s: "hook_z" in s`). A single string is one pattern."""
+    if isinstance(patterns, str) or callable(patterns):
         patterns = [patterns]
     valid = all_sites(n_layers, kinds)
     chosen: set[str] = set()
     for pattern in patterns:
-        if any(ch in pattern for ch in "*?["):
+        if callable(pattern):
+            hits = [s for s in valid if pattern(s)]
+            if not hits:
+                raise KeyError(f"Site predicate {pattern!r} selects no site of this model.")
+            chosen.update(hits)
+        elif not isinstance(pattern, str):
+            raise TypeError(f"A site is a name, a glob or a predicate on the name, not {type(pattern).__name__}.")
+        elif any(ch in pattern for ch in "*?["):
             hits = fnmatch.filter(valid, pattern)
             if not hits:
                 raise KeyError(f"Site pattern {pattern!r} matches no site of this model.")

@@ -1,31 +1,39 @@
 """Subject: a model, its tokenizer and its site map, behind one `run` that reads and writes sites.
 
 Everything downstream (capture, CKA, patching, comparison) talks to a Subject, never to a backend.
+
+    subject = load_subject("path/to/checkpoint")                 # device="auto": CUDA when available
+    logits, cache = subject.run(("A man sleeps.", "A person sleeps."), read="blocks.*.attn.hook_z")
+    cache["z", 1]                                                 # [batch, pos, head, d_head], detached
 """
 from __future__ import annotations
 
-import hashlib
 import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, Union
+from typing import Any
 
 import torch
 from torch import nn
 
 from interp.arch import Arch, detect_arch, get_module
-from interp.inputs import tokenize
-from interp.sites import all_sites, expand_sites, parse_site
+from interp.cache import ActivationCache
+from interp.inputs import as_examples, tokenize
+from interp.loading import check_tokenizer, load_folder, model_fingerprint
+from interp.sites import SiteSpec, all_sites, expand_sites, parse_site
 
 # A write is a replacement tensor in the site's canonical shape or a function value -> new value.
-Write = Union[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]
+Write = torch.Tensor | Callable[[torch.Tensor], torch.Tensor]
+# What `Subject.run` runs on: a string, a (premise, hypothesis) tuple, an example dict, a list of these,
+# or a token batch (a mapping with input_ids / pixel_values tensors, or an input_ids tensor).
+Inputs = str | tuple | Mapping[str, Any] | Iterable[Any] | torch.Tensor
 BACKENDS = ("hooks", "nnsight", "tl")
-NLI_LABELS = ("entailment", "neutral", "contradiction")
 
 
 @dataclass
 class Subject:
-    """A model under study. `run(batch, read, write)` returns (logits, {site: value})."""
+    """A model under study. `run(inputs, read, write)` returns (logits, ActivationCache)."""
 
     model: nn.Module
     tokenizer: Any
@@ -75,10 +83,10 @@ class Subject:
     def sites(self) -> list[str]:
         return all_sites(self.n_layers, self.arch.kinds)
 
-    def expand(self, patterns: str | Sequence[str]) -> list[str]:
-        """Glob patterns -> site names, e.g. `subject.expand("blocks.*.hook_resid_post")`."""
-        return expand_sites(list(patterns) if not isinstance(patterns, str) else patterns, self.n_layers,
-                            self.arch.kinds)
+    def expand(self, patterns: SiteSpec) -> list[str]:
+        """Names, globs or predicates -> site names in forward order: `subject.expand("blocks.*.hook_resid_post")`,
+        `subject.expand(lambda s: s.endswith("hook_z"))`. A single string is one pattern."""
+        return expand_sites(patterns, self.n_layers, self.arch.kinds)
 
     def check_site(self, name: str) -> None:
         parse_site(name, self.n_layers, self.arch.kinds)
@@ -103,32 +111,49 @@ class Subject:
                 "attn_implementation='eager' (load_subject does this for folders) or call "
                 "model.set_attn_implementation('eager').")
 
-    def run(self, batch: Mapping[str, torch.Tensor], read: Sequence[str] = (),
-            write: Mapping[str, Write] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """One forward pass: logits [batch, n_labels] and the values of the `read` sites.
+    def as_batch(self, inputs: Inputs, max_length: int = 128) -> tuple[dict[str, torch.Tensor], list[dict] | None]:
+        """Model inputs on the model's device, and the examples they were tokenised from (None for a batch)."""
+        if isinstance(inputs, torch.Tensor):
+            key = "input_ids" if not inputs.is_floating_point() else "pixel_values"
+            batch = {key: inputs if inputs.dim() > (1 if key == "input_ids" else 3) else inputs[None]}
+            return {k: v.to(self.device) for k, v in batch.items()}, None
+        if isinstance(inputs, Mapping) and any(isinstance(v, torch.Tensor) for v in inputs.values()) \
+                and ("input_ids" in inputs or "pixel_values" in inputs):
+            return {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}, None
+        one = isinstance(inputs, (str, Mapping)) or (isinstance(inputs, tuple) and len(inputs) == 2
+                                                     and all(isinstance(x, str) for x in inputs))
+        examples = as_examples([inputs] if one else list(inputs))
+        return self.tokenize(examples, max_length), examples
 
-        Values are read after any write to the same site. Runs without grad unless grad is enabled
-        by the caller (attribution patching needs it).
+    def run(self, inputs: Inputs, read: SiteSpec = (), write: Mapping[str, Write] | None = None, *,
+            grad: bool = False, max_length: int = 128) -> tuple[torch.Tensor, ActivationCache]:
+        """One forward pass: logits [batch, n_labels] and an ActivationCache of the `read` sites.
+
+        `inputs`: a string, a (premise, hypothesis) tuple, an example dict, a list of these, or a token
+        batch (a tuple of two strings is one sentence pair; a list of strings is several texts).
+        `read`: site names, globs ("blocks.*.attn.hook_z") or predicates on the name, or a list of them.
+        `write`: {site: tensor in the site's shape, or function value -> new value}. Values are read after
+        any write to the same site. Runs under `torch.no_grad()` and returns detached values; `grad=True`
+        keeps the autograd graph (attribution patching: d metric / d site).
         """
         self.check_ready()
         write = dict(write or {})
-        for name in list(read) + list(write):
+        names = self.expand(read) if read else []
+        for name in write:
             self.check_site(name)
-        return _backend(self.backend).run(self, batch, list(read), write)
+        batch, examples = self.as_batch(inputs, max_length)
+        with torch.enable_grad() if grad else torch.no_grad():
+            logits, values = _backend(self.backend).run(self, batch, names, write)
+        return logits, ActivationCache(values, self.n_layers, batch, examples)
 
     @property
     def fingerprint(self) -> str:
         """sha256 over parameter names, shapes and bytes: identifies the exact weights."""
         if self._fingerprint is None:
-            h = hashlib.sha256()
-            for name, p in sorted(self.model.state_dict().items()):
-                h.update(name.encode())
-                h.update(str(tuple(p.shape)).encode())
-                h.update(p.detach().cpu().contiguous().numpy().tobytes())
-            self._fingerprint = h.hexdigest()[:16]
+            self._fingerprint = model_fingerprint(self.model)
         return self._fingerprint
 
-    def to(self, device: str | torch.device) -> "Subject":
+    def to(self, device: str | torch.device) -> Subject:
         self.model.to(device)
         return self
 
@@ -170,37 +195,27 @@ def _backend(name: str):
     raise ValueError(f"Unknown backend {name!r}; choose one of {BACKENDS}.")
 
 
-def check_tokenizer(model: nn.Module, tokenizer: Any) -> None:
-    """Refuse a tokenizer whose vocabulary does not fit the model's embedding matrix."""
-    cfg = model.config
-    n_vocab = getattr(cfg, "vocab_size", None)
-    if tokenizer is None or n_vocab is None:
-        return
-    n_tok = len(tokenizer)
-    if n_tok > n_vocab or n_vocab - n_tok > 128:
-        raise ValueError(
-            f"Tokenizer vocabulary ({n_tok} tokens) does not match the model's ({n_vocab}): this is the wrong "
-            "tokenizer for this model. Load the tokenizer saved with the checkpoint.")
-    pad_model, pad_tok = getattr(cfg, "pad_token_id", None), getattr(tokenizer, "pad_token_id", None)
-    if pad_model is not None and pad_tok is not None and pad_model != pad_tok:
-        raise ValueError(f"Tokenizer pad id {pad_tok} differs from the model's pad_token_id {pad_model}: "
-                         "wrong tokenizer for this model.")
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """"auto" -> CUDA when available, else CPU; anything else as torch.device."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
 
 
 def load_subject(source: Any, tokenizer: Any = None, backend: str = "hooks", num_labels: int | None = None,
-                 device: str | torch.device = "cpu", name: str | None = None) -> Subject:
+                 device: str | torch.device = "auto", name: str | None = None) -> Subject:
     """A Subject from a checkpoint folder, an in-memory HF classifier, or a TransformerLens bridge.
 
-    Folders load offline with eager attention. A bare encoder checkpoint (e.g. MiniLM's BertModel)
+    `device="auto"` puts the model on CUDA when available, else on the CPU; inputs follow the model.
+    Folders load from local files only (never the hub) with eager attention. A bare encoder checkpoint (e.g. MiniLM's BertModel)
     becomes a sequence classifier with a new head of `num_labels` (default 3), initialised from seed 0.
     """
     if backend not in BACKENDS:
         raise ValueError(f"Unknown backend {backend!r}; choose one of {BACKENDS}.")
     if type(source).__name__ == "TransformerBridge":
-        from interp.backends.tl_bridge import subject_from_bridge
         return subject_from_bridge(source, tokenizer=tokenizer, name=name)
     if isinstance(source, (str, os.PathLike)):
-        model, tok = _load_folder(Path(source), num_labels)
+        model, tok = load_folder(Path(source), num_labels)
         tokenizer = tokenizer if tokenizer is not None else tok
         name = name or Path(source).name
     elif isinstance(source, nn.Module):
@@ -211,7 +226,7 @@ def load_subject(source: Any, tokenizer: Any = None, backend: str = "hooks", num
     arch = detect_arch(model)
     if arch.modality == "text":
         check_tokenizer(model, tokenizer)
-    model.to(device)
+    model.to(resolve_device(device))
     subject = Subject(model=model, tokenizer=tokenizer, arch=arch, backend=backend,
                       name=name or type(model).__name__)
     if isinstance(source, (str, os.PathLike)):
@@ -220,28 +235,14 @@ def load_subject(source: Any, tokenizer: Any = None, backend: str = "hooks", num
     return subject
 
 
-def _load_folder(path: Path, num_labels: int | None) -> tuple[nn.Module, Any]:
-    import transformers as T
+def subject_from_bridge(bridge: Any, tokenizer: Any = None, name: str | None = None) -> Subject:
+    """A Subject (backend "tl") whose `model` is the TransformerLens bridge's underlying HF model."""
+    from interp.backends.tl_bridge import bridge_fingerprint, check_bridge
 
-    if not (path / "config.json").exists():
-        raise FileNotFoundError(f"{path} is not a HuggingFace checkpoint folder (no config.json).")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    config = T.AutoConfig.from_pretrained(path)
-    kwargs: dict[str, Any] = {"attn_implementation": "eager"}
-    if num_labels is not None:
-        kwargs["num_labels"] = num_labels
-    elif not any(a.endswith(("ForSequenceClassification", "ForImageClassification"))
-                 for a in (config.architectures or [])):
-        # bare encoder: a new, untrained NLI head in the order of interp.data.nli_gen.LABELS
-        kwargs.update(num_labels=3, id2label=dict(enumerate(NLI_LABELS)),
-                      label2id={l: i for i, l in enumerate(NLI_LABELS)})
-    auto = T.AutoModelForImageClassification if config.model_type == "vit" else T.AutoModelForSequenceClassification
-    with torch.random.fork_rng():  # a new head is initialised from a fixed seed: the same Subject every load
-        torch.manual_seed(0)
-        model = auto.from_pretrained(path, **kwargs)
-    if config.model_type == "vit":
-        tok = None
-    else:
-        tok = T.AutoTokenizer.from_pretrained(path) if (path / "tokenizer_config.json").exists() or \
-            (path / "vocab.txt").exists() else None
-    return model, tok
+    model = check_bridge(bridge)
+    tokenizer = tokenizer if tokenizer is not None else bridge.tokenizer
+    check_tokenizer(model, tokenizer)
+    subject = Subject(model=model, tokenizer=tokenizer, arch=detect_arch(model), backend="tl", bridge=bridge,
+                      name=name or type(model).__name__, _fingerprint=bridge_fingerprint(bridge))
+    subject.check_ready()
+    return subject

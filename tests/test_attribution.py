@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_patching import _pairs, _subject
 
 from interp.attribution import attribute
 from interp.contrast import LogOdds, hans_pairs, make_contrast
 from interp.patching import SITE_OF, patch
 from interp.subject import load_subject
-from test_patching import _pairs, _subject
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 import torch
-
 from conftest import make_bert, make_distilbert, make_pairs, make_roberta, make_tokenizer, make_vit
+
 from interp.arch import get_module
 from interp.subject import load_subject
 
@@ -34,7 +34,8 @@ def _subject(family: str, backend: str, model=None):
     tokenizer = make_tokenizer()
     if backend != "tl":
         return load_subject(model, tokenizer=tokenizer, backend=backend)
-    from interp.backends.tl_bridge import bridge_from_hf, subject_from_bridge
+    from interp.backends.tl_bridge import bridge_from_hf
+    from interp.subject import subject_from_bridge
     try:
         bridge = bridge_from_hf(model, make_tokenizer())  # one tokenizer object per bridge
     except NotImplementedError as e:
@@ -211,8 +212,10 @@ def test_minilm_backends_match_model_outputs(minilm_path):
     assert (ablated_ref - ref.logits).abs().max() > 1e-5
     backends = {"nnsight": load_subject(subject.model, tokenizer=subject.tokenizer, backend="nnsight")}
     if "tl" in BACKENDS:
-        from interp.backends.tl_bridge import bridge_from_hf, subject_from_bridge
         import transformers as T
+
+        from interp.backends.tl_bridge import bridge_from_hf
+        from interp.subject import subject_from_bridge
         backends["tl"] = subject_from_bridge(bridge_from_hf(subject.model, T.AutoTokenizer.from_pretrained(minilm_path)),
                                              tokenizer=subject.tokenizer)
     for name, other in backends.items():
@@ -230,7 +233,9 @@ def test_minilm_backends_match_model_outputs(minilm_path):
 
 def test_tl_subject_from_bridge_keeps_the_hf_model_and_leaves_the_callers_alone(pairs):
     from transformer_lens.model_bridge import TransformerBridge
-    from interp.backends.tl_bridge import bridge_from_hf, subject_from_bridge
+
+    from interp.backends.tl_bridge import bridge_from_hf
+    from interp.subject import subject_from_bridge
 
     model, tokenizer = make_bert(), make_tokenizer()
     keys = list(model.state_dict())
@@ -307,7 +312,8 @@ def test_roberta_and_vit_match_hooks(family, backend, pairs):
         ref, ref_cache = hooks.run(batch, read=hooks.sites())
         ref_w, _ = hooks.run(batch, write=write)
         if backend == "tl":
-            from interp.backends.tl_bridge import bridge_from_hf, subject_from_bridge
+            from interp.backends.tl_bridge import bridge_from_hf
+            from interp.subject import subject_from_bridge
             subject = subject_from_bridge(bridge_from_hf(model, make_tokenizer()), tokenizer=hooks.tokenizer)
         else:
             subject = load_subject(model, tokenizer=hooks.tokenizer, backend=backend)

@@ -10,8 +10,8 @@ import time
 
 import pytest
 import torch
-
 from conftest import make_bert, make_pairs
+
 from interp.capture import capture, iter_shards, load_capture
 from interp.subject import load_subject
 

@@ -3,17 +3,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import make_pairs
+from test_patching import _pairs, _subject
+
 from interp.attribution import attribute
 from interp.backends.hooks import layer_inputs
-from interp.circuits import (Circuit, all_edges, auroc, discover, edge_scores, evaluate_edges, evaluate_nodes,
-                             node_names)
+from interp.circuits import Circuit, all_edges, auroc, discover, edge_scores, evaluate_edges, evaluate_nodes, node_names
 from interp.contrast import LogOdds, make_contrast
-from interp.patching import endpoint_metrics, patch
 from interp.organisms import PlantedCircuit, planted_circuit, planted_circuit_pairs
+from interp.patching import endpoint_metrics, patch
 from interp.subject import load_subject
-from test_patching import _pairs, _subject
 
 PLANTED_NODES, PLANTED_EDGES = set(PlantedCircuit.nodes), set(PlantedCircuit.edges)
 

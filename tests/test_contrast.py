@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 
 import pytest
-
 from conftest import make_bert, make_pairs
+
 from interp.contrast import hans_pairs, make_contrast
 from interp.subject import load_subject
 

@@ -121,7 +121,7 @@ OFFICIAL_ROWS = [
 ]
 
 
-def _write_official(path: Path, rows: list[list[str]], header: list[str] = list(HANS_COLUMNS)) -> None:
+def _write_official(path: Path, rows: list[list[str]], header: tuple[str, ...] = tuple(HANS_COLUMNS)) -> None:
     path.write_text("\t".join(header) + "\n" + "".join("\t".join(r) + "\n" for r in rows))
 
 

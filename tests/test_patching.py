@@ -5,11 +5,11 @@ import random
 
 import pytest
 import torch
+from conftest import WORDS, make_bert, make_distilbert, make_tokenizer
 
 from interp.contrast import LogOdds, Prob, hans_pairs, make_contrast, make_metric
 from interp.patching import patch
 from interp.subject import load_subject
-from conftest import WORDS, make_bert, make_distilbert, make_tokenizer
 
 
 def _pairs(n: int = 5, seed: int = 1, lengths: tuple[int, int] | None = None) -> tuple[list[dict], list[dict]]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import make_bert, make_distilbert, make_pairs, make_roberta, make_tokenizer, make_vit
+
 from interp import resume
 from interp.backends.hooks import layer_inputs
 from interp.contrast import LogOdds, make_contrast

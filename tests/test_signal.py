@@ -16,8 +16,11 @@ import numpy as np
 import pytest
 import torch
 import transformers as T
-
 from conftest import NLI_LABELS, make_bert, make_pairs, make_tokenizer
+from test_circuits import planted_pairs, planted_subject
+from test_compare import _identity_head_map
+from test_patching import _pairs
+
 from interp.attribution import attribute
 from interp.circuits import discover, edge_scores, node_scores
 from interp.compare import cross_patch, entailment_margin, entailment_rate, restoration
@@ -27,9 +30,6 @@ from interp.patching import patch
 from interp.signal import NoSignalError, measure_gap
 from interp.subject import load_subject
 from interp.weight_patching import weight_patch
-from test_circuits import planted_pairs, planted_subject
-from test_compare import _identity_head_map
-from test_patching import _pairs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -1,10 +1,15 @@
 """Student construction: layer copies, random/narrow students, compatibility errors."""
 import pytest
 import torch
+from _kd_tiny import tiny_bert, tiny_tokenizer
 
-from _kd_tiny import LABELS3, tiny_bert, tiny_tokenizer
-from interp.train.students import (StudentSpec, check_compatible, make_student, random_student,
-                                   student_from_teacher_layers)
+from interp.train.students import (
+    StudentSpec,
+    check_compatible,
+    make_student,
+    random_student,
+    student_from_teacher_layers,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -92,7 +97,7 @@ def test_compatibility_errors():
         check_compatible(t, bigger)
     tok = tiny_tokenizer()
     from transformers import BertTokenizer
-    tok2 = BertTokenizer(vocab={t_: i for i, t_ in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "x"] + ["w%d" % k for k in range(19)])})
+    tok2 = BertTokenizer(vocab={t_: i for i, t_ in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "x"] + [f"w{k}" for k in range(19)])})
     with pytest.raises(ValueError, match="tokenizer"):
         check_compatible(t, tiny_bert(layers=1), tok, tok2)
 

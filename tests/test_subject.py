@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import make_bert, make_distilbert, make_pairs, make_vit
 
-from conftest import make_bert, make_distilbert, make_pairs, make_tokenizer, make_vit
 from interp.backends import hooks
 from interp.subject import load_subject
 

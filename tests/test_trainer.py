@@ -1,16 +1,24 @@
 """Training loop, KD, caching and atomic saving on tiny BERTs (fast)."""
 import json
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
 from _kd_tiny import LABELS3, WORDS, tiny_bert, tiny_tokenizer
+
 from interp.train.students import student_from_teacher_layers
-from interp.train.trainer import (CONFIG_FILE, TrainConfig, encode, is_complete, iterative_kd, load_trained,
-                                  predict_logits, train_and_save, train_model)
+from interp.train.trainer import (
+    CONFIG_FILE,
+    TrainConfig,
+    encode,
+    is_complete,
+    iterative_kd,
+    load_trained,
+    predict_logits,
+    train_and_save,
+    train_model,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -121,7 +129,8 @@ def test_train_and_save_cache_and_reload(tmp_path):
 
     cfg = TrainConfig(loss="erm", epochs=1, batch_size=16, lr=1e-3)
     out = tmp_path / "m"
-    ev = lambda m, t: {"acc": acc(m, t, data)}
+    def ev(m, t):
+        return {"acc": acc(m, t, data)}
     p = train_and_save(out, build, data, cfg, evaluate=ev, extra={"data": "toy48"}, progress=False)
     assert is_complete(p) and len(calls) == 1
     rec = json.loads((p / CONFIG_FILE).read_text())
@@ -156,7 +165,8 @@ def test_iterative_kd_chains_teachers(tmp_path):
     tpath = train_and_save(tmp_path / "teacher", lambda: (tiny_bert(layers=3), tok), data,
                            TrainConfig(loss="erm", epochs=2, batch_size=16, lr=3e-3), progress=False)
     teacher = load_trained(tpath)[0]
-    build = lambda: (student_from_teacher_layers(teacher, [0, 2]), tok)
+    def build():
+        return student_from_teacher_layers(teacher, [0, 2]), tok
     paths = iterative_kd(tmp_path / "ikd", tpath, build, data,
                          TrainConfig(loss="kd", alpha=0.5, temperature=2.0, epochs=1, batch_size=16, lr=1e-3),
                          rounds=2, progress=False)

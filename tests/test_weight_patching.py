@@ -7,8 +7,8 @@ import copy
 import numpy as np
 import pytest
 import torch
-
 from conftest import make_vit
+
 from interp.compare import cross_patch, entailment_margin, restoration
 from interp.organisms import damaged_student, tiny_bert, tiny_pairs, tiny_tokenizer
 from interp.pair import HeadMap, Pair

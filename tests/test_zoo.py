@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import torch
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 ROOT = Path(__file__).resolve().parents[1]
 

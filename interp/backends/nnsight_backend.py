@@ -24,7 +24,8 @@ import os
 import sys
 import tempfile
 import warnings
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -78,8 +79,9 @@ def _import_nnsight():
             saved = object.__dict__["save"]
             unmount("save")
             try:
-                import beartype  # noqa: F401
                 import importlib
+
+                import beartype  # noqa: F401
                 importlib.import_module(_BEARTYPE_OBJECT_MODULE)
             except ImportError:
                 pass

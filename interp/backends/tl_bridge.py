@@ -21,19 +21,20 @@ tests/test_backends.py). Some TL names mean something else on a post-LN encoder:
 
 The bridge replaces submodules of the model it wraps (and adds `_original_component` aliases to
 its state_dict). `bridge_from_hf` therefore wraps a copy by default, and a Subject keeps the
-fingerprint of the unwrapped weights.
+fingerprint of the unwrapped weights. A Subject is made from a bridge by `interp.subject.load_subject(bridge)`
+(or `interp.subject.subject_from_bridge`); this module never imports `interp.subject`.
 """
 from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
-from torch import nn
-
 import transformer_lens  # noqa: F401  (imports beartype before anything can import nnsight)
+from torch import nn
 from transformer_lens.factories.architecture_adapter_factory import ArchitectureAdapterFactory
 from transformer_lens.model_bridge.generalized_components import LinearBridge
 from transformer_lens.model_bridge.sources._bridge_builder import build_bridge_from_module
@@ -42,6 +43,7 @@ from transformer_lens.model_bridge.supported_architectures.roberta import Robert
 
 from interp.arch import detect_arch
 from interp.backends.hooks import _logits, apply_write
+from interp.loading import load_folder, model_fingerprint
 from interp.sites import parse_site
 
 HOOK_NAMES = {
@@ -116,15 +118,14 @@ def bridge_from_hf(model: nn.Module | str | os.PathLike, tokenizer: Any = None, 
     (`copy_model=False` wraps `model` itself; the hooks and nnsight backends still work on it).
     """
     if isinstance(model, (str, os.PathLike)):
-        from interp.subject import _load_folder
-        model, folder_tokenizer = _load_folder(Path(model), num_labels)
+        model, folder_tokenizer = load_folder(Path(model), num_labels)
         tokenizer = tokenizer if tokenizer is not None else folder_tokenizer
         copy_model = False
     if type(model).__name__ not in ADAPTERS:
         raise _unsupported(model)
     if tokenizer is None:
         raise ValueError("bridge_from_hf needs tokenizer= (without one the bridge tries to download it).")
-    fingerprint = _fingerprint(model)
+    fingerprint = model_fingerprint(model)
     if copy_model:
         model = copy.deepcopy(model)
     impl = getattr(model.config, "_attn_implementation", "eager")
@@ -138,31 +139,22 @@ def bridge_from_hf(model: nn.Module | str | os.PathLike, tokenizer: Any = None, 
     return bridge
 
 
-def _fingerprint(model: nn.Module) -> str:
-    from interp.subject import Subject
-    return Subject(model=model, tokenizer=None, arch=detect_arch(model)).fingerprint
-
-
-def subject_from_bridge(bridge, tokenizer: Any = None, name: str | None = None):
-    """A Subject (backend "tl") whose `model` is the bridge's underlying HF model."""
-    from interp.subject import Subject, check_tokenizer
-
+def check_bridge(bridge: Any) -> nn.Module:
+    """The bridge's HF model, after checking that kd-interp's sites map onto its hook points."""
     model = bridge.original_model
-    arch = detect_arch(model)
-    if arch.family not in FAMILIES:
+    if detect_arch(model).family not in FAMILIES:
         raise _unsupported(model)
     missing = [h for h in _hook_names(0) if h not in bridge.hook_dict]
     if missing:
         raise NotImplementedError(
             f"This bridge ({type(bridge.adapter).__name__}) lacks the hook points {missing} that kd-interp's sites "
             "map to; build the bridge with interp.backends.tl_bridge.bridge_from_hf, or use backend='hooks'.")
-    tokenizer = tokenizer if tokenizer is not None else bridge.tokenizer
-    check_tokenizer(model, tokenizer)
-    subject = Subject(model=model, tokenizer=tokenizer, arch=arch, backend="tl", bridge=bridge,
-                      name=name or type(model).__name__,
-                      _fingerprint=bridge.__dict__.get(_FINGERPRINT_ATTR))
-    subject.check_ready()
-    return subject
+    return model
+
+
+def bridge_fingerprint(bridge: Any) -> str | None:
+    """The fingerprint of the unwrapped weights, recorded by bridge_from_hf (None for other bridges)."""
+    return bridge.__dict__.get(_FINGERPRINT_ATTR)
 
 
 def _hook_names(layer: int) -> list[str]:

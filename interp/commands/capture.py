@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from interp.capture import POOLS, capture
+from interp.commands._options import add_common_options
 from interp.datafiles import read_examples
 from interp.subject import BACKENDS, load_subject
 
@@ -20,8 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--shard-size", type=int, default=2048)
     p.add_argument("--backend", choices=BACKENDS, default="hooks")
-    p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
+    add_common_options(p)
     p.set_defaults(func=run)
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from interp.commands._options import add_common_options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("cka", help="CKA grid teacher layers x student layers, with heatmap")
@@ -33,6 +35,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
+    add_common_options(p)
     p.set_defaults(func=run)
 
 
@@ -68,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
     from interp import cka_stats as S
     from interp.capture import capture
     from interp.datafiles import read_examples
-    from interp.plot.cka import plot_cka_grid, plot_cka_panels
     from interp.pair import default_layer_map as pair_layer_map
+    from interp.plot.cka import plot_cka_grid, plot_cka_panels
     from interp.subject import load_subject
 
     out = Path(args.out)
@@ -77,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     examples = read_examples(args.data)
     if args.max_examples:
         examples = examples[: args.max_examples]
-    teacher, student = load_subject(args.teacher), load_subject(args.student)
+    teacher, student = load_subject(args.teacher, device=args.device), load_subject(args.student, device=args.device)
     init_map = pair_layer_map(teacher, student) if args.layer_map == "auto" else None
     lmap = [init_map[j] for j in range(student.n_layers)] if init_map and len(init_map) == student.n_layers \
         else parse_layer_map(args.layer_map, teacher.n_layers, student.n_layers)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from interp.commands._options import add_common_options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="head map, head-by-head effects, activation and weight patching against the teacher (and a reference)")
@@ -16,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "activation patching of the reference-minus-student gap")
     p.add_argument("--out", required=True)
     p.add_argument("--seed", type=int, default=0)
+    add_common_options(p)
     p.set_defaults(func=run)
 
 
@@ -29,6 +32,6 @@ def run(args: argparse.Namespace) -> int:
     if args.layer_map:
         layer_map = {int(a): int(b) for a, b in (kv.split(":") for kv in args.layer_map.split(","))}
     run_comparison(args.teacher, args.student, hans, args.out, n=args.n, seed=args.seed, layer_map=layer_map,
-                   reference=args.reference)
+                   reference=args.reference, device=args.device)
     print(open(f"{args.out}/tables.md").read())
     return 0

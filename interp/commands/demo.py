@@ -10,12 +10,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from interp.commands._options import add_common_options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="build the default teacher/student pair and explain what the student lost")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--n", type=int, default=60, help="HANS examples per condition in the comparison")
     p.add_argument("--seed", type=int, default=0)
+    add_common_options(p)
     p.set_defaults(func=run)
 
 
@@ -40,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "zoo_metrics.md").write_text("\n".join(lines) + "\n")
     run_comparison(paths["teacher_debiased"], paths["student_debiased"], generate_hans(100, seed=args.seed),
-                   out / "debiased_pair", n=args.n, seed=args.seed)
+                   out / "debiased_pair", n=args.n, seed=args.seed, device=args.device)
     print((out / "debiased_pair" / "tables.md").read_text()[:2500])
     print(f"results in {out}/ (zoo models in {paths['root']})")
     return 0

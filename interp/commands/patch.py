@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from interp.commands._options import add_common_options
 from interp.subject import load_subject
 
 
@@ -23,7 +24,7 @@ def add_contrast_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--direction", choices=("denoise", "noise"), default="denoise")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    add_common_options(p)
     p.add_argument("--out", required=True, help="results folder")
     p.add_argument("--allow-no-signal", action="store_true",
                    help="when the clean - corrupted gap is not significant, write raw (unnormalised) metric changes "

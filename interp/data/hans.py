@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 HANS_COLUMNS: tuple[str, ...] = (
     "gold_label", "sentence1_binary_parse", "sentence2_binary_parse", "sentence1_parse",

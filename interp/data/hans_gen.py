@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from typing import Callable, Union
+from collections.abc import Callable
 
 HEURISTICS: tuple[str, str, str] = ("lexical_overlap", "subsequence", "constituent")
 
@@ -59,7 +59,7 @@ CONTENT_WORDS: frozenset[str] = frozenset(
 
 # --- trees --------------------------------------------------------------------------------------
 Leaf = tuple[str, str, int]                       # (POS tag, word, uid)
-Tree = Union[Leaf, tuple[str, list]]              # leaf or (label, children)
+Tree = Leaf | tuple[str, list]              # leaf or (label, children)
 
 
 def _is_leaf(t: Tree) -> bool:

@@ -25,7 +25,7 @@ vocabulary) and disjoint in content words from ``interp.data.hans_gen`` so HANS 
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 LABELS: tuple[str, str, str] = ("entailment", "neutral", "contradiction")
 

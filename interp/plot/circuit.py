@@ -4,9 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-
-from interp.plot import save
+from interp.plot import new_figure, save
 
 
 def _pos(node: str, n_layers: int, n_heads: int) -> tuple[float, float]:
@@ -36,7 +34,7 @@ def draw_circuit(circuit: Any, path: str | Path, title: str | None = None) -> Pa
     node with its raw score, titled "no signal: raw metric changes"."""
     meta = circuit.metadata
     L, H = int(meta.get("n_layers", 1)), int(meta.get("n_heads", 1))
-    fig, ax = plt.subplots(figsize=(1.5 + 0.7 * H, 1.5 + 0.9 * L))
+    fig, ax = new_figure(figsize=(1.5 + 0.7 * H, 1.5 + 0.9 * L))
     # all candidate heads/MLPs in grey
     for l in range(L):
         for h in range(H):

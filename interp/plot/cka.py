@@ -4,10 +4,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-from interp.plot import save
+from interp.plot import new_figure, save
 
 
 def _panel(ax, grid: np.ndarray, t_labels: Sequence[str], s_labels: Sequence[str],
@@ -33,7 +34,7 @@ def _panel(ax, grid: np.ndarray, t_labels: Sequence[str], s_labels: Sequence[str
                         color="black" if dark else "white")
     if layer_map:
         for s, t in layer_map.items():
-            ax.add_patch(plt.Rectangle((s - 0.5, t - 0.5), 1, 1, fill=False, ec="cyan", lw=2))
+            ax.add_patch(Rectangle((s - 0.5, t - 0.5), 1, 1, fill=False, ec="cyan", lw=2))
     if floor is not None and not diverging:
         ax.text(1.0, -0.16, f"biased-CKA floor for unrelated data ~ {floor:.2f}", transform=ax.transAxes,
                 ha="right", fontsize=7, color="0.3")
@@ -49,13 +50,25 @@ def plot_cka_grid(
     title: str = "CKA: teacher x student",
     floor: float | None = None,
 ) -> Path:
+    """Save `cka_figure(...)` to `path`."""
+    return save(cka_figure(grid, teacher_labels, student_labels, layer_map, title, floor), path, dpi=150)
+
+
+def cka_figure(
+    grid: np.ndarray,
+    teacher_labels: Sequence[str],
+    student_labels: Sequence[str],
+    layer_map: Mapping[int, int] | None = None,
+    title: str = "CKA: teacher x student",
+    floor: float | None = None,
+) -> Figure:
     """Heatmap of `grid [Lt, Ls]`; `layer_map` (student index -> teacher index, grid coordinates) is
     drawn as cyan boxes (e.g. DistilBERT's teacher layers [0, 2, 4, 7, 9, 11] -> student 0..5)."""
-    fig, ax = plt.subplots(figsize=(1.2 + 0.55 * len(student_labels), 1.2 + 0.42 * len(teacher_labels)))
+    fig, ax = new_figure(figsize=(1.2 + 0.55 * len(student_labels), 1.2 + 0.42 * len(teacher_labels)))
     im = _panel(ax, grid, teacher_labels, student_labels, layer_map, title, floor=floor)
     fig.colorbar(im, ax=ax, fraction=0.05, label="CKA")
-    path = save(fig, path, dpi=150)
-    return path
+    fig.tight_layout()
+    return fig
 
 
 def plot_cka_panels(
@@ -71,7 +84,7 @@ def plot_cka_panels(
     """Several grids side by side (e.g. aligned / conflicting / difference, or the reference
     teacher-teacher and student-student grids); names in `diverging` use a symmetric colour map."""
     k = len(grids)
-    fig, axes = plt.subplots(1, k, figsize=(k * (1.6 + 0.5 * len(student_labels)), 1.4 + 0.42 * len(teacher_labels)))
+    fig, axes = new_figure(1, k, figsize=(k * (1.6 + 0.5 * len(student_labels)), 1.4 + 0.42 * len(teacher_labels)))
     axes = np.atleast_1d(axes)
     for ax, (name, g) in zip(axes, grids.items()):
         rl = (row_labels or {}).get(name, teacher_labels)

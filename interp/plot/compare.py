@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
-from interp.plot import save
+from interp.plot import new_figure, save
 
 
 def plot_restoration(rows: list[dict], path: str | Path, title: str, top: int = 15) -> None:
@@ -15,7 +14,7 @@ def plot_restoration(rows: list[dict], path: str | Path, title: str, top: int = 
     rows = rows[:top]
     flagged = bool(rows and rows[0].get("no_signal"))
     val_key, ci_key = ("delta", "delta_ci95") if flagged else ("restored", "ci95")
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.2))
+    fig, ax = new_figure(figsize=(7, 0.35 * len(rows) + 1.2))
     y = np.arange(len(rows))[::-1]
     vals = np.array([r[val_key] for r in rows])
     lo = np.array([r[ci_key][0] for r in rows])
@@ -35,7 +34,7 @@ def plot_restoration(rows: list[dict], path: str | Path, title: str, top: int = 
 
 def plot_head_map(score: np.ndarray, matches: dict, n_heads_t: int, n_heads_s: int, path: str | Path) -> None:
     """Teacher heads x student heads match score, with the Hungarian matches circled."""
-    fig, ax = plt.subplots(figsize=(0.18 * score.shape[1] + 2.5, 0.12 * score.shape[0] + 2))
+    fig, ax = new_figure(figsize=(0.18 * score.shape[1] + 2.5, 0.12 * score.shape[0] + 2))
     im = ax.imshow(score, aspect="auto", cmap="viridis", vmin=0, vmax=1)
     for (sl, sh), t in matches.items():
         if t is not None:

@@ -1,17 +1,21 @@
-"""Figures for patching results: layer x head (or layer x position) heatmaps (matplotlib Agg)."""
+"""Figures for patching results: layer x head (or layer x position) heatmaps."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
-import torch
+from matplotlib.figure import Figure
 
-from interp.plot import save
+from interp.plot import new_figure, save
 
 
 def heatmap(result: Any, path: str | Path, title: str | None = None) -> Path:
-    """Save a heatmap of `result.scores` (a PatchResult): [layer, head], [layer, pos], [layer] as a
+    """Save `heatmap_figure(result, title)` to `path`."""
+    return save(heatmap_figure(result, title), path)
+
+
+def heatmap_figure(result: Any, title: str | None = None) -> Figure:
+    """A heatmap of `result.scores` (a PatchResult): [layer, head], [layer, pos], [layer] as a
     column; [layer, head, pos] is shown as layer x head of the largest-magnitude position. A result
     flagged `no_signal` shows its raw metric minus the base run's metric, titled as such."""
     flagged = bool(getattr(result, "no_signal", False))
@@ -25,7 +29,7 @@ def heatmap(result: Any, path: str | Path, title: str | None = None) -> Path:
     if s.dim() == 1:
         s = s[:, None]
     lim = float(s.abs().nan_to_num(0).max()) or 1.0
-    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * s.shape[1], 1.0 + 0.4 * s.shape[0]))
+    fig, ax = new_figure(figsize=(1.2 + 0.45 * s.shape[1], 1.0 + 0.4 * s.shape[0]))
     im = ax.imshow(s.numpy(), cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
     ax.set_ylabel("layer")
     ax.set_xlabel(xlabel)
@@ -34,15 +38,5 @@ def heatmap(result: Any, path: str | Path, title: str | None = None) -> Path:
                  else "normalised score (0 = corrupt, 1 = clean)")
     title = title or f"{result.method} {result.direction}: {result.component}"
     ax.set_title(f"{title}\nno signal: raw metric changes" if flagged else title, fontsize=9)
-    return save(fig, path)
-
-
-def scatter(x: torch.Tensor, y: torch.Tensor, path: str | Path, xlabel: str, ylabel: str) -> Path:
-    """Exact vs estimated scores."""
-    fig, ax = plt.subplots(figsize=(4, 4))
-    ax.scatter(x.flatten().numpy(), y.flatten().numpy(), s=10)
-    lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
-    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    return save(fig, path)
+    fig.tight_layout()
+    return fig
