@@ -23,7 +23,7 @@ demo: setup
 	$(BIN)/python -m interp.cli demo --out runs/demo
 
 lint: setup
-	$(BIN)/ruff check interp tests
+	$(BIN)/ruff check interp tests analyses benchmarks
 
 test: lint
 	$(BIN)/python -m pytest -q

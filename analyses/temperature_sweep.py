@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -140,10 +139,10 @@ def main(argv=None) -> int:
         summary[c] = s
 
     cols = list(METRICS) + ["#cls≠nokd", "#cls≠teacher"]
-    md = ("# KD temperature sweep\n\nConfig digest `{}`, seeds {}, alpha={} (weight of the KL term). Values in %, "
+    md = (f"# KD temperature sweep\n\nConfig digest `{d}`, seeds {seeds}, alpha={cfg.kd_alpha} (weight of the KL term). Values in %, "
           "mean ± half-width of the 95% t-interval over seeds. DPD/EOD: group = overlap bucket, positive = "
           "entailment, cue-neutral test. #cls: classes (of 3) whose per-class accuracy differs, Welch p<0.05 over "
-          "seeds.\n\n".format(d, seeds, cfg.kd_alpha))
+          "seeds.\n\n")
     md += "| model | seeds | " + " | ".join(cols) + " |\n|---|---|" + "---|" * len(cols) + "\n"
     for c, s in summary.items():
         extra = [str(s.get("classes_differing_vs_nokd", "")), str(s.get("classes_differing_vs_teacher", ""))]

@@ -46,7 +46,7 @@ def _rss_now_mb() -> float:
 class PeakRSS:
     """Samples the current resident set every 5 ms in a thread: the peak above the start of the block."""
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         import threading
 
         self.start = self.peak = _rss_now_mb()

@@ -252,8 +252,8 @@ def worker(method: str, n: int, out: str, budget_s: float) -> None:
             warnings.filterwarnings("ignore")
             c = CKA(m1, m2, "teacher", "student", names1, names2, device="cpu")
             dl = DataLoader(TensorDataset(torch.arange(n)), batch_size=1000)
-            import io
             import contextlib
+            import io
 
             with contextlib.redirect_stderr(io.StringIO()):
                 c.compare(dl)

@@ -33,7 +33,7 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -128,7 +128,7 @@ def zoo_dir(cache_dir: str | os.PathLike | None, config: ZooConfig, seed: int) -
     return Path(cache_dir or default_cache_dir()).expanduser().resolve() / config.digest() / f"seed{seed}"
 
 
-def base_model_path(config: "ZooConfig | None" = None) -> str:
+def base_model_path(config: ZooConfig | None = None) -> str:
     """The folder teachers are fine-tuned from: ``config.base`` or the pretrained MiniLM."""
     if config is not None and config.base:
         return str(config.base)
