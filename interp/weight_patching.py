@@ -52,7 +52,7 @@ from interp.inputs import as_examples, batches
 from interp.signal import check_finite
 
 KINDS = ("head", "mlp", "ln_attn", "ln_mlp", "layer", "embed", "readout")
-DEFAULT_KINDS = ("head", "mlp", "ln_attn", "ln_mlp", "layer")
+DEFAULT_KINDS = KINDS
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ def check_swappable(base: Any, source: Any) -> None:
         raise ValueError(f"Weight patching needs equal widths: base (d_model, heads, d_head) = "
                          f"{(base.d_model, base.n_heads, base.d_head)}, source {(source.d_model, source.n_heads, source.d_head)}. "
                          "For a narrower student use cross-model activation patching with fitted maps.")
-    if resume.supported(base) is False or base.arch.layer_math is None:
+    if not resume.supported(base):
         raise ValueError(f"Weight patching needs the layer math of the {base.arch.family!r} family "
                          "(interp.arch.LayerMath), which this model lacks.")
 

@@ -190,7 +190,7 @@ def test_compare_command_writes_a_results_folder(tmp_path, tokenizer):
     assert len(steps) == 4  # head map, head by head, cross-model patching, weight patching against the teacher
     # an untrained copy of teacher layers: every component's parameters equal the teacher's
     w = res["results"]["attribution"]["weight_teacher"]
-    assert len(w["unchanged"]) == len(w["margin"]) == 2 * (4 + 4)
+    assert len(w["unchanged"]) == len(w["margin"]) == 2 * (4 + 4) + 2  # heads, mlp, 2 LNs, layer; embed, readout
     assert all(r["delta"] == 0.0 for r in w["margin"])
     assert main(args) == 0  # resumes: no step recomputed
     assert sorted(p.stat().st_mtime_ns for p in (tmp_path / "out" / "steps").iterdir()) == steps
