@@ -177,6 +177,10 @@ def main(argv=None) -> int:
     ap.add_argument("--conditions", nargs="+", default=None)
     ap.add_argument("--quick", action="store_true", help="smoke configuration (tiny data, 2 seeds)")
     ap.add_argument("--base", default=None, help="base model folder instead of MiniLM (tests)")
+    ap.add_argument("--merge", nargs="+", default=(), metavar="DIR",
+                    help="also read the runs.json of these output folders (runs split over processes)")
+    ap.add_argument("--report-only", action="store_true",
+                    help="train nothing: report the recorded runs (conditions or seeds without one are left out)")
     args = ap.parse_args(argv)
     cfg = QUICK_CONFIG if args.quick else zoo.ZooConfig()
     if args.base:
@@ -190,11 +194,15 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     runs_file = out / "runs.json"
     runs = json.loads(runs_file.read_text()) if runs_file.is_file() else {}
+    for d in args.merge:
+        runs.update({k: v for k, v in json.loads((Path(d) / "runs.json").read_text()).items() if k not in runs})
+    if args.merge:
+        provenance.atomic_write_json(runs_file, runs)
     t0 = time.perf_counter()
     for seed in seeds:
         for c in conditions:
             key = f"{cfg.digest()}/{c}/seed{seed}"
-            if key in runs:
+            if key in runs or args.report_only:
                 continue
             t1 = time.perf_counter()
             path = build_condition(c, seed, cfg, args.cache_dir)
@@ -210,7 +218,8 @@ def main(argv=None) -> int:
     pairs = paired(mine)
     ptable = paired_table(pairs)
     rec = provenance.record(cfg.key(), seeds=seeds, conditions=list(conditions), summary=summary,
-                            paired=pairs, runs=mine, seconds=time.perf_counter() - t0, metric_notes={
+                            paired=pairs, runs=mine, seconds=time.perf_counter() - t0,
+                            train_seconds_sum=sum(r.get("seconds", 0.0) for r in mine.values()), metric_notes={
                                 "id_acc": "accuracy on held-out NLI with the training bias",
                                 "id_acc_conflict": "the same, bias-conflicting examples only",
                                 "hans_ent / hans_non_ent": "HANS accuracy on entailment / non-entailment, mean of 3 heuristics",

@@ -81,6 +81,18 @@ def test_kd_debias_quick_and_resume(tiny_base, tmp_path):
     runs_before = (out / "runs.json").read_text()
     assert kd.main(args) == 0  # resumes: nothing retrained
     assert (out / "runs.json").read_text() == runs_before
+    # runs split over processes are merged and reported without training anything
+    merged = tmp_path / "merged"
+    assert kd.main(["--quick", "--base", tiny_base, "--out", str(merged), "--cache-dir", str(tmp_path / "empty"),
+                    "--merge", str(out), "--report-only", "--conditions", "teacher_erm", "teacher_debiased",
+                    "kd_debiased", "ikd_debiased", "kd_debiased_aug"]) == 0
+    rep = json.loads((merged / "results.json").read_text())
+    assert rep["summary"]["kd_debiased"] == s and rep["summary"]["kd_debiased_aug"]["n_seeds"] == 0
+    assert not (tmp_path / "empty").exists()  # nothing was trained
+    pair = next(p for p in rep["paired"] if p["a"] == "kd_debiased" and p["b"] == "teacher_debiased")
+    d = [m - t for m, t in zip(s["spurious_gap"]["values"],
+                               res["summary"]["teacher_debiased"]["spurious_gap"]["values"])]
+    assert pair["spurious_gap"]["values"] == pytest.approx(d) and pair["seeds"] == [0, 1]
 
 
 def test_t_interval():
