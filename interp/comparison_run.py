@@ -189,14 +189,15 @@ def run_comparison(teacher: Subject | str, student: Subject | str, hans: list[di
                        "results": results})
     (out_dir / "tables.md").write_text(_tables(results))
     plot_restoration(attr["margin"], out_dir / "restoration_margin.png",
-                     "Activation patching, teacher z into the student (HANS non-entailment): entailment margin")
+                     f"Activation patching, {t.name} z into {s.name} (HANS non-entailment, n={n}): entailment margin")
     if "margin" in attr["weight_teacher"]:
         plot_restoration(attr["weight_teacher"]["margin"], out_dir / "weight_patching_margin.png",
-                         "Weight patching, teacher parameters into the student: entailment margin")
+                         f"Weight patching, {t.name} parameters into {s.name} (HANS non-entailment, n={n}): entailment margin")
     if ref is not None:
         plot_restoration(attr["reference"]["weight"]["margin"], out_dir / "weight_patching_reference_margin.png",
-                         f"Weight patching, {ref.name} parameters into the student: entailment margin")
-    plot_head_map(np.array(hm_json["score"]), pair.head_map.matches, t.n_heads, s.n_heads, out_dir / "head_map.png")
+                         f"Weight patching, {ref.name} parameters into {s.name} (HANS non-entailment, n={n}): entailment margin")
+    plot_head_map(np.array(hm_json["score"]), pair.head_map.matches, t.n_heads, s.n_heads, out_dir / "head_map.png",
+                  title=f"head map: {t.name} x {s.name}, {len(match)} HANS examples")
     return results
 
 

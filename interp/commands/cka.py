@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -190,15 +191,19 @@ def run(args: argparse.Namespace) -> int:
             hg = C.head_cka_grid(tcap.acts[f"blocks.{t}.attn.hook_z"], scap.acts[f"blocks.{j}.attn.hook_z"],
                                  debiased=args.debiased)
             result["heads"][f"teacher L{t} x student L{j}"] = hg.tolist()
+    what = f"{teacher.name} x {student.name}, {Path(args.data).name} (n={n})"
     figs = [plot_cka_grid(grid, t_lab, s_lab, out / "cka_grid.png", grid_map,
-                          title=f"{'debiased ' if args.debiased else ''}{args.kernel} CKA, {args.site}, {args.pool} pool, n={n}",
+                          title=f"{'debiased ' if args.debiased else ''}{args.kernel} CKA, {what}\n"
+                                f"{args.site}, {args.pool} pool",
                           floor=None if args.debiased else result["floor_biased"])]
     if args.references:
         figs.append(plot_cka_panels(
             {"teacher x student": grid, "teacher x teacher": np.array(result["teacher_teacher"]),
              "student x student": np.array(result["student_student"])}, t_lab, s_lab, out / "cka_references.png",
             grid_map, row_labels={"teacher x teacher": t_lab, "student x student": s_lab},
-            col_labels={"teacher x teacher": t_lab, "student x student": s_lab}))
+            col_labels={"teacher x teacher": t_lab, "student x student": s_lab},
+            axis_models={"teacher x teacher": ("teacher", "teacher"), "student x student": ("student", "student")},
+            title=f"CKA with references: {what}"))
     if args.conditions == "hans":
         masks = _bias_masks(examples)
         cg = S.condition_grids(xs, ys, masks, debiased=args.debiased, n_boot=args.n_boot, seed=args.seed)
@@ -209,7 +214,8 @@ def run(args: argparse.Namespace) -> int:
             result["difference_ci"] = [cg["difference_lo"].tolist(), cg["difference_hi"].tolist()]
         figs.append(plot_cka_panels(
             {**cg["grids"], "aligned - conflicting": cg["difference"]}, t_lab, s_lab,
-            out / "cka_conditions.png", grid_map, diverging=("aligned - conflicting",)))
+            out / "cka_conditions.png", grid_map, diverging=("aligned - conflicting",),
+            title=f"CKA by HANS condition (aligned = entailment, conflicting = non-entailment): {what}"))
     (out / "cka.json").write_text(json.dumps(result, indent=1))
     diag = ", ".join(f"{s_lab[j]}<-{t_lab[t]} {grid[t, j]:.3f}" for j, t in grid_map.items())
     print(f"CKA ({args.kernel}{', debiased' if args.debiased else ''}, n={n}); mapped pairs: {diag}")

@@ -59,8 +59,8 @@ def run(args: argparse.Namespace) -> int:
                         f"{', '.join(sorted(labels))}")
     if args.layer_map is not None:
         check_layer_map(args.layer_map, t_info.n_layers, s_info.n_layers)
-    teacher = load_model(args.teacher, "teacher", args.device, name="teacher")
-    student = load_model(args.student, "student", args.device, name="student")
+    teacher = load_model(args.teacher, "teacher", args.device)
+    student = load_model(args.student, "student", args.device)
     reference = load_model(args.reference, "reference", args.device) if args.reference else None
     run_comparison(teacher, student, hans, args.out, n=args.n, seed=args.seed, layer_map=args.layer_map,
                    reference=reference, device=args.device)
