@@ -65,8 +65,6 @@ def read_data(path: str, option: str = "--data") -> list[dict]:
         raise UserError(f"{option} {path}: no such file" + ("" if p.suffix in (".jsonl", ".json") else f" ({MAKE_HANS})"))
     try:
         examples = read_examples(p)
-    except json.JSONDecodeError as e:
-        raise UserError(f"{option} {path}: line {e.lineno}: not valid JSON ({e.msg})") from None
     except (ValueError, UnicodeDecodeError) as e:
         raise UserError(f"{option} {path}: {e}") from None
     if not examples:
