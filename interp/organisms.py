@@ -241,8 +241,8 @@ def hans_tokenizer():
     return T.BertTokenizer(vocab={w: i for i, w in enumerate(VOCAB[:5] + sorted(words))})
 
 
-def save_tiny_pair(folder: str, layers: tuple[int, ...] = (0, 2), seed: int = 0) -> tuple[str, str]:
-    """Save a tiny random 4-layer teacher and a student copied from its `layers` (HANS vocabulary,
+def save_tiny_pair(folder: str, layers: tuple[int, ...] = (0, 2, 4), seed: int = 0) -> tuple[str, str]:
+    """Save a tiny random 6-layer teacher and a student copied from its `layers` (HANS vocabulary,
     `config.kd_init` set) as checkpoint folders `<folder>/teacher` and `<folder>/student`; returns
     their paths. Every `interp` command runs on them in seconds (no training: numbers mean nothing)."""
     import transformers as T
@@ -252,7 +252,7 @@ def save_tiny_pair(folder: str, layers: tuple[int, ...] = (0, 2), seed: int = 0)
     tok = hans_tokenizer()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        cfg = T.BertConfig(hidden_size=32, num_hidden_layers=4, num_attention_heads=4, intermediate_size=64,
+        cfg = T.BertConfig(hidden_size=32, num_hidden_layers=6, num_attention_heads=4, intermediate_size=64,
                            vocab_size=len(tok.vocab), num_labels=3, attn_implementation="eager",
                            max_position_embeddings=64, id2label=NLI_LABELS,
                            label2id={v: k for k, v in NLI_LABELS.items()})

@@ -54,7 +54,7 @@ WRONG = [
     ("cka --teacher {T} --student {S} --data {hans} --layer-map 0,x", r"--layer-map .*expected"),
     ("cka --teacher {T} --student {S} --data {hans} --layer-map 0,7", r"teacher layer\(s\) \[7\] do not exist"),
     ("cka --teacher {T} --student {missing} --data {hans}", r"--student .*no such folder"),
-    ("compare --teacher {T} --student {S} --layer-map 0,2,4 --out {out}", r"student layer\(s\) \[2\] do not exist"),
+    ("compare --teacher {T} --student {S} --layer-map 0,2,4,5 --out {out}", r"student layer\(s\) \[3\] do not exist"),
     ("compare --teacher {T} --student {S} --layer-map 0:0,1 --out {out}", r"--layer-map .*expected"),
     ("compare --teacher {T} --student {S} --data {pairs} --out {out}", r"needs a HANS tab-separated file"),
     ("compare --teacher {T} --student {S} --data {missing} --out {out}", r"no such file"),
