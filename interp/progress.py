@@ -19,7 +19,8 @@ def _fmt_time(s: float) -> str:
 
 
 class LogBar:
-    """The part of tqdm's interface the library uses (`update`, `close`, context manager), as log lines."""
+    """The part of tqdm's interface the library uses (`update`, `set_postfix`, `close`, context manager),
+    as log lines."""
 
     def __init__(self, total: int | None = None, desc: str = "", unit: str = "it", initial: int = 0,
                  every: float = EVERY_S, file: TextIO | None = None, disable: bool = False) -> None:
@@ -28,6 +29,7 @@ class LogBar:
         self._start = self._last = time.monotonic()
         self._initial = initial
         self._closed = False
+        self.postfix = ""
 
     def line(self) -> str:
         """`desc: n/total unit (pct%), rate unit/s, elapsed, ~left` (what is known)."""
@@ -41,7 +43,7 @@ class LogBar:
         tail = [f"{rate:.3g} {self.unit}/s", f"elapsed {_fmt_time(elapsed)}"]
         if self.total and rate > 0 and self.n < self.total:
             tail.append(f"~{_fmt_time((self.total - self.n) / rate)} left")
-        return f"{self.desc}: {head}, " + ", ".join(tail)
+        return f"{self.desc}: {head}, " + ", ".join(tail) + (f", {self.postfix}" if self.postfix else "")
 
     def _print(self) -> None:
         print(self.line(), file=self.file or sys.stderr, flush=True)
@@ -51,6 +53,13 @@ class LogBar:
         self.n += k
         if not self.disable and time.monotonic() - self._last >= self.every:
             self._print()
+
+    def set_postfix(self, **values: Any) -> None:
+        """Shown at the end of the next line (e.g. loss=0.41), as tqdm's postfix."""
+        self.postfix = ", ".join(f"{k}={v}" for k, v in values.items())
+
+    def set_description(self, desc: str) -> None:
+        self.desc = desc
 
     def close(self) -> None:
         if not self._closed and not self.disable and self.n > self._initial:

@@ -172,10 +172,11 @@ def test_progress_prints_lines_when_stderr_is_not_a_terminal():
     b = LogBar(total=4, desc="capture m", unit="ex", every=0.0, file=out)
     for _ in range(2):
         b.update(1)
+        b.set_postfix(loss="0.412")
     b.close()
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("capture m: 1/4 ex (25%)") and "ex/s" in lines[0] and "left" in lines[0]
-    assert lines[-1].startswith("capture m: 2/4 ex (50%)")
+    assert lines[-1].startswith("capture m: 2/4 ex (50%)") and lines[-1].endswith("loss=0.412")
     quiet = io.StringIO()
     b = LogBar(total=4, every=1e9, file=quiet)
     b.update(4)

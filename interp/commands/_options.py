@@ -19,7 +19,13 @@ LAYER_MAP_HELP = ("student layer -> teacher layer: '0:0,1:2,2:4' (student:teache
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Shows every option's default; descriptions and examples keep their line breaks."""
+    """Shows every option's default (not for required options and off-by-default flags); descriptions
+    and examples keep their line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.required or action.default in (None, False, argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def add_command(sub: argparse._SubParsersAction, name: str, help: str, description: str,
