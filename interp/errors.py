@@ -7,5 +7,6 @@ the ones caused by user input into `UserError` before any model is loaded.
 from __future__ import annotations
 
 
-class UserError(Exception):
-    """Wrong input a user can act on; the message says what is wrong and how to fix it."""
+class UserError(ValueError):
+    """Wrong input a user can act on; the message says what is wrong and how to fix it. A ValueError, so
+    code that catches wrong values from the library catches it too."""

@@ -130,7 +130,8 @@ def read_pairs(path: str) -> tuple[list[dict], list[dict]]:
         clean.append(row["clean"])
         corrupt.append(row["corrupt"])
     if not clean:
-        raise UserError(f"--pairs {path}: no pairs in the file")
+        from interp.contrast import _EMPTY
+        raise UserError(f"--pairs {path}: " + _EMPTY.format(what="the file has no pairs"))
     return clean, corrupt
 
 

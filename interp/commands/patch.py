@@ -46,7 +46,8 @@ def add_contrast_args(p: argparse.ArgumentParser, direction: str) -> None:
 def check_contrast_args(args: argparse.Namespace) -> tuple[list[dict], list[dict]] | None:
     """Validate the contrast options without loading the model; the pairs of a .jsonl file, else None."""
     model_info(args.model, "model")
-    check_out(args.out)
+    if getattr(args, "out", None):
+        check_out(args.out)
     if args.pairs.startswith("hans:"):
         kind = args.pairs.split(":", 1)[1]
         if kind not in HANS_KINDS:
