@@ -24,9 +24,9 @@ from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
 
 from interp.inputs import as_examples, batches
+from interp.progress import bar as progress_bar
 from interp.provenance import atomic_write_json, record
 from interp.sites import parse_site
 
@@ -115,7 +115,7 @@ def capture(subject, data: Iterable[Any], sites: str | Sequence[str], pool: str 
     start_at = writer.n_done if writer else 0
     kept: dict[str, list[torch.Tensor]] = {s: [] for s in site_names}
     masks: list[torch.Tensor] = []
-    bar = tqdm(total=len(examples), initial=start_at, desc=f"capture {subject.name}", unit="ex",
+    bar = progress_bar(total=len(examples), initial=start_at, desc=f"capture {subject.name}", unit="ex",
                disable=not progress)
     with torch.no_grad():
         for start, chunk in batches(examples, batch_size):

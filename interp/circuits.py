@@ -56,6 +56,7 @@ from interp.arch import ARCHS, get_module
 from interp.backends.hooks import _first, expand_kwargs, installed, layer_inputs
 from interp.contrast import Contrast, metric_values
 from interp.patching import check_pairs, check_run, endpoint_values, gap_signal, patch
+from interp.progress import bar as progress_bar
 from interp.signal import Signal, bootstrap_ci, check_finite, require_signal
 
 
@@ -495,6 +496,7 @@ def _edge_effects(subject: Any, contrast: Contrast, method: str, direction: str,
     L = subject.n_layers
     totals: dict[str, float] = {e: 0.0 for e in all_edges(subject)}
     tot_base = tot_src = 0.0
+    bar = progress_bar(total=-(-len(contrast) // batch_size) * (L + 1), desc=f"{method} edge scores {subject.name}")
     for b in contrast.batches(batch_size):
         with torch.no_grad():
             cv = _values(subject, contrast.metric, b.clean, "clean")
@@ -533,6 +535,8 @@ def _edge_effects(subject: Any, contrast: Contrast, method: str, direction: str,
                             vals = _exact_edge(subject, contrast.metric, base, rl, r, xs)
                         for s, v in zip(ss, vals):
                             totals[f"{s}->{r}"] += float(v) - base.metric_sum
+            bar.update(1)
+    bar.close()
     n = len(contrast)
     m_base, m_src = tot_base / n, tot_src / n
     clean, corrupt = (m_base, m_src) if direction == "noise" else (m_src, m_base)

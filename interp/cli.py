@@ -1,5 +1,9 @@
-"""The `interp` command. Each subcommand lives in `interp/commands/<name>.py` and defines
-`register(subparsers)`, which adds its parser and sets `func` (called with the parsed args)."""
+"""The `interp` command: mechanistic interpretability of knowledge distillation (teacher vs student).
+
+Each subcommand lives in `interp/commands/<name>.py` and defines `register(subparsers)`, which adds its
+parser and sets `func` (called with the parsed args). Wrong input (a path, an option, a data file
+without the needed columns) prints one line and exits with status 2; `--debug` shows the traceback.
+"""
 from __future__ import annotations
 
 import argparse
@@ -9,10 +13,30 @@ import sys
 
 from interp import commands
 
+DESCRIPTION = """\
+Mechanistic interpretability of knowledge distillation: capture activations of a teacher and its
+distilled student, compare them with CKA, find the heads and circuits behind a bias with patching,
+and attribute what the student lost to specific heads and layers. Runs offline on a CPU."""
+EPILOG = """\
+start here:
+  interp demo                                   the built-in teacher/student pair, end to end
+  interp data hans --out hans.txt               HANS-format data for the commands below
+  interp <command> --help                       options (with defaults) and examples of a command
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors in one line (with where to look), status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="interp", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="interp", description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if info.name.startswith("_"):  # shared helpers (interp.commands._options), not subcommands
             continue
@@ -21,17 +45,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run a subcommand. A refused analysis (no signal, or a NaN/inf in the model) prints one line to
-    stderr and returns 2 instead of a traceback."""
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors a user can act on: wrong input, a refused analysis (no signal), a NaN/inf in the model,
+    a path the system refused."""
+    from interp.errors import UserError
     from interp.signal import NoSignalError
 
-    args = build_parser().parse_args(argv)
+    return (UserError, NoSignalError, FloatingPointError, FileNotFoundError, PermissionError,
+            IsADirectoryError, NotADirectoryError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a subcommand; returns the exit status (0 ok, 2 wrong input or a refused analysis)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2, already printed in one line)
+        return e.code if isinstance(e.code, int) else 2
     try:
         return int(args.func(args) or 0)
-    except (NoSignalError, FloatingPointError) as e:
+    except _user_errors() as e:
+        if getattr(args, "debug", False):
+            raise
         print(f"interp {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interp {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from interp.backends import hooks
 from interp.contrast import LogOdds
 from interp.inputs import as_examples, batches
 from interp.pair import Pair, pattern_similarity
+from interp.progress import bar as progress_bar
 from interp.signal import bootstrap_ci, check_finite, measure_gap, require_signal
 from interp.subject import Subject
 
@@ -96,7 +96,7 @@ def head_effects(subject: Subject, data: Iterable, metric: Metric | None = None,
     clean = torch.cat([metric(b.clean_logits) for b, _ in prepared]).cpu().numpy()
     total = np.zeros((len(examples), L, H))
     direct = np.zeros((len(examples), L, H))
-    bar = tqdm(total=L * H * len(prepared), desc=f"head effects {subject.name}", disable=not progress)
+    bar = progress_bar(total=L * H * len(prepared), desc=f"head effects {subject.name}", disable=not progress)
     with torch.no_grad():
         row = 0
         for b, cache in prepared:
@@ -201,7 +201,7 @@ def cross_patch(pair: Pair, data: Iterable, maps: dict[str, LinearMap] | None = 
     if direct:
         out["patched_direct"] = {t[0]: [] for t in targets}
     later = student.expand(["blocks.*.hook_attn_out", "blocks.*.hook_mlp_out"]) if direct else []
-    bar = tqdm(total=len(targets) * -(-len(examples) // batch_size), desc="cross-model patching", disable=not progress)
+    bar = progress_bar(total=len(targets) * -(-len(examples) // batch_size), desc="cross-model patching", disable=not progress)
     with torch.no_grad():
         for _, chunk in batches(examples, batch_size):
             t_logits, t_cache = teacher.run(teacher.tokenize(chunk), read=t_sites)

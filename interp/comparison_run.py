@@ -189,14 +189,15 @@ def run_comparison(teacher: Subject | str, student: Subject | str, hans: list[di
                        "results": results})
     (out_dir / "tables.md").write_text(_tables(results))
     plot_restoration(attr["margin"], out_dir / "restoration_margin.png",
-                     "Activation patching, teacher z into the student (HANS non-entailment): entailment margin")
+                     f"Activation patching, {t.name} z into {s.name} (HANS non-entailment, n={n}): entailment margin")
     if "margin" in attr["weight_teacher"]:
         plot_restoration(attr["weight_teacher"]["margin"], out_dir / "weight_patching_margin.png",
-                         "Weight patching, teacher parameters into the student: entailment margin")
+                         f"Weight patching, {t.name} parameters into {s.name} (HANS non-entailment, n={n}): entailment margin")
     if ref is not None:
         plot_restoration(attr["reference"]["weight"]["margin"], out_dir / "weight_patching_reference_margin.png",
-                         f"Weight patching, {ref.name} parameters into the student: entailment margin")
-    plot_head_map(np.array(hm_json["score"]), pair.head_map.matches, t.n_heads, s.n_heads, out_dir / "head_map.png")
+                         f"Weight patching, {ref.name} parameters into {s.name} (HANS non-entailment, n={n}): entailment margin")
+    plot_head_map(np.array(hm_json["score"]), pair.head_map.matches, t.n_heads, s.n_heads, out_dir / "head_map.png",
+                  title=f"head map: {t.name} x {s.name}, {len(match)} HANS examples")
     return results
 
 
@@ -225,14 +226,21 @@ def _fmt_ratio(match: dict) -> str:
     return f"{ratio:.3g}" + (" **flagged**" if match.get("flagged") else "")
 
 
+def _pct(fraction: float) -> str:
+    """An accuracy in percent, the README's unit."""
+    return f"{100 * fraction:.1f}%"
+
+
 def _fmt_ci(ci: list[float]) -> str:
+    if not all(np.isfinite(ci)):
+        return "n/a"
     return f"[{ci[0]:+.3f}, {ci[1]:+.3f}]"
 
 
 def _share(row: dict | None) -> str:
     if row is None:
         return "| |"
-    if row.get("no_signal"):
+    if row.get("no_signal") or not np.isfinite(row["restored"]):  # no gap to share: the raw change instead
         return f"no signal (delta {row['delta']:+.3f}) | {_fmt_ci(row['delta_ci95'])}"
     return f"{row['restored']:+.3f} | {_fmt_ci(row['ci95'])}"
 
@@ -277,8 +285,8 @@ def _tables(r: dict) -> str:
              "| | teacher | student |" + (" reference |" if "reference" in a else ""),
              "|---|---|---|" + ("---|" if "reference" in a else "")]
     ref = a.get("reference")
-    lines += [f"| HANS non-entailment accuracy | {a['teacher_nonent_acc']:.3f} | {a['student_nonent_acc']:.3f} |" +
-              (f" {ref['reference_nonent_acc']:.3f} |" if ref else ""),
+    lines += [f"| HANS non-entailment accuracy | {_pct(a['teacher_nonent_acc'])} | {_pct(a['student_nonent_acc'])} |" +
+              (f" {_pct(ref['reference_nonent_acc'])} |" if ref else ""),
               f"| entailment margin on HANS non-entailment | {a['teacher_margin']:+.3f} | {a['student_margin']:+.3f} |" +
               (f" {ref['reference_margin']:+.3f} |" if ref else ""), "",
               "Shares are (patched - student) / (source - student) on HANS non-entailment inputs: 1 = the "
@@ -315,7 +323,8 @@ def _tables(r: dict) -> str:
         m = by_head.get(h["student_head"], {})
         if h["teacher_head"] is None:
             none = "none (dead: constant output)" if m.get("dead") else "none"
-            lines.append(f"| {h['student_head']} | {none} | {h['match_score']:.2f} | | | | | | | | |")
+            score = f"{h['match_score']:.2f}" if np.isfinite(h["match_score"]) else "n/a"
+            lines.append(f"| {h['student_head']} | {none} | {score} | | | | | | | | |")
             continue
         lines.append(f"| {h['student_head']} | {h['teacher_head']} | {h['match_score']:.2f} | {_fmt_ratio(m)} | "
                      f"{h['pattern_sim_triggering']:.2f} / {h['pattern_sim_control']:.2f} | {h['total_teacher']:+.3f} | "

@@ -227,3 +227,45 @@ def planted_circuit_pairs(n: int = 12, seed: int = 0) -> tuple[list[dict], list[
         clean.append({"id": f"c{i}", "premise": " ".join(p), "hypothesis": " ".join(h_clean)})
         corrupt.append({"id": f"r{i}", "premise": " ".join(p), "hypothesis": " ".join(h_cor)})
     return clean, corrupt
+
+
+def hans_tokenizer():
+    """A BERT tokenizer whose whole-word vocabulary covers our HANS generator and its corruptions."""
+    import transformers as T
+
+    from interp.contrast import _categories
+    from interp.data import hans_gen as g
+    words = {w.lower() for seed in (0, 7) for ex in g.generate_hans(20, seed=seed)
+             for w in (ex["premise"] + " " + ex["hypothesis"]).split()}
+    words |= set(g.CONTENT_WORDS) | {w for c in _categories() for w in c}
+    return T.BertTokenizer(vocab={w: i for i, w in enumerate(VOCAB[:5] + sorted(words))})
+
+
+def save_tiny_pair(folder: str, layers: tuple[int, ...] = (0, 2, 4), seed: int = 0) -> tuple[str, str]:
+    """Save a tiny random 6-layer teacher and a student copied from its `layers` (HANS vocabulary,
+    `config.kd_init` set) as checkpoint folders `<folder>/teacher` and `<folder>/student`; returns
+    their paths. Every `interp` command runs on them in seconds (no training: numbers mean nothing)."""
+    import transformers as T
+
+    from interp.train.students import student_from_teacher_layers
+
+    tok = hans_tokenizer()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        cfg = T.BertConfig(hidden_size=32, num_hidden_layers=6, num_attention_heads=4, intermediate_size=64,
+                           vocab_size=len(tok.vocab), num_labels=3, attn_implementation="eager",
+                           max_position_embeddings=64, id2label=NLI_LABELS,
+                           label2id={v: k for k, v in NLI_LABELS.items()})
+        teacher = T.BertForSequenceClassification(cfg).eval()
+    with torch.no_grad():  # larger weights: effects well above float rounding
+        for name, p in teacher.named_parameters():
+            if p.dim() > 1:
+                p.mul_(30.0 if ("classifier" in name or "pooler" in name) else 3.0)
+    student = student_from_teacher_layers(teacher, list(layers))
+    paths = []
+    for name, model in (("teacher", teacher), ("student", student)):
+        path = f"{folder}/{name}"
+        model.save_pretrained(path)
+        tok.save_pretrained(path)
+        paths.append(path)
+    return paths[0], paths[1]

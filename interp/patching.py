@@ -38,6 +38,7 @@ import torch
 from interp import resume
 from interp.backends.hooks import expand_kwargs, layer_inputs, run_from
 from interp.contrast import Contrast, metric_values
+from interp.progress import bar as progress_bar
 from interp.signal import Signal, check_finite, measure_gap, normalise_or_nan, require_signal
 
 COMPONENTS = ("resid", "attn_out", "mlp_out", "head")
@@ -198,12 +199,14 @@ def normalise(raw: torch.Tensor, clean: float, corrupt: float) -> torch.Tensor:
 
 def patch(subject: Any, contrast: Contrast, component: str = "head", per_position: bool = False,
           direction: str = "denoise", layers: Sequence[int] | None = None, batch_size: int = 64,
-          max_rows: int | None = None, shortcuts: bool = True, allow_no_signal: bool = False) -> PatchResult:
+          max_rows: int | None = None, shortcuts: bool = True, allow_no_signal: bool = False,
+          progress: bool = True) -> PatchResult:
     """Exact activation patching of every component of one kind; see the module doc.
 
     Raises NoSignalError when the clean - corrupted gap is not significant, unless `allow_no_signal`
     (then `scores` are NaN, `raw` stays and `no_signal` is set).
 
+    `progress`: a bar on a terminal, a log line every ~20 s otherwise (interp.progress).
     `shortcuts=False` runs the patched layer and every later one in full through hooks (the plain
     resumed pass); results agree to float rounding, which the tests check. `max_rows` (sequences per
     expanded forward) defaults to about CHUNK_TOKENS tokens: on CPU, chunks whose activations stay
@@ -223,6 +226,8 @@ def patch(subject: Any, contrast: Contrast, component: str = "head", per_positio
     m_clean: list[torch.Tensor] = []    # per batch [B]
     m_corrupt: list[torch.Tensor] = []
     site_kind = SITE_OF[component]
+    bar = progress_bar(total=-(-len(contrast) // batch_size) * len(layers), desc=f"patch {component} {subject.name}",
+                       disable=not progress)
     with torch.no_grad():
         for b in contrast.batches(batch_size):
             base, src = _pair_inputs(direction, b)
@@ -252,6 +257,8 @@ def patch(subject: Any, contrast: Contrast, component: str = "head", per_positio
                     check_finite(vals, f"{subject.name}, patched {component} at layer {l} ({site_kind}, "
                                        f"components {a}..{z - 1}): metric of the patched run")
                     total[l, a:z] += vals.sum(1).cpu()
+                bar.update(1)
+    bar.close()
     n = len(contrast)
     raw = (total / n).reshape(_shape(subject, component, per_position, n_pos)).float()
     clean_v, corrupt_v = torch.cat(m_clean), torch.cat(m_corrupt)  # [n]

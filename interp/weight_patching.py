@@ -43,12 +43,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from interp import resume
 from interp.arch import get_module
 from interp.backends.hooks import expand_kwargs, layer_inputs
 from interp.inputs import as_examples, batches
+from interp.progress import bar as progress_bar
 from interp.signal import check_finite
 
 KINDS = ("head", "mlp", "ln_attn", "ln_mlp", "layer", "embed", "readout")
@@ -266,7 +266,7 @@ def weight_patch(base: Any, source: Any, data: Iterable, comps: Sequence[WeightC
     reads = [f"blocks.{l}.{k}" for l in range(L) for k in ("hook_resid_post", "attn.hook_z", "hook_attn_out",
                                                            "hook_mlp_out")]
     reads += [f"blocks.{l}.hook_resid_mid" for l in range(L) if "hook_resid_mid" in base.arch.kinds]
-    bar = tqdm(total=len(todo) * -(-len(examples) // batch_size), desc="weight patching", disable=not progress)
+    bar = progress_bar(total=len(todo) * -(-len(examples) // batch_size), desc="weight patching", disable=not progress)
     with torch.no_grad():
         for _, chunk in batches(examples, batch_size):
             inputs = base.tokenize(chunk)

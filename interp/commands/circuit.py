@@ -4,17 +4,39 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from interp.commands._options import add_command
 from interp.commands.patch import add_contrast_args, build_contrast, signal_line
+from interp.errors import UserError
+
+
+def _fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0 < v <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {v}")
+    return v
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("circuit", help="circuit discovery (post-LN valid), pruned to a target faithfulness")
-    add_contrast_args(p)
-    p.set_defaults(direction="noise")
-    p.add_argument("--level", choices=("node", "edge"), default="node")
+    p = add_command(sub, "circuit", help="circuit discovery (post-LN valid), pruned to a target faithfulness",
+                    description="""
+        Score every node (head, MLP) or edge (sender -> receiver's q/k/v/MLP input) by patching, keep the
+        fewest top-scoring ones whose circuit reaches --faithfulness, and report faithfulness and
+        completeness with bootstrap intervals. Defaults to noising (see --direction): a circuit is what the
+        behaviour cannot lose, unlike `interp patch`, which by default asks what alone restores it.
+        Writes circuit.json, run.json and circuit.png.""",
+                    examples=["interp circuit --model T --pairs hans:swap --level edge --method atp "
+                              "--faithfulness 0.8 --out runs/circuit"])
+    add_contrast_args(p, direction="noise")
+    p.add_argument("--level", choices=("node", "edge"), default="node",
+                   help="node: heads and MLPs; edge: connections between them (far more candidates)")
     p.add_argument("--method", choices=("exact", "atp", "ig"), default="atp",
-                   help="scores: exact patching or attribution (edges: exact or atp)")
-    p.add_argument("--faithfulness", type=float, default=0.8, help="target faithfulness of the pruned circuit")
+                   help="scores: exact patching, attribution patching (atp) or integrated gradients (ig, nodes "
+                        "only)")
+    p.add_argument("--faithfulness", type=_fraction, default=0.8,
+                   help="target faithfulness of the pruned circuit (share of the clean - corrupted gap it keeps)")
     p.set_defaults(func=run)
 
 
@@ -23,6 +45,8 @@ def run(args: argparse.Namespace) -> int:
     from interp.plot.circuit import draw_circuit
     from interp.provenance import atomic_write_json, record
 
+    if args.level == "edge" and args.method == "ig":
+        raise UserError("--method ig works at --level node only; edges take exact or atp")
     subject, contrast = build_contrast(args)
     circuit = discover(subject, contrast, level=args.level, method=args.method, direction=args.direction,
                        target=args.faithfulness, batch_size=args.batch_size, allow_no_signal=args.allow_no_signal)
@@ -31,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     circuit.metadata["provenance"] = record(config, seed=args.seed, contrast=contrast.meta)
     circuit.to_json(out / "circuit.json")
     atomic_write_json(out / "run.json", circuit.metadata["provenance"])
-    draw_circuit(circuit, out / "circuit.png")
+    draw_circuit(circuit, out / "circuit.png", subtitle=f"{subject.name}, {args.pairs} (n={len(contrast)}), "
+                                                        f"{args.method}, {args.direction}")
     m = circuit.metadata
     if m["no_signal"]:
         print(f"{args.level} circuit: not pruned, {len(circuit.scores)} raw scores -> {out}")

@@ -7,34 +7,61 @@ from pathlib import Path
 
 import numpy as np
 
-from interp.commands._options import add_common_options
+from interp.commands._inputs import check_out, load_model, model_info, read_data, require_labels
+from interp.commands._options import (
+    LAYER_MAP_HELP,
+    add_command,
+    add_common_options,
+    check_layer_map,
+    layer_map_arg,
+    positive_int,
+)
+from interp.commands._options import parse_layer_map as parse_opt_layer_map
+from interp.errors import UserError
+
+
+def _layer_map_or_auto(spec: str) -> str | dict[int, int]:
+    return spec if spec == "auto" else layer_map_arg(spec)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("cka", help="CKA grid teacher layers x student layers, with heatmap")
+    p = add_command(sub, "cka", help="CKA grid teacher layers x student layers, with heatmap",
+                    description="""
+        Capture both models over one data file and compute CKA (centred kernel alignment: 1 = the same
+        representation up to rotation and scale) for every teacher layer x student layer, with the layer
+        map boxed. Optional: teacher x teacher and student x student reference grids, per-head CKA,
+        bootstrap intervals, a permutation null, and grids split by HANS condition. Writes cka.json and
+        cka_*.png.""",
+                    examples=["interp data hans --n-per-subcase 40 --seed 7 --out runs/hans_40.txt",
+                              "interp cka --teacher T --student S --data runs/hans_40.txt --conditions hans "
+                              "--references --heads --out runs/cka",
+                              "interp cka --teacher T --student S --data nli.jsonl --layer-map 0,2,4 --debiased"])
     p.add_argument("--teacher", required=True, help="teacher checkpoint folder")
     p.add_argument("--student", required=True, help="student checkpoint folder")
     p.add_argument("--data", required=True, help="examples: .jsonl or HANS .txt/.tsv")
     p.add_argument("--out", default="runs/cka", help="output folder (cka.json, cka_*.png)")
-    p.add_argument("--pool", choices=("cls", "mean"), default="cls", help="pooling over tokens")
+    p.add_argument("--pool", choices=("cls", "mean"), default="cls",
+                   help="pooling over tokens: cls = the first token, mean = mean over real tokens")
     p.add_argument("--site", choices=("resid_post", "attn_out", "mlp_out"), default="resid_post",
                    help="per-layer site blocks.{l}.hook_<site> (resid_post also includes the embedding)")
-    p.add_argument("--kernel", choices=("linear", "rbf"), default="linear")
+    p.add_argument("--kernel", choices=("linear", "rbf"), default="linear",
+                   help="linear: exact, streamed; rbf: Gaussian kernel, bandwidth from --threshold")
     p.add_argument("--threshold", type=float, default=0.5, help="RBF bandwidth: sigma = threshold * median distance")
     p.add_argument("--debiased", action="store_true", help="debiased CKA (unbiased HSIC); recommended for small n")
-    p.add_argument("--layer-map", default="auto",
-                   help="student layer -> teacher layer, comma list (e.g. 0,2,4,7,9,11); 'auto': the teacher "
-                        "layers the student was initialised from, else DistilBERT's map for 12->6, else evenly spaced")
+    p.add_argument("--layer-map", type=_layer_map_or_auto, default="auto",
+                   help=LAYER_MAP_HELP + "; 'auto': the teacher layers the student was initialised from, else "
+                        "DistilBERT's map for 12->6, else evenly spaced")
     p.add_argument("--references", action="store_true", help="also teacher-vs-teacher and student-vs-student grids")
     p.add_argument("--heads", action="store_true", help="per-head CKA (attn.hook_z) for each mapped layer pair")
     p.add_argument("--n-boot", type=int, default=0, help="bootstrap replicates for CIs (linear kernel)")
     p.add_argument("--n-perm", type=int, default=0, help="permutations for a null on the mapped pairs (linear)")
     p.add_argument("--conditions", choices=("none", "hans"), default="none",
-                   help="hans: grids on bias-aligned (entailment) vs bias-conflicting (non-entailment) examples")
-    p.add_argument("--max-examples", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
+                   help="hans: grids on bias-aligned (entailment) vs bias-conflicting (non-entailment) examples "
+                        "(the data needs labels)")
+    p.add_argument("--max-examples", type=positive_int, default=None, help="use the first N examples only")
+    p.add_argument("--batch-size", type=positive_int, default=32, help="examples per forward pass")
+    p.add_argument("--max-length", type=positive_int, default=128, help="tokens per example (truncated beyond)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (bootstrap, permutations)")
     add_common_options(p)
     p.set_defaults(func=run)
 
@@ -48,13 +75,16 @@ def default_layer_map(n_teacher: int, n_student: int) -> list[int]:
     return [round(j * (n_teacher - 1) / (n_student - 1)) for j in range(n_student)]
 
 
-def parse_layer_map(spec: str, n_teacher: int, n_student: int) -> list[int]:
+def parse_layer_map(spec: str | dict[int, int], n_teacher: int, n_student: int) -> list[int]:
+    """The list of teacher layers for student layers 0..n_student-1, from 'auto' or a --layer-map
+    (either syntax, see interp.commands._options.parse_layer_map)."""
     if spec == "auto":
         return default_layer_map(n_teacher, n_student)
-    m = [int(v) for v in spec.split(",")]
-    if len(m) != n_student or not all(0 <= v < n_teacher for v in m):
-        raise ValueError(f"--layer-map needs {n_student} teacher layers in [0, {n_teacher - 1}], got {spec!r}")
-    return m
+    m = spec if isinstance(spec, dict) else parse_opt_layer_map(spec)
+    check_layer_map(m, n_teacher, n_student)
+    if sorted(m) != list(range(n_student)):
+        raise UserError(f"--layer-map {spec}: cka needs a teacher layer for every student layer 0..{n_student - 1}")
+    return [m[j] for j in range(n_student)]
 
 
 def _bias_masks(examples: list[dict]) -> dict[str, np.ndarray]:
@@ -70,20 +100,24 @@ def run(args: argparse.Namespace) -> int:
     from interp import cka as C
     from interp import cka_stats as S
     from interp.capture import capture
-    from interp.datafiles import read_examples
     from interp.pair import default_layer_map as pair_layer_map
     from interp.plot.cka import plot_cka_grid, plot_cka_panels
-    from interp.subject import load_subject
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    examples = read_examples(args.data)
+    t_info, s_info = model_info(args.teacher, "teacher"), model_info(args.student, "student")
+    out = check_out(args.out)
+    examples = read_data(args.data)
     if args.max_examples:
         examples = examples[: args.max_examples]
-    teacher, student = load_subject(args.teacher, device=args.device), load_subject(args.student, device=args.device)
+    if args.conditions == "hans":
+        require_labels(examples, args.data, "--conditions hans")
+    if args.layer_map != "auto":
+        parse_layer_map(args.layer_map, t_info.n_layers, s_info.n_layers)
+    teacher = load_model(args.teacher, "teacher", args.device)
+    student = load_model(args.student, "student", args.device)
     init_map = pair_layer_map(teacher, student) if args.layer_map == "auto" else None
     lmap = [init_map[j] for j in range(student.n_layers)] if init_map and len(init_map) == student.n_layers \
         else parse_layer_map(args.layer_map, teacher.n_layers, student.n_layers)
+    out.mkdir(parents=True, exist_ok=True)
 
     def sites(subj) -> list[str]:
         emb = ["embed"] if args.site == "resid_post" else []
@@ -157,15 +191,19 @@ def run(args: argparse.Namespace) -> int:
             hg = C.head_cka_grid(tcap.acts[f"blocks.{t}.attn.hook_z"], scap.acts[f"blocks.{j}.attn.hook_z"],
                                  debiased=args.debiased)
             result["heads"][f"teacher L{t} x student L{j}"] = hg.tolist()
+    what = f"{teacher.name} x {student.name}, {Path(args.data).name} (n={n})"
     figs = [plot_cka_grid(grid, t_lab, s_lab, out / "cka_grid.png", grid_map,
-                          title=f"{'debiased ' if args.debiased else ''}{args.kernel} CKA, {args.site}, {args.pool} pool, n={n}",
+                          title=f"{'debiased ' if args.debiased else ''}{args.kernel} CKA, {what}\n"
+                                f"{args.site}, {args.pool} pool",
                           floor=None if args.debiased else result["floor_biased"])]
     if args.references:
         figs.append(plot_cka_panels(
             {"teacher x student": grid, "teacher x teacher": np.array(result["teacher_teacher"]),
              "student x student": np.array(result["student_student"])}, t_lab, s_lab, out / "cka_references.png",
             grid_map, row_labels={"teacher x teacher": t_lab, "student x student": s_lab},
-            col_labels={"teacher x teacher": t_lab, "student x student": s_lab}))
+            col_labels={"teacher x teacher": t_lab, "student x student": s_lab},
+            axis_models={"teacher x teacher": ("teacher", "teacher"), "student x student": ("student", "student")},
+            title=f"CKA with references: {what}"))
     if args.conditions == "hans":
         masks = _bias_masks(examples)
         cg = S.condition_grids(xs, ys, masks, debiased=args.debiased, n_boot=args.n_boot, seed=args.seed)
@@ -176,7 +214,8 @@ def run(args: argparse.Namespace) -> int:
             result["difference_ci"] = [cg["difference_lo"].tolist(), cg["difference_hi"].tolist()]
         figs.append(plot_cka_panels(
             {**cg["grids"], "aligned - conflicting": cg["difference"]}, t_lab, s_lab,
-            out / "cka_conditions.png", grid_map, diverging=("aligned - conflicting",)))
+            out / "cka_conditions.png", grid_map, diverging=("aligned - conflicting",),
+            title=f"CKA by HANS condition (aligned = entailment, conflicting = non-entailment): {what}"))
     (out / "cka.json").write_text(json.dumps(result, indent=1))
     diag = ", ".join(f"{s_lab[j]}<-{t_lab[t]} {grid[t, j]:.3f}" for j, t in grid_map.items())
     print(f"CKA ({args.kernel}{', debiased' if args.debiased else ''}, n={n}); mapped pairs: {diag}")

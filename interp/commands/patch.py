@@ -2,28 +2,40 @@
 from __future__ import annotations
 
 import argparse
-import json
 import random
 from pathlib import Path
 from typing import Any
 
-import torch
+from interp.commands._inputs import check_out, load_model, model_info, read_pairs
+from interp.commands._options import (
+    DIRECTIONS,
+    METRICS,
+    add_command,
+    add_common_options,
+    choices_help,
+    positive_int,
+)
+from interp.errors import UserError
 
-from interp.commands._options import add_common_options
-from interp.subject import load_subject
+HANS_KINDS = ("break_overlap", "swap")
+PAIRS_HELP = ("hans:break_overlap (clean: a HANS lexical-overlap pair; corrupted: its overlapping content words "
+              "replaced) | hans:swap (clean: subject/object swap; corrupted: hypothesis = premise) | a .jsonl file "
+              "of {\"clean\": {...}, \"corrupt\": {...}} lines")
+ALIGN_HELP = ("clean and corrupted token lengths must match (strict), or are padded to the longer (pad), or "
+              "mismatched pairs are dropped (drop)")
 
 
-def add_contrast_args(p: argparse.ArgumentParser) -> None:
+def add_contrast_args(p: argparse.ArgumentParser, direction: str) -> None:
+    """Options of a clean/corrupted contrast, shared by patch and circuit (`direction`: its default)."""
     p.add_argument("--model", required=True, help="HuggingFace checkpoint folder")
-    p.add_argument("--pairs", default="hans:break_overlap",
-                   help="hans:break_overlap | hans:swap | a .jsonl file with {'clean': {...}, 'corrupt': {...}} lines")
-    p.add_argument("--n", type=int, default=256, help="number of pairs (HANS generator)")
-    p.add_argument("--align", choices=("strict", "pad", "drop"), default="strict")
-    p.add_argument("--metric", choices=("logodds", "prob"), default="logodds")
+    p.add_argument("--pairs", default="hans:break_overlap", help=PAIRS_HELP)
+    p.add_argument("--n", type=positive_int, default=256, help="number of pairs (hans:* pairs only)")
+    p.add_argument("--align", choices=("strict", "pad", "drop"), default="strict", help=ALIGN_HELP)
+    p.add_argument("--metric", choices=tuple(METRICS), default="logodds", help=choices_help(METRICS))
     p.add_argument("--label", default="entailment", help="label name or index whose log-odds/probability is scored")
-    p.add_argument("--direction", choices=("denoise", "noise"), default="denoise")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--direction", choices=tuple(DIRECTIONS), default=direction, help=choices_help(DIRECTIONS))
+    p.add_argument("--batch-size", type=positive_int, default=32, help="pairs per forward pass")
+    p.add_argument("--seed", type=int, default=0, help="random seed (pair generation, bootstrap)")
     add_common_options(p)
     p.add_argument("--out", required=True, help="results folder")
     p.add_argument("--allow-no-signal", action="store_true",
@@ -31,31 +43,62 @@ def add_contrast_args(p: argparse.ArgumentParser) -> None:
                         "marked NO SIGNAL instead of refusing")
 
 
+def check_contrast_args(args: argparse.Namespace) -> tuple[list[dict], list[dict]] | None:
+    """Validate the contrast options without loading the model; the pairs of a .jsonl file, else None."""
+    model_info(args.model, "model")
+    if getattr(args, "out", None):
+        check_out(args.out)
+    if args.pairs.startswith("hans:"):
+        kind = args.pairs.split(":", 1)[1]
+        if kind not in HANS_KINDS:
+            raise UserError(f"--pairs {args.pairs}: unknown HANS pair kind {kind!r}; choose "
+                            f"{' or '.join('hans:' + k for k in HANS_KINDS)}, or give a .jsonl file")
+        return None
+    return read_pairs(args.pairs)
+
+
 def build_contrast(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(Subject, Contrast) from the contrast options; inputs are checked before the model is loaded."""
+    import torch
+
     from interp.contrast import hans_pairs, make_contrast, make_metric
 
+    pairs = check_contrast_args(args)
     torch.manual_seed(args.seed)
     random.seed(args.seed)
-    subject = load_subject(args.model, device=args.device)
-    if args.pairs.startswith("hans:"):
+    subject = load_model(args.model, "model", args.device)
+    if pairs is None:
         clean, corrupt = hans_pairs(args.n, kind=args.pairs.split(":", 1)[1], seed=args.seed,
                                     tokenizer=subject.tokenizer)
     else:
-        rows = [json.loads(line) for line in Path(args.pairs).read_text().splitlines() if line.strip()]
-        clean, corrupt = [r["clean"] for r in rows], [r["corrupt"] for r in rows]
+        clean, corrupt = pairs
     label: int | str = int(args.label) if str(args.label).isdigit() else args.label
-    metric = make_metric(subject, args.metric, label)
-    return subject, make_contrast(subject, clean, corrupt, metric=metric, align=args.align)
+    try:
+        metric = make_metric(subject, args.metric, label)
+        contrast = make_contrast(subject, clean, corrupt, metric=metric, align=args.align)
+    except (ValueError, KeyError, IndexError) as e:
+        raise UserError(str(e)) from e
+    return subject, contrast
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("patch", help="activation / attribution patching of heads, MLPs, attention or residual")
-    add_contrast_args(p)
-    p.add_argument("--component", choices=("head", "attn_out", "mlp_out", "resid"), default="head")
-    p.add_argument("--per-position", action="store_true")
-    p.add_argument("--method", choices=("exact", "atp", "ig"), default="exact")
-    p.add_argument("--steps", type=int, default=8, help="interpolation steps for --method ig")
-    p.add_argument("--max-rows", type=int, default=None,
+    p = add_command(sub, "patch", help="activation / attribution patching of heads, MLPs, attention or residual",
+                    description="""
+        Patch every component of one kind between clean and corrupted runs and score how much of the
+        clean - corrupted gap in the metric each one moves (1 = all of it). Refuses (exit 2) when the gap
+        cannot be told apart from 0, unless --allow-no-signal. Writes patching.json and patching.png.""",
+                    examples=["interp patch --model T --pairs hans:break_overlap --component head --out runs/patch",
+                              "interp patch --model T --pairs pairs.jsonl --method atp --direction noise --out runs/p"])
+    add_contrast_args(p, direction="denoise")
+    p.add_argument("--component", choices=("head", "attn_out", "mlp_out", "resid"), default="head",
+                   help="head: each head's z; attn_out / mlp_out: each layer's attention / MLP output; "
+                        "resid: the residual stream after each layer (per position)")
+    p.add_argument("--per-position", action="store_true", help="score each token position separately")
+    p.add_argument("--method", choices=("exact", "atp", "ig"), default="exact",
+                   help="exact: activation patching (one patched forward per component); atp: attribution "
+                        "patching (gradient x difference, one backward); ig: integrated gradients over --steps")
+    p.add_argument("--steps", type=positive_int, default=8, help="interpolation steps for --method ig")
+    p.add_argument("--max-rows", type=positive_int, default=None,
                    help="sequences per expanded forward (memory bound; default: about 4096 tokens)")
     p.set_defaults(func=run)
 
@@ -79,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_json(out / "patching.json", {**record(config, seed=args.seed, model=subject.name,
                                                        fingerprint=subject.fingerprint, contrast=contrast.meta),
                                               "result": res.to_dict()})
-    heatmap(res, out / "patching.png")
+    heatmap(res, out / "patching.png", title=f"{subject.name}: {args.method} {args.direction}, {args.component}, "
+                                             f"{args.pairs} (n={len(contrast)})")
     print(f"{args.method} {args.direction} {args.component}: clean {res.clean_metric:.4f}, corrupt "
           f"{res.corrupt_metric:.4f}, {len(contrast)} pairs -> {out}")
     print(signal_line(res.signal, res.no_signal))

@@ -35,6 +35,10 @@ def load_hans(path: str | Path) -> list[dict]:
     if not lines:
         raise ValueError(f"{path}: empty file (expected a header with columns {', '.join(HANS_COLUMNS)})")
     header = lines[0].rstrip("\r").split("\t")
+    if len(header) == 1:
+        start = lines[0][:40] + ("..." if len(lines[0]) > 40 else "")
+        raise ValueError(f"{path}: not a HANS file: the first line is not a tab-separated header (it starts "
+                         f"{start!r}; expected the columns {', '.join(HANS_COLUMNS)})")
     missing = [c for c in HANS_COLUMNS if c not in header]
     if missing:
         raise ValueError(f"{path}: missing HANS column(s): {', '.join(missing)} (found: {', '.join(header)})")

@@ -28,39 +28,62 @@ def _title(meta: dict) -> str:
     return f"{meta.get('level', '')} circuit, faithfulness {f:.2f} [{fci[0]:.2f}, {fci[1]:.2f}], completeness {c:.2f}"
 
 
-def draw_circuit(circuit: Any, path: str | Path, title: str | None = None) -> Path:
-    """Save the circuit graph. Edge circuits draw sender -> receiver (label q/k/v/in); node circuits
-    draw the kept nodes with their scores. A no-signal circuit (nothing kept) draws every candidate
-    node with its raw score, titled "no signal: raw metric changes"."""
+EDGE_COLORS = {"q": "tab:blue", "k": "tab:green", "v": "tab:red", "in": "tab:purple"}
+EDGE_KINDS = {"q": "into a head's query", "k": "into a head's key", "v": "into a head's value",
+              "in": "into an MLP / the logits"}
+MAX_EDGES = 40
+
+
+def draw_circuit(circuit: Any, path: str | Path, title: str | None = None, subtitle: str | None = None,
+                 max_edges: int = MAX_EDGES) -> Path:
+    """Save the circuit graph. Edge circuits draw the `max_edges` strongest sender -> receiver edges
+    (width ~ |score|, colour = the receiver's input: q/k/v/MLP, in a legend; the rest are counted in
+    the title); node circuits draw the kept nodes with their scores. A no-signal circuit (nothing kept)
+    draws every candidate node with its raw score, titled "no signal: raw metric changes".
+    `subtitle` (e.g. the model and data) goes under the title."""
+    from matplotlib.lines import Line2D
+
     meta = circuit.metadata
     L, H = int(meta.get("n_layers", 1)), int(meta.get("n_heads", 1))
-    fig, ax = new_figure(figsize=(1.5 + 0.7 * H, 1.5 + 0.9 * L))
+    fig, ax = new_figure(figsize=(2.5 + 0.7 * H, 1.8 + 0.9 * L))
     # all candidate heads/MLPs in grey
     for l in range(L):
         for h in range(H):
             ax.plot(*_pos(f"L{l}H{h}", L, H), "o", color="0.85", ms=10, zorder=1)
         ax.plot(*_pos(f"L{l}M", L, H), "s", color="0.85", ms=10, zorder=1)
-    smax = max([abs(v) for v in circuit.scores.values()] or [1.0]) or 1.0
-    for e in circuit.edges:
+    edges = sorted(circuit.edges, key=lambda e: -abs(circuit.scores.get(e, 0.0)))
+    shown_edges = edges[:max_edges]
+    smax = max([abs(circuit.scores.get(e, 0.0)) for e in shown_edges] or [1.0]) or 1.0
+    for e in reversed(shown_edges):  # strongest drawn last, on top
         s, r = e.split("->")
         rn, kind = r.split(".")
         (x0, y0), (x1, y1) = _pos(s, L, H), _pos(rn, L, H)
-        w = 0.5 + 4 * abs(circuit.scores.get(e, 0.0)) / smax
-        color = {"q": "tab:blue", "k": "tab:green", "v": "tab:red"}.get(kind, "tab:purple")
-        ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
-                    arrowprops=dict(arrowstyle="->", lw=w, color=color, alpha=0.8), zorder=2)
+        frac = abs(circuit.scores.get(e, 0.0)) / smax
+        ax.annotate("", xy=(x1, y1), xytext=(x0, y0), zorder=2,
+                    arrowprops=dict(arrowstyle="->", lw=0.4 + 3.6 * frac, color=EDGE_COLORS.get(kind, "tab:purple"),
+                                    alpha=0.25 + 0.65 * frac, connectionstyle="arc3,rad=0.12"))
     shown = circuit.nodes
     if meta.get("no_signal"):  # nothing pruned: every candidate node with its raw score (edge scores: JSON)
         shown = [n for n in circuit.scores if "->" not in n]
     for n in shown:
         x, y = _pos(n, L, H)
         ax.plot(x, y, "s" if n.endswith("M") else "o", color="tab:orange", ms=13, zorder=3)
-        ax.text(x, y - 0.28, f"{n}\n{circuit.scores[n]:.2f}" if n in circuit.scores else n, ha="center", va="top",
-                fontsize=7, zorder=4)
+        label = n if n in ("input", "logits") else (f"{n[1:-1]}.M" if n.endswith("M") else n[1:].replace("H", "."))
+        ax.text(x, y - 0.28, f"{label}\n{circuit.scores[n]:.2f}" if n in circuit.scores else label, ha="center",
+                va="top", fontsize=7, zorder=4)
+    if shown_edges:
+        kinds = sorted({e.split(".")[-1] for e in shown_edges}, key=list(EDGE_COLORS).index)
+        ax.legend([Line2D([0], [0], color=EDGE_COLORS[k], lw=2) for k in kinds], [EDGE_KINDS[k] for k in kinds],
+                  fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), title="edge (width ~ |score|)",
+                  title_fontsize=7)
     ax.set_yticks(range(L))
     ax.set_ylabel("layer")
-    ax.set_xlabel("head (squares: MLP)")
+    ax.set_xticks(range(H))
+    ax.set_xlabel("head (squares: MLP; nodes labelled layer.head)")
     ax.set_xlim(-1, H + 1.5)
     ax.set_ylim(-1.6, L + 0.6)
-    ax.set_title(title or _title(meta), fontsize=9)
+    head = title or _title(meta)
+    if len(edges) > len(shown_edges):
+        head += f"\nstrongest {len(shown_edges)} of {len(edges)} edges shown (all in circuit.json)"
+    ax.set_title(head + (f"\n{subtitle}" if subtitle else ""), fontsize=9)
     return save(fig, path)

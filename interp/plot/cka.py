@@ -13,7 +13,7 @@ from interp.plot import new_figure, save
 
 def _panel(ax, grid: np.ndarray, t_labels: Sequence[str], s_labels: Sequence[str],
            layer_map: Mapping[int, int] | None, title: str, diverging: bool = False,
-           annotate: bool = True, floor: float | None = None):
+           annotate: bool = True, floor: float | None = None, axes: tuple[str, str] = ("teacher", "student")):
     grid = np.asarray(grid, dtype=float)
     if diverging:
         lim = float(np.nanmax(np.abs(grid))) or 1.0
@@ -22,8 +22,8 @@ def _panel(ax, grid: np.ndarray, t_labels: Sequence[str], s_labels: Sequence[str
         im = ax.imshow(grid, cmap="magma", vmin=min(0.0, float(np.nanmin(grid))), vmax=1.0, origin="lower", aspect="auto")
     ax.set_xticks(range(len(s_labels)), s_labels, fontsize=8)
     ax.set_yticks(range(len(t_labels)), t_labels, fontsize=8)
-    ax.set_xlabel("student layer")
-    ax.set_ylabel("teacher layer")
+    ax.set_xlabel(f"{axes[1]} layer")
+    ax.set_ylabel(f"{axes[0]} layer")
     ax.set_title(title, fontsize=10)
     if annotate and grid.size <= 200:
         for i in range(grid.shape[0]):
@@ -80,16 +80,23 @@ def plot_cka_panels(
     diverging: Sequence[str] = (),
     row_labels: Mapping[str, Sequence[str]] | None = None,
     col_labels: Mapping[str, Sequence[str]] | None = None,
+    axis_models: Mapping[str, tuple[str, str]] | None = None,
+    title: str | None = None,
 ) -> Path:
     """Several grids side by side (e.g. aligned / conflicting / difference, or the reference
-    teacher-teacher and student-student grids); names in `diverging` use a symmetric colour map."""
+    teacher-teacher and student-student grids); names in `diverging` use a symmetric colour map.
+    `axis_models` names a panel's (row, column) model, default ("teacher", "student"): e.g.
+    {"teacher x teacher": ("teacher", "teacher")}; `title` goes above all panels."""
     k = len(grids)
     fig, axes = new_figure(1, k, figsize=(k * (1.6 + 0.5 * len(student_labels)), 1.4 + 0.42 * len(teacher_labels)))
     axes = np.atleast_1d(axes)
     for ax, (name, g) in zip(axes, grids.items()):
         rl = (row_labels or {}).get(name, teacher_labels)
         cl = (col_labels or {}).get(name, student_labels)
-        im = _panel(ax, g, rl, cl, layer_map if name not in (row_labels or {}) else None, name, name in diverging)
+        im = _panel(ax, g, rl, cl, layer_map if name not in (row_labels or {}) else None, name, name in diverging,
+                    axes=(axis_models or {}).get(name, ("teacher", "student")))
         fig.colorbar(im, ax=ax, fraction=0.05)
+    if title:
+        fig.suptitle(title, fontsize=10)
     path = save(fig, path, dpi=150)
     return path

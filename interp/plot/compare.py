@@ -32,18 +32,28 @@ def plot_restoration(rows: list[dict], path: str | Path, title: str, top: int = 
     save(fig, path)
 
 
-def plot_head_map(score: np.ndarray, matches: dict, n_heads_t: int, n_heads_s: int, path: str | Path) -> None:
-    """Teacher heads x student heads match score, with the Hungarian matches circled."""
-    fig, ax = new_figure(figsize=(0.18 * score.shape[1] + 2.5, 0.12 * score.shape[0] + 2))
-    im = ax.imshow(score, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+def head_labels(n_layers: int, n_heads: int) -> list[str]:
+    """"L.H" for every head, layer-major (the order of head-map rows and columns)."""
+    return [f"{l}.{h}" for l in range(n_layers) for h in range(n_heads)]
+
+
+def plot_head_map(score: np.ndarray, matches: dict, n_heads_t: int, n_heads_s: int, path: str | Path,
+                  title: str = "head map: teacher x student heads") -> None:
+    """Teacher heads x student heads match score, heads labelled `layer.head`, Hungarian matches circled."""
+    n_t, n_s = score.shape[0] // n_heads_t, score.shape[1] // n_heads_s
+    fig, ax = new_figure(figsize=(max(5.5, 0.22 * score.shape[1] + 2.5), 0.16 * score.shape[0] + 2))
+    im = ax.imshow(score, aspect="auto", cmap="viridis", vmin=0, vmax=1, origin="lower")
     for (sl, sh), t in matches.items():
         if t is not None:
             ax.plot(sl * n_heads_s + sh, t[0] * n_heads_t + t[1], "o", mfc="none", mec="red", ms=5)
-    for b in range(1, score.shape[1] // n_heads_s):
+    for b in range(1, n_s):
         ax.axvline(b * n_heads_s - 0.5, color="w", lw=0.5)
-    for b in range(1, score.shape[0] // n_heads_t):
+    for b in range(1, n_t):
         ax.axhline(b * n_heads_t - 0.5, color="w", lw=0.5)
-    ax.set_xlabel("student head (layer-major)")
-    ax.set_ylabel("teacher head (layer-major)")
+    ax.set_xticks(range(score.shape[1]), head_labels(n_s, n_heads_s), fontsize=6, rotation=90)
+    ax.set_yticks(range(score.shape[0]), head_labels(n_t, n_heads_t), fontsize=6)
+    ax.set_xlabel("student head (layer.head)")
+    ax.set_ylabel("teacher head (layer.head)")
+    ax.set_title(f"{title}\nred circles: matched heads", fontsize=9)
     fig.colorbar(im, ax=ax, label="match score")
     save(fig, path)
