@@ -4,7 +4,7 @@
 - :func:`encode`: tokenise once up front (no padding); :func:`iter_batches` pads each batch to its
   longest sequence (dynamic padding).
 - :func:`predict_logits`: eval-mode logits for a list of examples (length-sorted batches, original order).
-- :func:`train_model`: AdamW + linear warmup/decay + gradient clipping, tqdm progress bar; the model is in
+- :func:`train_model`: AdamW + linear warmup/decay + gradient clipping, a progress bar (line updates in logs); the model is in
   ``.train()`` mode while training and left in ``.eval()`` mode after. Losses: ``erm``, ``poe``,
   ``reweight``, ``focal`` (need ``bias_probs``), ``conf_reg`` (needs ``bias_probs`` and a teacher) and
   ``kd`` (needs a teacher). The teacher is frozen and deterministic (eval mode, fixed inputs), so its logits
@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from interp import provenance
+from interp.progress import bar as progress_bar
 from interp.train import losses as L
 
 __all__ = [
@@ -323,8 +323,7 @@ def train_model(model, tokenizer, train_examples: Sequence[dict], config: TrainC
     losses: list[float] = []
     step = 0
     t0 = time.perf_counter()
-    bar = tqdm(total=total, desc=desc or f"train[{cfg.loss}]", disable=(not progress) if progress is not None else None,
-               leave=False)
+    bar = progress_bar(total=total, desc=desc or f"train[{cfg.loss}]", disable=progress is False)
     try:
         while step < total:
             for idx, batch in iter_batches(enc, cfg.batch_size, shuffle=True, generator=gen):
