@@ -39,3 +39,37 @@ def tiny_hans_pair(seed: int = 0, scale: float = 3.0, head_scale: float = 30.0):
                 p.mul_(head_scale if ("classifier" in name or "pooler" in name) else scale)
     org = damaged_student(teacher, layers=[0, 2], damage={(1, 1): 0.0}, tokenizer=tok)
     return org.teacher, org.student, tok
+
+
+def systematic_pairs(tokenizer, n: int = 24, seed: int = 1) -> tuple[list[dict], list[dict]]:
+    """HANS examples and the same with every hypothesis token replaced by "the": on a random model this
+    shifts the margin the same way on every pair, a significant gap that gives both models a circuit."""
+    from interp.explore.data import pick_examples
+
+    clean = pick_examples(n, seed=seed)
+    corrupt = [dict(e, hypothesis=" ".join(["the"] * len(tokenizer.tokenize(e["hypothesis"])))) for e in clean]
+    return clean, corrupt
+
+
+def build_explorer(tmp, with_results: bool = True):
+    """(Explorer, results dir or None) of the tiny pair; with `with_results`, `interp compare` runs first."""
+    import warnings
+
+    from interp.comparison_run import run_comparison
+    from interp.data.hans_gen import generate_hans
+    from interp.explore import explore
+    from interp.subject import load_subject
+
+    t, s, tok = tiny_hans_pair()
+    teacher, student = load_subject(t, tokenizer=tok, name="teacher"), load_subject(s, tokenizer=tok, name="student")
+    results = None
+    if with_results:
+        results = tmp / "compare"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run_comparison(teacher, student, generate_hans(4, seed=0), results, n=12, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        view = explore(teacher, student, out=tmp / "explorer.html", results=results, n_examples=12,
+                       pairs=systematic_pairs(tok))
+    return view, results

@@ -284,11 +284,12 @@ def gather(teacher: Any = None, student: Any = None, results: str | Path | None 
         else:
             missing["circuits"] = {"why": "circuits were not computed (circuits=False)", "command": cmd_explore}
     else:
-        data["teacher"] = {"name": names[0], "n_layers": 1 + max(int(m["teacher"][0]) for m in data["head_map"]
-                                                                  if m["teacher"]),
-                           "n_heads": 1 + max(int(m["teacher"][1]) for m in data["head_map"] if m["teacher"])}
-        data["student"] = {"name": names[1], "n_layers": 1 + max(m["student"][0] for m in data["head_map"]),
-                           "n_heads": 1 + max(m["student"][1] for m in data["head_map"])}
+        hm = data["head_map"]
+        t_heads = 1 + max(int(m["teacher"][1]) for m in hm if m["teacher"])
+        t_total = len(res["head_map"]["score"])  # [teacher heads, student heads], flattened (layer, head)
+        data["teacher"] = {"name": names[0], "n_layers": t_total // t_heads, "n_heads": t_heads}
+        data["student"] = {"name": names[1], "n_layers": 1 + max(m["student"][0] for m in hm),
+                           "n_heads": 1 + max(m["student"][1] for m in hm)}
         for part in ("examples", "attention", "cka", "patching", "circuits"):
             missing[part] = {"why": "the models were not given, so this was not computed", "command": cmd_explore}
     if data["head_map"] is None:

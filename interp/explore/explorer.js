@@ -1,5 +1,5 @@
 // kd-interp explorer: teacher vs student circuits, attention, CKA and patching maps.
-// Reads the data model (interp/explore/data.py) from <script id="kd-data">; needs d3 (vendored).
+// Reads the data model (interp/explore/data.py) from the script element #kd-data; needs d3 (vendored).
 // One IIFE, no build step. View state lives in the URL hash.
 (function () {
   "use strict";
