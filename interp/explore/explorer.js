@@ -11,6 +11,7 @@
   const $ = (id) => document.getElementById(id);
   const fmt = (x, d = 3) => (x === null || x === undefined ? "–" : (x >= 0 ? "+" : "") + Number(x).toFixed(d));
   const ci = (c) => (c ? `[${fmt(c[0])}, ${fmt(c[1])}]` : "");
+  const missingCmd = (part) => { const m = (DATA.missing || {})[part]; return "missing" + (m && m.command ? ": " + m.command : ""); };
 
   // ---- head map ------------------------------------------------------------------------------------
   const s2t = new Map(); // "l.h" (student) -> "l.h" (teacher)
@@ -295,12 +296,12 @@
       rows.push(["cross-patching share (teacher z → student), total", share(A.cross, p.student)]);
       rows.push(["cross-patching share, direct", share(A.cross_direct, p.student)]);
       rows.push(["weight-patching share (teacher params → student)", A.weight ? share(A.weight, p.student) : "not run: " + (A.weight_skipped || "")]);
-    } else if (!A) rows.push(["attribution", "missing: " + ((DATA.missing || {}).attribution || {}).command]);
+    } else if (!A) rows.push(["attribution", missingCmd("attribution")]);
     const hb = (DATA.head_by_head || []).find((r) => r.student_head === p.student);
     if (hb && hb.teacher_head) {
       rows.push(["total effect T / S (change, 95% CI)", `${fmt(hb.total_teacher)} / ${fmt(hb.total_student)} (${fmt(hb.total_change)} ${ci(hb.total_change_ci95)})`]);
       rows.push(["direct effect T / S (change, 95% CI)", `${fmt(hb.direct_teacher)} / ${fmt(hb.direct_student)} (${fmt(hb.direct_change)} ${ci(hb.direct_change_ci95)})`]);
-    } else if (!DATA.head_by_head) rows.push(["total / direct effects", "missing: " + ((DATA.missing || {}).head_by_head || {}).command]);
+    } else if (!DATA.head_by_head) rows.push(["total / direct effects", missingCmd("head_by_head")]);
     el.innerHTML = "";
     const table = d3.select(el).append("table");
     for (const [k, v] of rows) { const tr = table.append("tr"); tr.append("th").text(k); tr.append("td").text(v); }
