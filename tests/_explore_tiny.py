@@ -51,23 +51,33 @@ def systematic_pairs(tokenizer, n: int = 24, seed: int = 1) -> tuple[list[dict],
     return clean, corrupt
 
 
-def build_explorer(tmp, with_results: bool = True):
-    """(Explorer, results dir or None) of the tiny pair; with `with_results`, `interp compare` runs first."""
+def build_results(tmp, teacher=None, student=None):
+    """`interp compare`'s results folder of the tiny pair under tmp/compare."""
     import warnings
 
     from interp.comparison_run import run_comparison
     from interp.data.hans_gen import generate_hans
+    from interp.subject import load_subject
+
+    if teacher is None:
+        t, s, tok = tiny_hans_pair()
+        teacher, student = load_subject(t, tokenizer=tok, name="teacher"), load_subject(s, tokenizer=tok, name="student")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_comparison(teacher, student, generate_hans(4, seed=0), tmp / "compare", n=12, progress=False)
+    return tmp / "compare"
+
+
+def build_explorer(tmp, with_results: bool = True):
+    """(Explorer, results dir or None) of the tiny pair; with `with_results`, `interp compare` runs first."""
+    import warnings
+
     from interp.explore import explore
     from interp.subject import load_subject
 
     t, s, tok = tiny_hans_pair()
     teacher, student = load_subject(t, tokenizer=tok, name="teacher"), load_subject(s, tokenizer=tok, name="student")
-    results = None
-    if with_results:
-        results = tmp / "compare"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            run_comparison(teacher, student, generate_hans(4, seed=0), results, n=12, progress=False)
+    results = build_results(tmp, teacher, student) if with_results else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         view = explore(teacher, student, out=tmp / "explorer.html", results=results, n_examples=12,

@@ -33,4 +33,15 @@ def run(args: argparse.Namespace) -> int:
                    n_pairs=args.n_pairs, seed=args.seed, device=args.device, circuits=not args.no_circuits)
     missing = ", ".join(view.data["missing"]) or "none"
     print(f"explorer -> {out} ({len(view.html) / 1e6:.2f} MB; missing parts: {missing})")
+    if view.data["patching"]:  # the same maps as a figure for papers: shared limits, layer 0 on top
+        import numpy as np
+
+        from interp.plot.heads import head_maps
+
+        p = view.data["patching"]
+        maps = {role: np.array(p[role]["scores"], dtype=float) for role in ("teacher", "student")}
+        label = "raw metric change" if any(p[r]["no_signal"] for r in maps) else "share of the clean - corrupted gap"
+        paths = head_maps(maps, Path(out).with_name(Path(out).stem + "_patching_maps"), label=label,
+                          title="activation patching, layer x head")
+        print("figures -> " + ", ".join(str(x) for x in paths))
     return 0
