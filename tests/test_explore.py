@@ -117,3 +117,26 @@ def test_public_api_and_jupyter_repr(built):
     assert callable(interp.explore)
     html = built[0]._repr_html_()
     assert html.startswith("<iframe srcdoc=") and "&lt;script" in html
+
+
+def test_cli_from_checkpoint_folders(tmp_path, capsys):
+    import warnings
+
+    from _explore_tiny import tiny_hans_pair
+
+    from interp.cli import main
+
+    t, s, tok = tiny_hans_pair()
+    for name, model in (("teacher", t), ("student", s)):
+        model.save_pretrained(tmp_path / name)
+        tok.save_pretrained(tmp_path / name)
+    out = tmp_path / "view.html"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert main(["explore", "--teacher", str(tmp_path / "teacher"), "--student", str(tmp_path / "student"),
+                     "--out", str(out), "--n-examples", "4", "--n-pairs", "8", "--no-circuits", "--device", "cpu"]) == 0
+    d = extract_json(out.read_text())
+    assert len(d["examples"]) == 4 and d["layer_map"] == {"0": 0, "1": 2}  # from the student's recorded init
+    assert set(d["missing"]) == {"head_by_head", "attribution", "circuits"}
+    assert (tmp_path / "view_patching_maps.png").exists() and (tmp_path / "view_patching_maps.svg").exists()
+    assert "figures ->" in capsys.readouterr().out
