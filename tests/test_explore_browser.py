@@ -167,3 +167,16 @@ def test_missing_parts_say_what_to_run(page, built, tmp_path):
     page.click(_node("student", "L0H0"))  # selecting still works without the computed parts
     assert "match score" in page.inner_text("#head-info")
     _shot(page, tmp, "results_only")
+
+
+def test_jupyter_repr_runs_in_its_iframe(page, built, tmp_path):
+    view, _, tmp = built
+    wrapper = tmp_path / "notebook_cell.html"
+    wrapper.write_text(f"<!DOCTYPE html><html><body>{view._repr_html_()}</body></html>")
+    page.goto(wrapper.as_uri())
+    frame = page.frame_locator("iframe")
+    frame.locator("#diff-counts").wait_for(state="attached")
+    inner = next(f for f in page.frames if f != page.main_frame)
+    inner.wait_for_function("window.kdExplorerReady !== undefined")
+    frame.locator(_node("student", "L0H0")).click()
+    assert "sel" in frame.locator(_node("student", "L0H0")).get_attribute("class")

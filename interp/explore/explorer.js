@@ -389,7 +389,9 @@
     if (state.lock) p.set("lock", "1");
     p.set("ex", state.ex); p.set("thr", state.thr); p.set("cap", state.cap);
     p.set("kinds", [...state.kinds].join(",")); p.set("diff", state.diff ? "1" : "0");
-    history.replaceState(null, "", "#" + p.toString());
+    try { history.replaceState(null, "", "#" + p.toString()); } catch (e) {
+      // inside a notebook's sandboxed iframe (about:srcdoc) there is no URL to keep the view in
+    }
   }
   function readHash() {
     const p = new URLSearchParams(location.hash.slice(1));
