@@ -140,3 +140,14 @@ def test_cli_from_checkpoint_folders(tmp_path, capsys):
     assert set(d["missing"]) == {"head_by_head", "attribution", "circuits"}
     assert (tmp_path / "view_patching_maps.png").exists() and (tmp_path / "view_patching_maps.svg").exists()
     assert "figures ->" in capsys.readouterr().out
+
+
+def test_results_of_other_models_are_refused(built):
+    from _explore_tiny import tiny_hans_pair
+
+    from interp.subject import load_subject
+
+    _, results = built
+    t, s, tok = tiny_hans_pair(seed=1)
+    with pytest.raises(ValueError, match="different teacher and student"):
+        gather(load_subject(t, tokenizer=tok), load_subject(s, tokenizer=tok), results=results)

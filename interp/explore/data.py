@@ -259,6 +259,12 @@ def gather(teacher: Any = None, student: Any = None, results: str | Path | None 
         why = "no results folder" if results is None else f"{where}/results.json does not exist"
         for part in ("head_by_head", "attribution"):
             missing[part] = {"why": why, "command": cmd_compare}
+    if models and res is not None:
+        config = json.loads((Path(results) / "results.json").read_text()).get("config", {})
+        stale = [r for r, m in (("teacher", t), ("student", s)) if config.get(r) not in (None, m.fingerprint)]
+        if stale:
+            raise ValueError(f"{where}/results.json was computed for a different {' and '.join(stale)} "
+                             f"(weight fingerprints differ): rerun `{cmd_compare}` or pass the models it used.")
     if models:
         from interp.pair import make_pair, match_heads
 
