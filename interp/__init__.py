@@ -53,11 +53,13 @@ _EXPORTS: dict[str, str] = {
     "cross_patch": "interp.compare",
     "compare_checkpoints": "interp.compare",
     "run_comparison": "interp.comparison_run",
+    # the offline HTML explorer
+    "explore": "interp.explore",
     "NoSignalError": "interp.signal",
 }
 _SUBMODULES = ("arch", "attribution", "bias_only", "cache", "capture", "circuits", "cka", "cka_stats", "compare",
                "comparison_run", "contrast", "data", "inputs", "metrics", "organisms", "pair", "patching", "plot",
-               "resume", "signal", "sites", "subject", "weight_patching")
+               "report", "resume", "signal", "sites", "subject", "weight_patching")
 
 __all__ = sorted(_EXPORTS)
 
@@ -87,6 +89,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from interp.compare import compare_checkpoints, cross_patch
     from interp.comparison_run import run_comparison
     from interp.contrast import hans_pairs, make_contrast, make_metric
+    from interp.explore import explore
     from interp.pair import make_pair, match_heads
     from interp.patching import patch
     from interp.signal import NoSignalError

@@ -40,7 +40,7 @@ def test_import_interp_is_cheap_and_exports_the_api():
         "print(json.dumps({'heavy': heavy, 'names': names}))\n"))
     assert out["heavy"] == []
     for name in ("load_subject", "capture", "cka_grid", "patch", "attribute", "discover", "make_pair", "match_heads",
-                 "weight_patch", "run_comparison", "make_contrast", "hans_pairs", "ActivationCache"):
+                 "weight_patch", "run_comparison", "make_contrast", "hans_pairs", "ActivationCache", "explore"):
         assert out["names"].get(name) is True, name
 
 
