@@ -45,12 +45,15 @@ def test_import_interp_is_cheap_and_exports_the_api():
 
 
 def test_import_has_no_side_effects():
-    """Importing every module leaves matplotlib's backend and os.environ as they were."""
+    """Importing every module leaves matplotlib's backend and os.environ as they were (after the dependencies
+    themselves are imported: TransformerLens's bridge factories set TORCHINDUCTOR_CACHE_DIR on import)."""
     mods = _public_modules()
     out = json.loads(_python(
         "import importlib, json, os\n"
         "import matplotlib\n"
         "matplotlib.use('svg')  # a backend the user chose (e.g. inline in a notebook)\n"
+        "import torch, transformers, transformer_lens, nnsight  # dependencies' own import-time settings\n"
+        "import transformer_lens.factories.architecture_adapter_factory  # sets TORCHINDUCTOR_CACHE_DIR itself\n"
         "env = dict(os.environ)\n"
         f"for m in {mods!r}:\n"
         "    importlib.import_module(m)\n"
