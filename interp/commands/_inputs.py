@@ -63,12 +63,7 @@ def read_data(path: str, option: str = "--data") -> list[dict]:
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{option} {path}: no such file" + ("" if p.suffix in (".jsonl", ".json") else f" ({MAKE_HANS})"))
-    try:
-        examples = read_examples(p)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise UserError(f"{option} {path}: {e}") from None
-    if not examples:
-        raise UserError(f"{option} {path}: no examples in the file")
+    examples = _read_nonempty(read_examples, p, option, "")
     bad = next((i for i, ex in enumerate(examples, 1) if not isinstance(ex, dict)
                 or not (("premise" in ex and "hypothesis" in ex) or "text" in ex)), None)
     if bad is not None:
@@ -88,12 +83,17 @@ def read_hans(path: str, option: str = "--data") -> list[dict]:
     if p.suffix in (".jsonl", ".json"):
         raise UserError(f"{option} {path}: needs a HANS tab-separated file (.txt/.tsv with the official "
                         f"columns), not JSON lines; {MAKE_HANS}")
+    return _read_nonempty(load_hans, p, option, f" ({MAKE_HANS})")
+
+
+def _read_nonempty(reader, p: Path, option: str, hint: str) -> list[dict]:
+    """`reader(p)` with its parse errors and an empty file as one-line user errors."""
     try:
-        examples = load_hans(p)
+        examples = reader(p)
     except (ValueError, UnicodeDecodeError) as e:
-        raise UserError(f"{option} {path}: {e}") from None
+        raise UserError(f"{option} {p}: {e}") from None
     if not examples:
-        raise UserError(f"{option} {path}: no examples in the file ({MAKE_HANS})")
+        raise UserError(f"{option} {p}: no examples in the file{hint}")
     return examples
 
 
