@@ -114,7 +114,7 @@ def run_comparison(teacher: Subject | str, student: Subject | str, hans: list[di
     - against the reference (weight patching, and activation patching with total and direct effects):
       which component's parameters / activations differ between the two students where it matters?
     """
-    from interp.weight_patching import check_swappable, init_correspondence, weight_patch
+    from interp.weight_patching import DEFAULT_KINDS, check_swappable, init_correspondence, weight_patch
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -158,7 +158,7 @@ def run_comparison(teacher: Subject | str, student: Subject | str, hans: list[di
     except ValueError as e:
         why_not = str(e)
     if why_not is None:
-        wraw = _step(out_dir, "weight_teacher", config,
+        wraw = _step(out_dir, "weight_teacher", {**config, "kinds": list(DEFAULT_KINDS)},
                      lambda: _logits_json(weight_patch(s, t, trig, layer_map=init, progress=progress)))
         attr["weight_teacher"] = {**_views(_logits_from_json(wraw), s.labels, by_magnitude=True),
                                   "unchanged": wraw.get("unchanged", [])}
@@ -169,7 +169,8 @@ def run_comparison(teacher: Subject | str, student: Subject | str, hans: list[di
         rconf = {**config, "reference": ref.fingerprint}
         check_swappable(s, ref)
         rpair = _identity_pair(ref, s)
-        wraw = _step(out_dir, "weight_reference", rconf, lambda: _logits_json(weight_patch(s, ref, trig, progress=progress)))
+        wraw = _step(out_dir, "weight_reference", {**rconf, "kinds": list(DEFAULT_KINDS)},
+                     lambda: _logits_json(weight_patch(s, ref, trig, progress=progress)))
         araw = _step(out_dir, "cross_patch_reference", rconf,
                      lambda: _logits_json(cross_patch(rpair, trig, progress=progress, direct=True)))
         ares = _logits_from_json(araw)
