@@ -273,8 +273,8 @@ def restoration(result: dict, metric: Metric, n_boot: int = 1000, seed: int = 0,
     (interp.signal): NoSignalError when its 95% interval includes 0 or it is under 2 standard errors;
     with `allow_no_signal=True` rows carry `no_signal: True`, `restored` NaN, and are ranked by delta.
     """
-    t = check_finite(metric(result["teacher"]), "teacher logits (cross-model patching)").double().numpy()
-    s = check_finite(metric(result["student"]), "student logits (cross-model patching)").double().numpy()
+    t = check_finite(metric(result["teacher"]), "source (teacher) logits").double().numpy()
+    s = check_finite(metric(result["student"]), "student logits").double().numpy()
     sig = measure_gap(t, s, what="teacher - student metric", n_boot=n_boot, seed=seed)
     ok = require_signal(sig, allow_no_signal, fix="Use examples on which teacher and student differ, more examples")
 
@@ -284,7 +284,7 @@ def restoration(result: dict, metric: Metric, n_boot: int = 1000, seed: int = 0,
 
     rows = []
     for label, p in result["patched"].items():
-        p = check_finite(metric(p), f"student logits with {label} patched (cross-model patching)").double().numpy()
+        p = check_finite(metric(p), f"student logits with {label} patched").double().numpy()
         stacked = np.stack([t, s, p], 1)  # [n, 3]
         ci = list(bootstrap_ci(stacked, n_boot, seed, stat=share)) if ok else [float("nan")] * 2
         rows.append({"component": label, "restored": share(stacked) if ok else float("nan"), "ci95": ci,

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from interp.compare import cross_patch, entailment_margin, entailment_rate, fit_site_maps, head_by_head, restoration
-from interp.pair import HeadMap, Pair, make_pair, match_heads
+from interp.pair import HeadMap, Pair, default_layer_map, make_pair, match_heads
 from interp.plot.compare import plot_head_map, plot_restoration
 from interp.provenance import atomic_write_json, record
 from interp.subject import Subject, load_subject
@@ -149,11 +149,10 @@ def run_comparison(teacher: Subject | str, student: Subject | str, hans: list[di
         "teacher_margin": float(margin(res["teacher"]).mean()),
         "student_margin": float(margin(res["student"]).mean())}
 
-    init = init_correspondence(s, t)
-    recorded = isinstance(getattr(s.config, "kd_init", None), dict) and s.config.kd_init.get("init") == "teacher_layers"
+    init = init_correspondence(s, t) if default_layer_map(t, s) is not None else None
     try:
         check_swappable(s, t)
-        why_not = None if (init is not None and recorded) else \
+        why_not = None if init is not None else \
             "the student does not record an initialisation from teacher layers, so its parameters have no teacher counterparts"
     except ValueError as e:
         why_not = str(e)

@@ -187,16 +187,6 @@ def endpoint_metrics(subject: Any, contrast: Contrast, batch_size: int = 64,
     return float(clean.mean()), float(corrupt.mean())
 
 
-def normalise(raw: torch.Tensor, clean: float, corrupt: float) -> torch.Tensor:
-    """(raw - corrupt) / (clean - corrupt) for callers that already passed the guard (`gap_signal`);
-    analyses use `interp.signal.normalise_or_nan` with the guard's verdict instead."""
-    gap = clean - corrupt
-    if abs(gap) < 1e-8:
-        raise ValueError(f"The metric is the same on clean ({clean:.4g}) and corrupted ({corrupt:.4g}) inputs, so "
-                         "normalised scores are undefined: choose pairs or a metric that differ.")
-    return (raw - corrupt) / gap
-
-
 def patch(subject: Any, contrast: Contrast, component: str = "head", per_position: bool = False,
           direction: str = "denoise", layers: Sequence[int] | None = None, batch_size: int = 64,
           max_rows: int | None = None, shortcuts: bool = True, allow_no_signal: bool = False,

@@ -134,14 +134,22 @@ def readout_layer(subject: Any, layer: int, h: torch.Tensor, attention_mask: tor
     """
     p = subject.arch.layer_math
     x = _mod(subject, layer, p.ln_attn)(h) if p.pre_ln else h
-    B, P, _ = x.shape
-    H = subject.n_heads
     row = slice(READOUT_POS, READOUT_POS + 1)
-    q = _mod(subject, layer, p.q)(x[:, row]).view(B, 1, H, -1).transpose(1, 2)  # [B, H, 1, dh]
-    k = _mod(subject, layer, p.k)(x).view(B, P, H, -1).transpose(1, 2)  # [B, H, pos, dh]
-    v = _mod(subject, layer, p.v)(x).view(B, P, H, -1).transpose(1, 2)
-    z = _attend(subject, layer, q, k, v, attention_mask, row)  # [B, 1, H, dh]
+    z = attention_z(subject, layer, x, attention_mask, row)  # [B, 1, H, dh]
     return from_z(subject, layer, h[:, row], z)
+
+
+def attention_z(subject: Any, layer: int, x: torch.Tensor, attention_mask: torch.Tensor | None,
+                q_rows: slice = slice(None)) -> torch.Tensor:
+    """Every head's z [B, q, head, d_head] of the layer from its attention input x [B, pos, d_model]
+    (pre-LN: after the attention LayerNorm), queries at positions `q_rows`, keys and values everywhere."""
+    p = subject.arch.layer_math
+    B, H = x.shape[0], subject.n_heads
+
+    def heads(path: str, xx: torch.Tensor) -> torch.Tensor:  # [B, n, d_model] -> [B, H, n, dh]
+        return _mod(subject, layer, path)(xx).view(B, xx.shape[1], H, -1).transpose(1, 2)
+
+    return _attend(subject, layer, heads(p.q, x[:, q_rows]), heads(p.k, x), heads(p.v, x), attention_mask, q_rows)
 
 
 def finish(subject: Any, start: int, h: torch.Tensor, layer_kwargs: Mapping[str, Any]) -> torch.Tensor:

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 
 from interp import resume
 from interp.arch import get_module
-from interp.backends.hooks import expand_kwargs, layer_inputs
+from interp.backends.hooks import _first, expand_kwargs, layer_inputs
 from interp.inputs import as_examples, batches
 from interp.progress import bar as progress_bar
 from interp.signal import check_finite
@@ -77,10 +77,11 @@ class WeightComponent:
 def init_correspondence(base: Any, source: Any) -> dict[int, int] | None:
     """base layer -> source layer from where the base's parameters came from: the student's recorded
     init (`config.kd_init`, teacher layers), or the identity for two models of the same depth."""
-    init = getattr(base.config, "kd_init", None)
-    if isinstance(init, dict) and init.get("init") == "teacher_layers" and \
-            len(init["layers"]) == base.n_layers and max(init["layers"]) < source.n_layers:
-        return {j: int(i) for j, i in enumerate(init["layers"])}
+    from interp.pair import default_layer_map
+
+    init = default_layer_map(source, base)
+    if init is not None and len(init) == base.n_layers and max(init.values()) < source.n_layers:
+        return init
     if base.n_layers == source.n_layers:
         return {l: l for l in range(base.n_layers)}
     return None
@@ -183,18 +184,6 @@ class _Layer:
     mask: torch.Tensor | None
 
 
-def _full_z(subject: Any, layer: int, x: torch.Tensor, mask: torch.Tensor | None, rows: slice) -> torch.Tensor:
-    """Every head's z [B, q, head, d_head] of `subject`'s layer from its attention input x [B, pos, d]."""
-    p = subject.arch.layer_math
-    B, P, _ = x.shape
-    H = subject.n_heads
-
-    def split(path: str, xx: torch.Tensor) -> torch.Tensor:  # -> [B, H, n, dh]
-        return resume._mod(subject, layer, path)(xx).view(B, xx.shape[1], H, -1).transpose(1, 2)
-
-    return resume._attend(subject, layer, split(p.q, x[:, rows]), split(p.k, x), split(p.v, x), mask, rows)
-
-
 def _swapped_layer(base: Any, source: Any, c: WeightComponent, v: _Layer, kwargs: dict) -> torch.Tensor:
     """Base layer c.layer's output [B, q, d] with component c's parameters taken from the source."""
     l, s = c.layer, c.src_layer
@@ -219,7 +208,7 @@ def _swapped_layer(base: Any, source: Any, c: WeightComponent, v: _Layer, kwargs
     if c.kind == "ln_attn":
         ln = resume._mod(source, s, p.ln_attn)
         if p.pre_ln:  # the attention reads the source LayerNorm of h: every head's z changes
-            z = _full_z(base, l, ln(v.h), v.mask, v.rows)
+            z = resume.attention_z(base, l, ln(v.h), v.mask, v.rows)
             return resume.from_z(base, l, v.h[:, v.rows], z)
         mid = ln(v.attn_out + v.h[:, v.rows])
         return resume.from_mlp_out(base, l, mid, resume.mlp(base, l, mid))
@@ -229,10 +218,6 @@ def _swapped_layer(base: Any, source: Any, c: WeightComponent, v: _Layer, kwargs
             return v.mid + resume.mlp(base, l, ln(v.mid))
         return ln(v.mlp_out + v.mid)
     raise ValueError(f"Unknown layer component kind {c.kind!r}.")
-
-
-def _first(out: Any) -> torch.Tensor:
-    return out[0] if isinstance(out, tuple) else out
 
 
 # --- the sweep -------------------------------------------------------------------------------------
