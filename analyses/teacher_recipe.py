@@ -9,6 +9,7 @@ epoch-pair on one CPU core. This is how the zoo's teacher recipe was chosen (REA
     .venv/bin/python analyses/teacher_recipe.py --loss poe --seeds 1 2 3 4                 # 2 epochs, lr 5e-5
     .venv/bin/python analyses/teacher_recipe.py --loss poe --seeds 1 3 --set epochs=4      # 4 epochs
     .venv/bin/python analyses/teacher_recipe.py --loss poe --seeds 1 3 --set lr=1e-4       # higher lr
+    .venv/bin/python analyses/teacher_recipe.py --loss conf_reg --seeds 0 1 --set epochs=4  # soft targets: ERM teacher
 """
 from __future__ import annotations
 
@@ -37,11 +38,12 @@ def main(argv=None) -> int:
     import torch
 
     from interp.train import zoo
-    from interp.train.trainer import train_model
+    from interp.train.trainer import load_trained, train_model
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--loss", default="poe", choices=("erm", "poe", "reweight", "focal"))
+    ap.add_argument("--loss", default="poe", choices=("erm", "poe", "reweight", "focal", "conf_reg"),
+                    help="conf_reg distils the zoo's ERM teacher of the same seed (built and cached if missing)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4])
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="TrainConfig overrides, e.g. epochs=4 lr=1e-4 bias_anneal=0.5")
@@ -55,8 +57,12 @@ def main(argv=None) -> int:
     for seed in args.seeds:
         model, tok = zoo._load_base(seed, cfg)
         tc = replace(cfg.teacher_train(args.loss, seed), eval_every=args.eval_every, select_best=False, **over)
+        teacher = None
+        if args.loss == "conf_reg":  # soft targets from the default zoo's ERM teacher of this seed
+            teacher, _, _ = load_trained(zoo.build_teacher(None, "erm", seed, zoo.ZooConfig()))
         t0 = time.time()
-        h = train_model(model, tok, data["train"], tc, bias_probs=pb, dev_examples=data["dev"], progress=False)
+        h = train_model(model, tok, data["train"], tc, bias_probs=pb, teacher=teacher, dev_examples=data["dev"],
+                        progress=False)
         m = zoo.evaluate_model(model, tok, data, cfg.max_length)
         print(json.dumps({"loss": args.loss, "overrides": over, "seed": seed, "seconds": round(time.time() - t0),
                           "curve": [(c["step"], round(c["dev_acc"], 3)) for c in h["curve"]],
