@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
-from interp.plot import new_figure
+from interp.plot import new_figure, save_all
 
 
 def head_maps_figure(maps: Mapping[str, np.ndarray], label: str = "score", title: str | None = None,
@@ -47,14 +47,7 @@ def head_maps_figure(maps: Mapping[str, np.ndarray], label: str = "score", title
 
 def save_formats(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg"), dpi: int = 150) -> list[Path]:
     """Write `fig` as `stem.png`, `stem.svg`, ... (raster for slides, vector for papers)."""
-    stem = Path(stem)
-    out = []
-    for fmt in formats:
-        path = stem.with_suffix(f".{fmt}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
-        out.append(path)
-    return out
+    return save_all(fig, stem, dpi, formats)
 
 
 def head_maps(maps: Mapping[str, np.ndarray], stem: str | Path, label: str = "score", title: str | None = None,
