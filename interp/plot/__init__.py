@@ -23,14 +23,18 @@ from matplotlib.figure import Figure
 FORMATS = ("png", "svg")
 
 
-def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (4, 3)) -> tuple[Figure, Any]:
-    """A Figure not registered with pyplot, and its axes (one Axes, or an array for a grid)."""
-    fig = Figure(figsize=figsize)
+def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (4, 3),
+               layout: str | None = None) -> tuple[Figure, Any]:
+    """A Figure not registered with pyplot, and its axes (one Axes, or an array for a grid); `layout`:
+    matplotlib's layout engine ("constrained" for panels with their own colour bars)."""
+    fig = Figure(figsize=figsize, layout=layout)
     return fig, fig.subplots(nrows, ncols)
 
 
 def save_all(fig: Figure, path: str | Path, dpi: int = 150, formats: Sequence[str] = FORMATS) -> list[Path]:
     """Write `fig` as `stem.png`, `stem.svg`, ... (`path`'s suffix, if any, is replaced); creates the folder."""
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     stem = Path(path)
     stem.parent.mkdir(parents=True, exist_ok=True)
     out = []

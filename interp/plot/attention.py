@@ -22,7 +22,7 @@ def attention_pair_figure(teacher: np.ndarray, student: np.ndarray, tokens: Sequ
         if p.shape != (n, n):
             raise ValueError(f"attention_pair_figure: {name} pattern has shape {p.shape}, expected "
                              f"[q_pos, k_pos] = ({n}, {n}) for {n} tokens.")
-    fig, axes = new_figure(1, 2, figsize=(2.4 + 0.5 * n, 1.2 + 0.26 * n))
+    fig, axes = new_figure(1, 2, figsize=(2.4 + 0.5 * n, 1.2 + 0.26 * n), layout="constrained")
     im = None
     for ax, name, p in zip(axes, names, pats):
         im = ax.imshow(p, cmap="Blues", vmin=0.0, vmax=1.0, origin="upper", aspect="equal")

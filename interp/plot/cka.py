@@ -104,7 +104,8 @@ def cka_panels_figure(
     on a symmetric red-blue map. `axis_models` names a panel's (row, column) model, default ("teacher",
     "student"): e.g. {"teacher x teacher": ("teacher", "teacher")}; `title` goes above all panels."""
     k = len(grids)
-    fig, axes = new_figure(1, k, figsize=(k * (1.6 + 0.5 * len(student_labels)), 1.4 + 0.42 * len(teacher_labels)))
+    fig, axes = new_figure(1, k, figsize=(k * (2.2 + 0.5 * len(student_labels)), 1.6 + 0.42 * len(teacher_labels)),
+                           layout="constrained")
     axes = np.atleast_1d(axes)
     for ax, (name, g) in zip(axes, grids.items()):
         rl = (row_labels or {}).get(name, teacher_labels)

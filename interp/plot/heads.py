@@ -24,7 +24,7 @@ def head_maps_figure(maps: Mapping[str, np.ndarray], label: str = "score", title
     lim = float(lim if lim is not None else (finite.max() if finite.size else 1.0)) or 1.0
     rows = max(a.shape[0] for a in arrays.values())
     cols = sum(a.shape[1] for a in arrays.values())
-    fig, axes = new_figure(1, len(arrays), figsize=(1.6 + 0.42 * cols, 1.3 + 0.38 * rows))
+    fig, axes = new_figure(1, len(arrays), figsize=(1.6 + 0.42 * cols, 1.3 + 0.38 * rows), layout="constrained")
     axes = np.atleast_1d(axes)
     import matplotlib
 
