@@ -328,3 +328,14 @@ def test_results_reader_finds_the_compare_subfolder(folder):
                          progress=False)
     assert sorted(p.name for ps in drawn.written.values() for p in ps) == [
         "demo_hans_heuristics.png", "demo_hans_heuristics.svg", "demo_head_map.png", "demo_head_map.svg"]
+
+
+def test_gallery_script_draws_the_folder_into_the_gallery(folder, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("_gallery", Path(__file__).resolve().parents[1] / "analyses" / "gallery.py")
+    gallery = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gallery)
+    assert gallery.main(["--results", str(folder.parent), "--out", str(tmp_path / "g")]) == 0
+    assert sorted(p.name for p in (tmp_path / "g").glob("*.png")) == sorted(f"gallery_{n}.png" for n in FIGURES)
