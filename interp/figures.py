@@ -215,7 +215,7 @@ def fig_attribution_heads(r: Results) -> Figure:
     data = r.explore
     att, st = data["attribution"], data["student"]
     key = "delta" if any(v.get("no_signal") for v in att["cross"].values()) else "share"
-    maps = {"activation patching (total)": att["cross"], "activation patching (direct)": att["cross_direct"],
+    maps = {"act. patching, total": att["cross"], "act. patching, direct": att["cross_direct"],
             "weight patching": att.get("weight")}
     maps = {k: _student_grid({h: v[key] for h, v in m.items()}, st["n_layers"], st["n_heads"])
             for k, m in maps.items() if m}

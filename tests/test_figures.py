@@ -103,7 +103,7 @@ def test_attribution_heads_are_the_shares_per_student_head(folder):
     res = json.loads((folder / "results.json").read_text())["results"]["attribution"]
     ims = _images(figure(folder, "attribution_heads"))
     titles = [im.axes.get_title() for im in ims]
-    assert titles == ["activation patching (total)", "activation patching (direct)", "weight patching"]
+    assert titles == ["act. patching, total", "act. patching, direct", "weight patching"]
     key = "delta" if res["margin"][0]["no_signal"] else "restored"
     for im, rows in zip(ims, (res["margin"], res["margin_direct"], res["weight_teacher"]["margin"])):
         a = np.ma.filled(im.get_array(), np.nan)
