@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo lint test test-fast bench clean
+.PHONY: setup demo figures lint test test-fast bench clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,10 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	$(BIN)/python -m interp.cli demo --out runs/demo
+
+# the README gallery (figures/gallery_*) from `make demo`'s folder; computes the parts it lacks from the default pair
+figures: setup
+	$(BIN)/python analyses/gallery.py --results runs/demo --default-pair
 
 lint: setup
 	$(BIN)/ruff check interp tests analyses benchmarks

@@ -1,7 +1,7 @@
 """`interp report RESULTS_DIR`: one self-contained HTML page of a study's tables and figures.
 
-The page holds the folder's `tables.md` (or every `*.md`) rendered to HTML, every figure in it (PNG
-embedded as data URIs, SVG inline) and the provenance of `results.json` (config, seed, versions,
+The page holds the folder's `tables.md` (or every `*.md`) rendered to HTML, every figure in it and in
+its `figures/` subfolder (`interp figures`; PNG embedded as data URIs, SVG inline when there is no PNG) and the provenance of `results.json` (config, seed, versions,
 time). No script and no request other than the page itself; an `explorer.html` next to it is linked.
 """
 from __future__ import annotations
@@ -87,8 +87,10 @@ def render_report(results_dir: str | Path, title: str | None = None) -> str:
         raise FileNotFoundError(f"{root} is not a results folder.")
     mds = [root / "tables.md"] if (root / "tables.md").exists() else sorted(root.glob("*.md"))
     figs = sorted(p for p in root.iterdir() if p.suffix in (".png", ".svg"))
-    svg_stems = {p.stem for p in figs if p.suffix == ".svg"}
-    figs = [p for p in figs if p.suffix == ".svg" or p.stem not in svg_stems]  # one format per figure: SVG wins
+    if (root / "figures").is_dir():  # `interp figures RESULTS` writes there
+        figs += sorted(p for p in (root / "figures").iterdir() if p.suffix in (".png", ".svg"))
+    png_stems = {p.with_suffix("") for p in figs if p.suffix == ".png"}
+    figs = [p for p in figs if p.suffix == ".png" or p.with_suffix("") not in png_stems]  # one per figure: PNG
     if not mds and not figs:
         raise FileNotFoundError(f"{root} has no tables (*.md) and no figures (*.png, *.svg) to report.")
     parts = [markdown_to_html(p.read_text(encoding="utf-8")) for p in mds]

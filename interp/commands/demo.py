@@ -43,9 +43,24 @@ def zoo_table(metrics: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def zoo_metrics_json(paths: dict[str, str]) -> dict:
+    """The four zoo models' metrics and the HANS examples per subcase they were scored on."""
+    import json
+    from pathlib import Path
+
+    models = {}
+    per_subcase = None
+    for k in ("teacher_erm", "student_erm", "teacher_debiased", "student_debiased"):
+        rec = json.loads((Path(paths[k]) / "train_config.json").read_text())
+        models[k] = rec["metrics"]
+        per_subcase = ((rec.get("config") or {}).get("zoo") or {}).get("hans_per_subcase", per_subcase)
+    return {"models": models, "hans_per_subcase": per_subcase}
+
+
 def run(args: argparse.Namespace) -> int:
     from interp.comparison_run import run_comparison
     from interp.data.hans_gen import generate_hans
+    from interp.provenance import atomic_write_json
     from interp.train.zoo import build_default_pair, read_metrics
 
     out = check_out(args.out)
@@ -55,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     print(table)
     out.mkdir(parents=True, exist_ok=True)
     (out / "zoo_metrics.md").write_text(table + "\n")
+    atomic_write_json(out / "zoo_metrics.json", zoo_metrics_json(paths))  # for `interp figures` (HANS bars)
     run_comparison(paths["teacher_debiased"], paths["student_debiased"],
                    generate_hans(100, seed=args.seed + HANS_SEED_OFFSET), out / "debiased_pair", n=args.n,
                    seed=args.seed, device=args.device)

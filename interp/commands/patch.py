@@ -121,13 +121,21 @@ def run(args: argparse.Namespace) -> int:
     config = {k: v for k, v in vars(args).items() if k != "func"}
     atomic_write_json(out / "patching.json", {**record(config, seed=args.seed, model=subject.name,
                                                        fingerprint=subject.fingerprint, contrast=contrast.meta),
-                                              "result": res.to_dict()})
+                                              "result": res.to_dict(), "tokens": first_tokens(subject, contrast)})
     heatmap(res, out / "patching.png", title=f"{subject.name}: {args.method} {args.direction}, {args.component}, "
                                              f"{args.pairs} (n={len(contrast)})")
     print(f"{args.method} {args.direction} {args.component}: clean {res.clean_metric:.4f}, corrupt "
           f"{res.corrupt_metric:.4f}, {len(contrast)} pairs -> {out}")
     print(signal_line(res.signal, res.no_signal))
     return 0
+
+
+def first_tokens(subject: Any, contrast: Any) -> list[str] | None:
+    """The tokens of the first clean example (per-position figures label positions with them)."""
+    ids = contrast.clean.get("input_ids")
+    if ids is None or not hasattr(subject.tokenizer, "convert_ids_to_tokens"):
+        return None
+    return list(subject.tokenizer.convert_ids_to_tokens(ids[0].tolist()))
 
 
 def signal_line(signal: dict, no_signal: bool) -> str:

@@ -42,7 +42,8 @@ def explore(teacher: Any = None, student: Any = None, out: str | Path | None = N
             results: str | Path | None = None, n_examples: int = 30, n_pairs: int = 32, seed: int = 0,
             device: str = "auto", circuits: bool = True, pairs: tuple | None = None) -> Explorer:
     """Build the explorer of a teacher/student pair (Subjects or checkpoint folders) and/or an
-    `interp compare` results folder; write it to `out` when given. See `interp.explore.data.gather`."""
+    `interp compare` results folder; write it to `out` when given, and its data model to
+    `results/explore/data.json` (read by `interp figures`). See `interp.explore.data.gather`."""
     from interp.explore.data import gather
     from interp.explore.html import render
 
@@ -52,6 +53,10 @@ def explore(teacher: Any = None, student: Any = None, out: str | Path | None = N
     view = Explorer(data, render(data, title=f"kd-interp explorer: {names}"))
     if out is not None:
         view.save(out)
+    if results is not None:  # the data model, so `interp figures RESULTS` draws without the models
+        from interp.provenance import atomic_write_json
+
+        atomic_write_json(Path(results) / "explore" / "data.json", data)
     return view
 
 

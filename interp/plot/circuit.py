@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from matplotlib.figure import Figure
+
 from interp.plot import new_figure, save
 
 
@@ -36,7 +38,15 @@ MAX_EDGES = 40
 
 def draw_circuit(circuit: Any, path: str | Path, title: str | None = None, subtitle: str | None = None,
                  max_edges: int = MAX_EDGES) -> Path:
-    """Save the circuit graph. Edge circuits draw the `max_edges` strongest sender -> receiver edges
+    """Save `circuit_figure(...)` to `path` (PNG and SVG)."""
+    return save(circuit_figure(circuit, title, subtitle, max_edges), path)
+
+
+def circuit_figure(circuit: Any, title: str | None = None, subtitle: str | None = None,
+                   max_edges: int = MAX_EDGES) -> Figure:
+    """The circuit graph on the explorer's fixed grid (layer rows, layer 0 at the bottom next to the input;
+    head columns; each layer's MLP right of its heads). Takes an `interp.circuits.Circuit` (or anything
+    with `.edges`, `.nodes`, `.scores` and `.metadata` with n_layers and n_heads). Edge circuits draw the `max_edges` strongest sender -> receiver edges
     (width ~ |score|, colour = the receiver's input: q/k/v/MLP, in a legend; the rest are counted in
     the title); node circuits draw the kept nodes with their scores. A no-signal circuit (nothing kept)
     draws every candidate node with its raw score, titled "no signal: raw metric changes".
@@ -86,4 +96,19 @@ def draw_circuit(circuit: Any, path: str | Path, title: str | None = None, subti
     if len(edges) > len(shown_edges):
         head += f"\nstrongest {len(shown_edges)} of {len(edges)} edges shown (all in circuit.json)"
     ax.set_title(head + (f"\n{subtitle}" if subtitle else ""), fontsize=9)
-    return save(fig, path)
+    return fig
+
+
+def circuit_part_figure(part: dict, n_layers: int, n_heads: int, title: str | None = None,
+                        subtitle: str | None = None, max_edges: int = MAX_EDGES) -> Figure:
+    """`circuit_figure` of the explorer's stored circuit (`interp.explore.data.circuit_part`: its pruned
+    edges with scores and the guard's verdict); the nodes are the edges' endpoints."""
+    from types import SimpleNamespace
+
+    edges = [e for e, _ in part.get("edges") or []]
+    scores = {e: float(s) for e, s in part.get("edges") or [] if s is not None}
+    nodes = sorted({n for e in edges for n in (e.split("->")[0], e.split("->")[1].rsplit(".", 1)[0])})
+    meta = {"n_layers": n_layers, "n_heads": n_heads, "level": "edge",
+            **{k: part.get(k) for k in ("no_signal", "faithfulness", "faithfulness_ci95", "completeness")}}
+    return circuit_figure(SimpleNamespace(edges=edges, nodes=nodes, scores=scores, metadata=meta), title, subtitle,
+                          max_edges)

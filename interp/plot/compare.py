@@ -4,12 +4,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from interp.plot import new_figure, save
 
 
 def plot_restoration(rows: list[dict], path: str | Path, title: str, top: int = 15) -> None:
-    """Horizontal bars: share of the teacher-student gap each cross-model patch restores, with 95% CIs;
+    """Save `restoration_figure(rows, title, top)` to `path` (PNG and SVG)."""
+    save(restoration_figure(rows, title, top), path)
+
+
+def restoration_figure(rows: list[dict], title: str, top: int = 15) -> Figure:
+    """Horizontal bars (the `top` first rows, first on top): share of the teacher-student gap each cross-model patch restores, with 95% CIs;
     rows flagged `no_signal` show the raw change (patched - student) instead, titled as such."""
     rows = rows[:top]
     flagged = bool(rows and rows[0].get("no_signal"))
@@ -29,7 +35,7 @@ def plot_restoration(rows: list[dict], path: str | Path, title: str, top: int = 
         ax.axvline(1, color="gray", lw=0.8, ls="--")
         ax.set_xlabel("share of teacher-student gap restored (1 = teacher)")
         ax.set_title(title, fontsize=10)
-    save(fig, path)
+    return fig
 
 
 def head_labels(n_layers: int, n_heads: int) -> list[str]:
@@ -39,10 +45,17 @@ def head_labels(n_layers: int, n_heads: int) -> list[str]:
 
 def plot_head_map(score: np.ndarray, matches: dict, n_heads_t: int, n_heads_s: int, path: str | Path,
                   title: str = "head map: teacher x student heads") -> None:
-    """Teacher heads x student heads match score, heads labelled `layer.head`, Hungarian matches circled."""
+    """Save `head_map_figure(...)` to `path` (PNG and SVG)."""
+    save(head_map_figure(score, matches, n_heads_t, n_heads_s, title), path)
+
+
+def head_map_figure(score: np.ndarray, matches: dict, n_heads_t: int, n_heads_s: int,
+                    title: str = "head map: teacher x student heads") -> Figure:
+    """`score [teacher head, student head]` (heads flattened layer-major), teacher layer 0 on top, heads
+    labelled `layer.head`, Hungarian matches (student (l, h) -> teacher (l, h) or None) circled match score, heads labelled `layer.head`, Hungarian matches circled."""
     n_t, n_s = score.shape[0] // n_heads_t, score.shape[1] // n_heads_s
     fig, ax = new_figure(figsize=(max(5.5, 0.22 * score.shape[1] + 2.5), 0.16 * score.shape[0] + 2))
-    im = ax.imshow(score, aspect="auto", cmap="viridis", vmin=0, vmax=1, origin="lower")
+    im = ax.imshow(score, aspect="auto", cmap="viridis", vmin=0, vmax=1, origin="upper")
     for (sl, sh), t in matches.items():
         if t is not None:
             ax.plot(sl * n_heads_s + sh, t[0] * n_heads_t + t[1], "o", mfc="none", mec="red", ms=5)
@@ -56,4 +69,4 @@ def plot_head_map(score: np.ndarray, matches: dict, n_heads_t: int, n_heads_s: i
     ax.set_ylabel("teacher head (layer.head)")
     ax.set_title(f"{title}\nred circles: matched heads", fontsize=9)
     fig.colorbar(im, ax=ax, label="match score")
-    save(fig, path)
+    return fig

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
-from interp.plot import new_figure
+from interp.plot import new_figure, save_all
 
 
 def head_maps_figure(maps: Mapping[str, np.ndarray], label: str = "score", title: str | None = None,
@@ -24,7 +24,7 @@ def head_maps_figure(maps: Mapping[str, np.ndarray], label: str = "score", title
     lim = float(lim if lim is not None else (finite.max() if finite.size else 1.0)) or 1.0
     rows = max(a.shape[0] for a in arrays.values())
     cols = sum(a.shape[1] for a in arrays.values())
-    fig, axes = new_figure(1, len(arrays), figsize=(1.6 + 0.42 * cols, 1.3 + 0.38 * rows))
+    fig, axes = new_figure(1, len(arrays), figsize=(1.6 + 0.42 * cols, 1.3 + 0.38 * rows), layout="constrained")
     axes = np.atleast_1d(axes)
     import matplotlib
 
@@ -47,14 +47,7 @@ def head_maps_figure(maps: Mapping[str, np.ndarray], label: str = "score", title
 
 def save_formats(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg"), dpi: int = 150) -> list[Path]:
     """Write `fig` as `stem.png`, `stem.svg`, ... (raster for slides, vector for papers)."""
-    stem = Path(stem)
-    out = []
-    for fmt in formats:
-        path = stem.with_suffix(f".{fmt}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
-        out.append(path)
-    return out
+    return save_all(fig, stem, dpi, formats)
 
 
 def head_maps(maps: Mapping[str, np.ndarray], stem: str | Path, label: str = "score", title: str | None = None,

@@ -225,6 +225,7 @@ def evaluate_model(model, tokenizer, data: dict[str, list[dict]], max_length: in
         cells = sc["by_heuristic_label"]
         out["hans_overall"] = sc["overall"]
         out["hans_by_heuristic_label"] = cells
+        out["hans_by_subcase"] = sc["by_subcase"]
         out["hans_ent"] = float(np.mean([cells[h]["entailment"] for h in sorted(cells)]))
         out["hans_non_ent"] = float(np.mean([cells[h]["non-entailment"] for h in sorted(cells)]))
         out["spurious_gap"] = metrics.spurious_gap(sc)
