@@ -53,15 +53,24 @@ def _check_method(method: str, steps: int) -> None:
         raise ValueError(f"steps must be a positive integer (integration points of 'ig'), not {steps!r}.")
 
 
-def _dot(delta: torch.Tensor, g: torch.Tensor, chunk: int = 8) -> torch.Tensor:
-    """sum over (pair, pos, d) of delta [S, B, pos, d] times g [B, pos, d, R] -> [S, R] float64
-    (float64 products in chunks of `chunk` pairs)."""
-    S, B = delta.shape[:2]
-    out = torch.zeros(S, g.shape[-1], dtype=torch.float64, device=delta.device)
+def _dot(xs: list[torch.Tensor], x_base: torch.Tensor, g: torch.Tensor, chunk: int = 8) -> torch.Tensor:
+    """sum over (pair, pos, d) of (x - x_base) times g, for the sender rows of the blocks xs [s_i, B, pos, d]:
+    x_base [B, pos, d], g [R, B, pos, d] -> [S, R] float64. Per `chunk` pairs the differences of all senders
+    are written into one buffer and multiplied by g once, in the model's dtype; chunks are summed in float64."""
+    S = sum(x.shape[0] for x in xs)
+    R, B = g.shape[:2]
+    n = x_base[0].numel()
+    acc = torch.zeros(S, R, dtype=torch.float64, device=x_base.device)
+    buf = torch.empty(S, min(chunk, B), *x_base.shape[1:], dtype=x_base.dtype, device=x_base.device)
     for a in range(0, B, chunk):
-        d = delta[:, a:a + chunk].reshape(S, -1).double()                 # [S, b * pos * d]
-        out += d @ g[a:a + chunk].reshape(d.shape[1], -1).double()        # [S, R]
-    return out
+        c = min(chunk, B - a)
+        i = 0
+        for x in xs:
+            torch.sub(x[:, a:a + c], x_base[a:a + c], out=buf[i:i + x.shape[0], :c])
+            i += x.shape[0]
+        d = buf[:, :c].reshape(S, c * n)                                       # [S, c * pos * d]
+        acc += (d @ g[:, a:a + c].reshape(R, c * n).T).double()                # [S, R]
+    return acc
 
 
 class _Totals:
@@ -105,12 +114,14 @@ def _gradient_effects(subject: Any, metric: Any, base: _Values, src: _Values, to
     with torch.no_grad():
         for where, l, xs in sender_inputs(subject, base, src):
             if where == "pre" and l == L:
-                totals.logits += _dot(xs - base.resid[L - 1], g_final[..., None])[:, 0].cpu()
+                row = slice(0, 1)  # the classifier reads the readout position only (xs hold only that row)
+                totals.logits += _dot(xs, base.resid[L - 1][:, row], g_final[None, :, row])[:, 0].cpu()
             elif where == "pre":
                 pre_b = base.embed if l == 0 else base.resid[l - 1]
-                totals.heads[l] += _dot(xs - pre_b, g_heads[l]).view(-1, 3, H).cpu()
+                totals.heads[l] += _dot(xs, pre_b, g_heads[l]).view(-1, 3, H).cpu()
             else:
-                totals.mlps[l] += _dot(xs - base.mid[l], g_mlps[l][..., None])[:, 0].cpu()
+                r = slice(0, xs[0].shape[2])  # the last layer's: the readout row only
+                totals.mlps[l] += _dot(xs, base.mid[l][:, r], g_mlps[l][None, :, r])[:, 0].cpu()
             tick(1)
 
 
@@ -121,16 +132,18 @@ def _exact_effects(subject: Any, metric: Any, base: _Values, src: _Values, total
     with torch.no_grad():
         for where, l, xs in sender_inputs(subject, base, src):
             if where == "pre" and l == subject.n_layers:
-                totals.logits += (logit_receivers(subject, metric, xs, tick) - base.metric_sum).cpu()
+                sums = torch.cat([logit_receivers(subject, metric, x, tick) for x in xs])
+                totals.logits += (sums - base.metric_sum).cpu()
                 continue
             lb = layer_base(subject, base, l)
             if where == "mid":
-                totals.mlps[l] += (mlp_receivers(subject, metric, base, lb, l, xs, max_rows, tick)
-                                   - base.metric_sum).cpu()
+                sums = torch.cat([mlp_receivers(subject, metric, base, lb, l, x, max_rows, tick) for x in xs])
+                totals.mlps[l] += (sums - base.metric_sum).cpu()
                 continue
-            copies = [(s, h) for s in range(xs.shape[0]) for h in range(H)]
             for i, kind in enumerate(KINDS):
-                sums = head_receivers(subject, metric, base, lb, l, kind, xs, copies, max_rows, tick)
+                sums = torch.cat([head_receivers(subject, metric, base, lb, l, kind, x,
+                                                 [(s, h) for s in range(x.shape[0]) for h in range(H)], max_rows, tick)
+                                  for x in xs])
                 totals.heads[l][:, i] += (sums - base.metric_sum).view(-1, H).cpu()
 
 

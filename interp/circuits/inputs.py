@@ -43,24 +43,27 @@ def head_in_weights(subject: Any, layer: int, kind: str) -> torch.Tensor:
     return W.view(subject.n_heads, -1, W.shape[1])
 
 
-def sender_inputs(subject: Any, base: _Values, src: _Values) -> Iterator[tuple[str, int, torch.Tensor]]:
+def sender_inputs(subject: Any, base: _Values, src: _Values) -> Iterator[tuple[str, int, list[torch.Tensor]]]:
     """Yields, in forward order, ("pre", l, X) for l = 0..L and ("mid", l, X) for l < L: the input of layer l
     (resid_pre; l = L: the classifier's input) or of its MLP (resid_mid) with one sender at its source value,
-    one row per sender: X [S, B, pos, d], senders in `sender_names` order, those that reach it (every
-    earlier layer's; for "mid" also layer l's heads)."""
+    one row per sender (in the last layer, "mid" and the classifier's input at the readout position only), in blocks: X = [block [s_i, B, pos, d], ...] whose rows, concatenated, are the senders
+    in `sender_names` order that reach it (every earlier layer's; for "mid" also layer l's heads). Blocks (the
+    input; per layer its heads, its MLP) are never concatenated: no copy of the growing sender set."""
     L = subject.n_layers
-    xs = src.embed[None]                                                          # [1, B, pos, d]: `input`
+    xs = [src.embed[None]]                                                        # [1, B, pos, d]: `input`
     for l in range(L):
         yield "pre", l, xs
-        pre_b = base.embed if l == 0 else base.resid[l - 1]                       # [B, pos, d]
-        attn_b = resume.attn_out_of(subject, l, base.z[l])                        # [B, pos, d]
-        dz = src.z[l] - base.z[l]                                                 # [B, pos, head, d_head]
+        # after the last layer's attention only the readout row reaches the classifier
+        r = slice(resume.READOUT_POS, resume.READOUT_POS + 1) if l == L - 1 else slice(None)
+        pre_b = (base.embed if l == 0 else base.resid[l - 1])[:, r]               # [B, pos, d]
+        attn_b = resume.attn_out_of(subject, l, base.z[l][:, r])                  # [B, pos, d]
+        dz = (src.z[l] - base.z[l])[:, r]                                         # [B, pos, head, d_head]
         d_attn = torch.einsum("bphe,hed->hbpd", dz, head_out_weights(subject, l))  # [head, B, pos, d]
-        mid = torch.cat([resume.resid_mid(subject, l, xs, attn_b),
-                         resume.resid_mid(subject, l, pre_b, attn_b + d_attn)])   # [S + head, B, pos, d]
+        mid = [resume.resid_mid(subject, l, x[:, :, r], attn_b) for x in xs]
+        mid.append(resume.resid_mid(subject, l, pre_b, attn_b + d_attn))          # layer l's heads [head, B, pos, d]
         yield "mid", l, mid
-        own = resume.from_mlp_out(subject, l, base.mid[l], src.mlp[l])            # the MLP sender [B, pos, d]
-        xs = torch.cat([resume.from_mlp_out(subject, l, mid, base.mlp[l]), own[None]])
+        own = resume.from_mlp_out(subject, l, base.mid[l][:, r], src.mlp[l][:, r])  # the MLP sender [B, pos, d]
+        xs = [resume.from_mlp_out(subject, l, x, base.mlp[l][:, r]) for x in mid] + [own[None]]
     yield "pre", L, xs
 
 
@@ -68,9 +71,8 @@ def receiver_grads(subject: Any, metric: Any, h0: torch.Tensor, layer_kwargs: di
                    ) -> tuple[list[torch.Tensor], list[torch.Tensor], torch.Tensor]:
     """d(sum metric)/d(receiver input) of the run from embedding output h0 [B, pos, d].
 
-    Returns per layer the head receivers' [B, pos, d, 3 * head] (column k * head + h: head h's
-    q / k / v input for k = 0 / 1 / 2), per layer the MLP input's [B, pos, d], and the classifier
-    input's [B, pos, d]."""
+    Returns per layer the head receivers' [3 * head, B, pos, d] (row k * head + h: head h's q / k / v
+    input for k = 0 / 1 / 2), per layer the MLP input's [B, pos, d], and the classifier input's [B, pos, d]."""
     qn, kn, vn, mn = _check_arch(subject)
     L = subject.n_layers
     saved: dict[str, torch.Tensor] = {}
@@ -107,12 +109,19 @@ def receiver_grads(subject: Any, metric: Any, h0: torch.Tensor, layer_kwargs: di
     g = {k: (v if v is not None else torch.zeros_like(saved[k])).detach() for k, v in zip(keys, grads)}
     final = (grads[-1] if grads[-1] is not None else torch.zeros_like(cache[last])).detach()
     heads, mlps = [], []
-    for l in range(L):
-        per_kind = []
-        for kind in KINDS:
-            go = g[f"{l}.{kind}"]
-            go = go.view(*go.shape[:-1], subject.n_heads, -1)                                   # [B, pos, head, d_head]
-            per_kind.append(torch.einsum("bphe,hed->bpdh", go, head_in_weights(subject, l, kind)))  # [B, pos, d, head]
-        heads.append(torch.cat(per_kind, dim=-1))                                               # [B, pos, d, 3 * head]
-        mlps.append(g[f"{l}.in"])
+    with torch.no_grad():
+        for l in range(L):
+            heads.append(_head_grads(subject, l, g))
+            mlps.append(g[f"{l}.in"])
     return heads, mlps, final
+
+
+def _head_grads(subject: Any, l: int, g: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Per head and kind, d metric / d input = dm/d(q|k|v)[h] @ W[h]: [3 * head, B, pos, d] (row k * head + h)."""
+    H = subject.n_heads
+    B, n, d = g[f"{l}.in"].shape
+    out = torch.empty(3, H, B * n, d, dtype=g[f"{l}.in"].dtype, device=g[f"{l}.in"].device)  # [kind, head, B*pos, d]
+    for i, kind in enumerate(KINDS):
+        go = g[f"{l}.{kind}"].reshape(B * n, H, -1).transpose(0, 1)                # [head, B * pos, d_head]
+        torch.bmm(go, head_in_weights(subject, l, kind), out=out[i])               # [head, B * pos, d]
+    return out.view(3 * H, B, n, d)
