@@ -62,7 +62,7 @@ def test_patching_and_attribution_find_planted_heads(planted):
 def test_edge_scores_find_planted_edges(planted):
     s, c = planted
     rows = []
-    for method in ("exact", "atp"):
+    for method in ("exact", "atp", "ig"):
         scores, clean, corrupt = edge_scores(s, c, method=method, direction="noise")
         assert set(scores) == set(all_edges(s))
         a = auroc(scores, PLANTED_EDGES)

@@ -65,7 +65,7 @@ WRONG = [
     ("patch --model {T} --metric margin --out {out}", r"invalid choice: 'margin'"),
     ("patch --model {file} --out {out}", r"--model .*is a file"),
     ("circuit --model {T} --faithfulness 2 --out {out}", r"--faithfulness: must be in \(0, 1\]"),
-    ("circuit --model {T} --level edge --method ig --out {out}", r"--method ig works at --level node only"),
+    ("circuit --model {T} --level edge --method ig --steps 0 --out {out}", r"--steps: must be at least 1"),
     ("circuit --model {T} --pairs {bad_pairs} --out {out}", r"needs \"clean\" and \"corrupt\""),
     ("data hans --out {out}.json", r"use a .txt or .tsv file name"),
     ("data nli --bias 2 --out {out}.jsonl", r"--bias: must be in \[0, 1\]"),

@@ -4,9 +4,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from interp.commands._options import add_command
+from interp.commands._options import add_command, positive_int
 from interp.commands.patch import add_contrast_args, build_contrast, signal_line
-from interp.errors import UserError
 
 
 def _fraction(text: str) -> float:
@@ -33,8 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--level", choices=("node", "edge"), default="node",
                    help="node: heads and MLPs; edge: connections between them (far more candidates)")
     p.add_argument("--method", choices=("exact", "atp", "ig"), default="atp",
-                   help="scores: exact patching, attribution patching (atp) or integrated gradients (ig, nodes "
-                        "only)")
+                   help="scores: exact patching, attribution patching (atp) or integrated gradients (ig, EAP-IG "
+                        "for edges)")
+    p.add_argument("--steps", type=positive_int, default=8, help="integration points of --method ig")
     p.add_argument("--faithfulness", type=_fraction, default=0.8,
                    help="target faithfulness of the pruned circuit (share of the clean - corrupted gap it keeps)")
     p.set_defaults(func=run)
@@ -45,11 +45,10 @@ def run(args: argparse.Namespace) -> int:
     from interp.plot.circuit import draw_circuit
     from interp.provenance import atomic_write_json, record
 
-    if args.level == "edge" and args.method == "ig":
-        raise UserError("--method ig works at --level node only; edges take exact or atp")
     subject, contrast = build_contrast(args)
     circuit = discover(subject, contrast, level=args.level, method=args.method, direction=args.direction,
-                       target=args.faithfulness, batch_size=args.batch_size, allow_no_signal=args.allow_no_signal)
+                       target=args.faithfulness, batch_size=args.batch_size, allow_no_signal=args.allow_no_signal,
+                       steps=args.steps)
     out = Path(args.out)
     config = {k: v for k, v in vars(args).items() if k != "func"}
     circuit.metadata["provenance"] = record(config, seed=args.seed, contrast=contrast.meta)

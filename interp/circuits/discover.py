@@ -1,0 +1,105 @@
+"""Pruning and discovery: keep the fewest top-|score| nodes or edges that reach a target faithfulness,
+then report faithfulness and completeness with paired bootstrap intervals; AUROC against a known answer."""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from interp.circuits.circuit import Circuit
+from interp.circuits.edges import _edge_effects
+from interp.circuits.evaluation import _faith, _mean, edge_run_values, faithfulness_ci, node_run_values
+from interp.circuits.graph import _check_arch, all_edges, node_names
+from interp.circuits.nodes import _node_effects, _normalised, _require
+from interp.contrast import Contrast
+from interp.patching import endpoint_values, gap_signal
+
+
+def prune(items: list[str], scores: dict[str, float], evaluate, clean: float, corrupt: float,
+          target: float) -> tuple[list[str], float]:
+    """Fewest top-|score| items whose faithfulness reaches `target` (binary search on the count).
+    `evaluate(kept)` returns the mean metric of the circuit run, or its per-pair values."""
+    order = sorted(items, key=lambda x: -abs(scores[x]))
+    lo, hi = 0, len(order)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _faith(_mean(evaluate(order[:mid])), clean, corrupt) >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    chosen = order[:hi]
+    return chosen, _faith(_mean(evaluate(chosen)), clean, corrupt)
+
+
+def _no_signal_circuit(level: str, effects: dict[str, float], meta: dict[str, Any]) -> Circuit:
+    """The override's result: raw metric changes, nothing pruned, no faithfulness to report."""
+    meta = {**meta, "no_signal": True, "scores_unit": "raw metric change (no signal: not normalised)",
+            "faithfulness": None, "completeness": None, "faithfulness_ci95": None, "completeness_ci95": None}
+    return Circuit([], [], effects, meta)
+
+
+def discover(subject: Any, contrast: Contrast, level: str = "node", method: str = "exact",
+             direction: str = "noise", target: float = 0.8, batch_size: int = 32,
+             allow_no_signal: bool = False, steps: int = 8) -> Circuit:
+    """Score nodes or edges (`method` exact, atp or ig; `steps` integration points of ig), prune to
+    `target` faithfulness, report faithfulness and completeness with paired bootstrap 95% intervals. The
+    clean - corrupted gap is checked first (see interp.circuits): NoSignalError when it is not significant;
+    `allow_no_signal=True` returns raw scores, unpruned."""
+    if level not in ("node", "edge"):
+        raise ValueError(f"level must be 'node' or 'edge', not {level!r}.")
+    _check_arch(subject)
+    clean_v, corrupt_v = endpoint_values(subject, contrast, batch_size)  # [n] each; NaN-checked per layer
+    sig = gap_signal(clean_v, corrupt_v, allow_no_signal=True)[0]
+    ok = _require(sig, allow_no_signal)
+    meta = {"level": level, "method": method, **({"steps": steps} if method == "ig" else {}), "direction": direction,
+            "target": target, "n_pairs": len(contrast),
+            "model": subject.name, "fingerprint": subject.fingerprint, "n_layers": subject.n_layers,
+            "n_heads": subject.n_heads, "metric": contrast.meta.get("metric", ""), "signal": sig.to_dict(),
+            "no_signal": not ok}
+    if level == "node":
+        effects, clean, corrupt, _ = _node_effects(subject, contrast, method, direction, batch_size, steps)
+        items = node_names(subject)
+        run = lambda keep: node_run_values(subject, contrast, keep, batch_size)  # noqa: E731
+    else:
+        effects, clean, corrupt = _edge_effects(subject, contrast, method, direction, batch_size, steps=steps)
+        items = all_edges(subject)
+        run = lambda keep: edge_run_values(subject, contrast, keep, batch_size)  # noqa: E731
+    meta.update({"n_candidates": len(items), "clean_metric": clean, "corrupt_metric": corrupt})
+    if not ok:
+        return _no_signal_circuit(level, effects, meta)
+    scores = _normalised(effects, clean, corrupt, ok)
+    seen: dict[int, torch.Tensor] = {}  # prefix length of the sorted list -> per-pair metric (each run once)
+
+    def ev(keep: list[str]) -> torch.Tensor:
+        if len(keep) not in seen:
+            seen[len(keep)] = run(keep)
+        return seen[len(keep)]
+
+    chosen, faith = prune(items, scores, ev, clean, corrupt, target)
+    cs = set(chosen)
+    comp_v = run([x for x in items if x not in cs])  # the complement: 1 - its faithfulness = completeness
+    comp = 1.0 - _faith(_mean(comp_v), clean, corrupt)
+    f_lo, f_hi = faithfulness_ci(clean_v, corrupt_v, seen[len(chosen)])
+    c_lo, c_hi = faithfulness_ci(clean_v, corrupt_v, comp_v)
+    if level == "node":
+        nodes, edges = chosen, []
+    else:
+        edges = chosen
+        nodes = sorted({p for e in edges for p in (e.split("->")[0], e.split("->")[1].split(".")[0])},
+                       key=lambda n: (n != "input", n == "logits", n))
+    meta.update({"faithfulness": faith, "faithfulness_ci95": [f_lo, f_hi], "completeness": comp,
+                 "completeness_ci95": [1.0 - c_hi, 1.0 - c_lo], "scores_unit": "share of the clean - corrupted gap"})
+    return Circuit(nodes, edges, scores, meta)
+
+
+def auroc(scores: dict[str, float], positives: Iterable[str]) -> float:
+    """Area under the ROC curve of |score| separating `positives` from the rest (ties count half)."""
+    pos = set(positives)
+    p = [abs(v) for k, v in scores.items() if k in pos]
+    n = [abs(v) for k, v in scores.items() if k not in pos]
+    if not p or not n:
+        return math.nan
+    wins = sum((a > b) + 0.5 * (a == b) for a in p for b in n)
+    return wins / (len(p) * len(n))

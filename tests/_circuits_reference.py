@@ -1,0 +1,193 @@
+"""Reference: interp.circuits' edge scoring as it was before the batched rewrite (commit 1dbf8b3), kept
+verbatim for the equality tests (tests/test_circuit_edges.py) and the old-vs-new benchmark
+(benchmarks/circuits.py). One sender layer at a time, one receiver at a time; do not optimise."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from interp import resume
+from interp.arch import get_module
+from interp.backends.hooks import expand_kwargs
+from interp.circuits import (
+    _chain,
+    _check_arch,
+    _mix,
+    _mix_z,
+    _parse_node,
+    _Values,
+    _values,
+    all_edges,
+    receivers_at,
+    senders_before,
+)
+from interp.contrast import Contrast, metric_values
+from interp.progress import bar as progress_bar
+
+
+def old_sender_paths(subject: Any, base: _Values, src: _Values, layer: int | None
+                  ) -> tuple[list[str], list[torch.Tensor], list[torch.Tensor | None]]:
+    """For the senders of one layer (or the input, layer None): the input of every later layer and MLP
+    with only that sender at its source value and all other components frozen at base values.
+    Returns sender names and, per receiver layer l, pre [K*B, pos, d] and mid [K*B, pos, d]."""
+    L, H = subject.n_layers, subject.n_heads
+    if layer is None:
+        names, K, start = ["input"], 1, 0
+        h = src.embed
+    else:
+        names = [f"L{layer}H{h}" for h in range(H)] + [f"L{layer}M"]
+        K, start = H + 1, layer
+        h = (base.embed if layer == 0 else base.resid[layer - 1]).repeat(K, 1, 1)
+    z_vals: dict[int, torch.Tensor] = {}
+    mlp_vals: dict[int, torch.Tensor] = {}
+    for l in range(start, L):
+        zon = torch.zeros(K, H, dtype=torch.bool, device=h.device)
+        mon = torch.zeros(K, dtype=torch.bool, device=h.device)
+        if layer is not None and l == layer:
+            zon[torch.arange(H), torch.arange(H)] = True
+            mon[H] = True
+        z_vals[l] = _mix_z(zon, src.z[l], base.z[l])
+        mlp_vals[l] = _mix(mon, src.mlp[l], base.mlp[l])
+    pres, mids = _chain(subject, h, start, L, z_vals, mlp_vals)
+    pre = [pres.get(l) for l in range(L + 1)]  # None before `start`
+    mid = [mids.get(l) for l in range(L)]
+    return names, pre, mid
+
+
+def old_receiver_grads(subject: Any, metric: Any, base: _Values, batch: dict) -> dict[str, torch.Tensor]:
+    """d(sum metric)/d(receiver input) on the base run, per receiver: [B, pos, d]."""
+    qn, kn, vn, mn = _check_arch(subject)
+    L, H = subject.n_layers, subject.n_heads
+    saved: dict[str, torch.Tensor] = {}
+    handles = []
+
+    def keep_out(key):
+        def hook(module, args, output):
+            saved[key] = output
+        return hook
+
+    def clone_in(key):
+        def hook(module, args):
+            x = args[0].clone()
+            saved[key] = x
+            return (x,) + tuple(args[1:])
+        return hook
+
+    try:
+        for l, blk in enumerate(subject.layers):
+            for name, kind in ((qn, "q"), (kn, "k"), (vn, "v")):
+                handles.append(get_module(blk, name).register_forward_hook(keep_out(f"{l}.{kind}")))
+            handles.append(get_module(blk, mn).register_forward_pre_hook(clone_in(f"{l}.in")))
+        last = f"blocks.{L - 1}.hook_resid_post"
+        with torch.enable_grad():
+            logits, cache = subject.run(batch, read=[last], write={last: lambda v: v}, grad=True)
+            m = metric_values(metric, logits).sum()
+            keys = list(saved) + ["final"]
+            grads = torch.autograd.grad(m, [saved[k] for k in saved] + [cache[last]], allow_unused=True)
+    finally:
+        for hd in handles:
+            hd.remove()
+    g = {k: (v if v is not None else torch.zeros_like(saved.get(k, cache[last]))) for k, v in zip(keys, grads)}
+    out: dict[str, torch.Tensor] = {"logits.in": g["final"].detach()}
+    for l, blk in enumerate(subject.layers):
+        for name, kind in ((qn, "q"), (kn, "k"), (vn, "v")):
+            W = get_module(blk, name).weight.view(H, -1, subject.d_model)            # [head, d_head, d]
+            go = g[f"{l}.{kind}"].view(*g[f"{l}.{kind}"].shape[:-1], H, -1)          # [B, pos, head, d_head]
+            per_head = torch.einsum("bphe,hed->bphd", go, W).detach()                # [B, pos, head, d]
+            for h in range(H):
+                out[f"L{l}H{h}.{kind}"] = per_head[:, :, h]
+        out[f"L{l}M.in"] = g[f"{l}.in"].detach()
+    return out
+
+
+
+def old_edge_effects(subject: Any, contrast: Contrast, method: str, direction: str, batch_size: int
+                  ) -> tuple[dict[str, float], float, float]:
+    """Unnormalised effect of every edge (mean metric change, signed like importance) and the endpoint means."""
+    L = subject.n_layers
+    totals: dict[str, float] = {e: 0.0 for e in all_edges(subject)}
+    tot_base = tot_src = 0.0
+    bar = progress_bar(total=-(-len(contrast) // batch_size) * (L + 1), desc=f"{method} edge scores {subject.name}")
+    for b in contrast.batches(batch_size):
+        with torch.no_grad():
+            cv = _values(subject, contrast.metric, b.clean, "clean")
+            rv = _values(subject, contrast.metric, b.corrupt, "corrupted")
+        base, src = (cv, rv) if direction == "noise" else (rv, cv)
+        base_batch = b.clean if direction == "noise" else b.corrupt
+        tot_base += base.metric_sum
+        tot_src += src.metric_sum
+        B = base.embed.shape[0]
+        grads = old_receiver_grads(subject, contrast.metric, base, base_batch) if method == "atp" else None
+        for layer in [None] + list(range(L)):
+            with torch.no_grad():
+                names, pre, mid = old_sender_paths(subject, base, src, layer)
+            K = len(names)
+            first = 0 if layer is None else layer
+            for rl in range(first, L + 1):
+                recv = ["logits.in"] if rl == L else receivers_at(subject, rl)
+                if layer is not None and rl == layer:
+                    recv = [f"L{rl}M.in"]  # same-layer edges: heads -> MLP only
+                for r in recv:
+                    if rl == L:
+                        x, xbase = pre[L], base.resid[L - 1]
+                    elif r.endswith(".in"):
+                        x, xbase = mid[rl], base.mid[rl]
+                    else:
+                        x, xbase = pre[rl], (base.resid[rl - 1] if rl > 0 else base.embed)
+                    ss = [s for s in names if s in senders_before(subject, r)]
+                    idx = [names.index(s) for s in ss]
+                    xs = x.view(K, B, *x.shape[1:])[idx]                               # [k, B, pos, d]
+                    if method == "atp":
+                        eff = ((xs - xbase[None]).double() * grads[r].double()[None]).sum(dim=(1, 2, 3))
+                        for s, e in zip(ss, eff):
+                            totals[f"{s}->{r}"] += float(e)
+                    else:
+                        with torch.no_grad():
+                            vals = old_exact_edge(subject, contrast.metric, base, rl, r, xs)
+                        for s, v in zip(ss, vals):
+                            totals[f"{s}->{r}"] += float(v) - base.metric_sum
+            bar.update(1)
+    bar.close()
+    n = len(contrast)
+    m_base, m_src = tot_base / n, tot_src / n
+    clean, corrupt = (m_base, m_src) if direction == "noise" else (m_src, m_base)
+    sign = -1.0 if direction == "noise" else 1.0
+    for e, t in totals.items():
+        if not math.isfinite(t):
+            raise FloatingPointError(f"{subject.name}: the score of edge {e} is {t}: a NaN or inf in the receiver's "
+                                     "input or gradient; check the model's weights.")
+    return {e: sign * t / n for e, t in totals.items()}, clean, corrupt
+
+
+def old_exact_edge(subject: Any, metric: Any, base: _Values, layer: int, receiver: str, xs: torch.Tensor
+                ) -> list[float]:
+    """Metric sums when `receiver` alone reads each of the inputs xs [k, B, pos, d].
+
+    Only the receiver changes at its layer, so the layer is finished from the base values with that
+    one head's z recomputed (its query, key or value projected from the new input; interp.resume.head_z)
+    or, for an MLP receiver, the MLP rerun on the new input; at the last layer only the readout row.
+    """
+    k, B = xs.shape[0], xs.shape[1]
+    flat = xs.reshape(k * B, *xs.shape[2:])  # [kB, pos, d]
+    if receiver == "logits.in":
+        logits = subject.arch.head(subject.model, flat)
+    else:
+        node, kind = receiver.split(".")
+        _, _, h = _parse_node(node)
+        kw = expand_kwargs(base.kwargs, k)
+        rows = slice(resume.READOUT_POS, resume.READOUT_POS + 1) if layer == subject.n_layers - 1 else slice(None)
+        pre = (base.embed if layer == 0 else base.resid[layer - 1]).repeat(k, 1, 1)  # [kB, pos, d]
+        if kind == "in":
+            mid = base.mid[layer].repeat(k, 1, 1)[:, rows]
+            out = resume.from_mlp_out(subject, layer, mid, resume.mlp(subject, layer, flat[:, rows]))
+        else:
+            ins = {"q": pre, "k": pre, "v": pre, kind: flat}  # post-LN: q/k/v read the layer input
+            z = base.z[layer].repeat(k, 1, 1, 1)[:, rows]  # [kB, q, head, d_head]
+            z[:, :, h] = resume.head_z(subject, layer, h, ins["q"][:, rows], ins["k"], ins["v"],
+                                       kw.get("attention_mask"), rows)
+            out = resume.from_z(subject, layer, pre[:, rows], z)
+        logits = resume.finish(subject, layer + 1, out, kw)
+    return metric_values(metric, logits).double().view(k, B).sum(1).tolist()
+
