@@ -106,9 +106,10 @@ def pair_summary(ctx: Any, p: Any) -> list[str]:
             lines.append("  - same, direct effect: " + "; ".join(_top(a["margin_direct"])))
         r = a.get("reference")
         if r:
+            top = _top(r["weight"]["margin"], r["weight"].get("unchanged", []))
             lines.append(f"  - weight patching, reference {r['name']} parameters into the student "
-                         f"({_gap_text(r['weight']['margin'])}): " + "; ".join(_top(r["weight"]["margin"],
-                                                                                      r["weight"].get("unchanged", []))))
+                         f"({_gap_text(r['weight']['margin'])}): " + (
+                             "; ".join(top) if top else "every component's parameters equal the reference's"))
     return lines + [""]
 
 

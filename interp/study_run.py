@@ -423,7 +423,8 @@ def run_study(study: Study, out: str | Path, progress: bool = True, echo: Callab
                   StepCache(out, on_event), echo, progress)
     for p in study.pairs:
         atomic_write_json(out / p.name / "models.json", {
-            "teacher": paths[p.teacher], "student": paths[p.student],
+            "teacher": paths[p.teacher], "student": paths[p.student], "teacher_name": p.teacher,
+            "student_name": p.student,
             "reference": paths[p.reference] if p.reference else None, "n_examples": ctx.size("n-examples"),
             "n_pairs": ctx.size("n-pairs"), "seed": study.seed, "pairs": ctx.size("pairs"), "device": study.device})
     echo(f"study {study.name!r}: {len(steps)} steps -> {out}")
