@@ -363,7 +363,7 @@ def step_explorer(ctx: Context, step: Step) -> Any:
         view = explore(ctx.subjects[p.teacher], ctx.subjects[p.student], out=folder / "explorer.html", results=results,
                        n_examples=ctx.size("n-examples"), n_pairs=ctx.size("n-pairs"), seed=ctx.study.seed,
                        device=ctx.study.device, circuits=circuits, pairs=ctx.contrast_pairs(p.teacher))
-        return {"file": "explorer.html", "bytes": len(view.html.encode()), "missing": sorted(view.data["missing"])}
+        return {"file": "explorer.html", "missing": sorted(view.data["missing"])}
     return ctx.cache.run(step.name, config, _seeded(ctx.study.seed, compute), outputs=[folder / "explorer.html"])
 
 
