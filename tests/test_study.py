@@ -513,3 +513,16 @@ def test_one_vocabulary_for_the_study_file_and_the_commands():
         == VOCAB["device"].check("cuda:1")
     with pytest.raises(SystemExit):
         parser.parse_args(["cka", "--teacher", "t", "--student", "s", "--data", "d", "--device", "gpu"])
+
+
+def test_the_readme_tutorial_study_file_parses():
+    """The README's study file (BERT-base + DistilBERT on HANS) uses only known keys and valid values."""
+    import tomllib
+
+    from interp.study import parse_study
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", readme, flags=re.S).group(1)
+    study = parse_study(tomllib.loads(block), Path("/tmp/bert_distilbert.toml"))
+    assert study.pairs[0].layer_map == {0: 0, 1: 2, 2: 4, 3: 7, 4: 9, 5: 11}
+    assert study.sizes["n-eval"] == 3000 and study.data_source == "/tmp/heuristics_evaluation_set.txt"
