@@ -1,4 +1,4 @@
-# kd-interp: `make setup` builds .venv (idempotent), `make demo` runs the default job, `make test` lints and runs the suite.
+# kd-interp: `make setup` builds .venv (idempotent), `make demo` runs the default study (interp/studies/default.toml), `make test` lints and runs the suite.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/python -m interp.cli demo --out runs/demo
+	$(BIN)/python -m interp.cli run default --out runs/demo
 
 # the README gallery (figures/gallery_*) from `make demo`'s folder; computes the parts it lacks from the default pair
 figures: setup

@@ -19,7 +19,8 @@ distilled student, compare them with CKA, find the heads and circuits behind a b
 and attribute what the student lost to specific heads and layers. Runs offline on a CPU."""
 EPILOG = """\
 start here:
-  interp demo                                   the built-in teacher/student pair, end to end
+  interp demo                                   the built-in teacher/student pairs, end to end (= interp run default)
+  interp run study.toml --out DIR               a whole study from one TOML file (README: Studies)
   interp data hans --out hans.txt               HANS-format data for the commands below
   interp <command> --help                       options (with defaults) and examples of a command
 """

@@ -9,7 +9,6 @@ Each step's result is stored under `steps/` as it completes, so an interrupted r
 """
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from interp.compare import cross_patch, entailment_margin, entailment_rate, fit_
 from interp.pair import HeadMap, Pair, default_layer_map, make_pair, match_heads
 from interp.plot.compare import plot_head_map, plot_restoration
 from interp.provenance import atomic_write_json, record
+from interp.steps import StepCache, digest
 from interp.subject import Subject, load_subject
 
 
@@ -41,14 +41,8 @@ def sample_hans(examples: list[dict], label: str, n: int, seed: int) -> list[dic
 
 
 def _step(out_dir: Path, name: str, config: dict, fn) -> Any:
-    path = out_dir / "steps" / f"{name}.json"
-    if path.exists():
-        saved = json.loads(path.read_text())
-        if saved["config"] == config:
-            return saved["value"]
-    value = fn()
-    atomic_write_json(path, {"config": config, "value": value})
-    return value
+    """One cached step of the comparison (interp.steps: reused when computed under `config`)."""
+    return StepCache(out_dir).run(name, config, fn)
 
 
 def _load(model: Subject | str | None, name: str | None, device: str = "auto") -> Subject | None:
@@ -129,7 +123,9 @@ def run_comparison(teacher: Subject | str, student: Subject | str, hans: list[di
     match = [ex for ex in match if ex["id"] not in trig_ids]
     pair = make_pair(t, s, layer_map, data=match)
     config = {"n": n, "seed": seed, "teacher": t.fingerprint, "student": s.fingerprint,
-              "layer_map": {str(k): v for k, v in pair.layer_map.items()}}
+              "layer_map": {str(k): v for k, v in pair.layer_map.items()},
+              # the examples themselves: another HANS file or sample recomputes every step
+              "data": digest([[e["id"], e["premise"], e["hypothesis"], e["label"]] for e in trig + ctrl + match])}
 
     hm_json = _step(out_dir, "head_map", config, lambda: _head_map_json(match_heads(t, s, match, pair.layer_map)))
     pair.head_map = _head_map_from_json(hm_json)

@@ -27,7 +27,7 @@ def versions() -> dict[str, str]:
 def record(config: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """A provenance record: the config, versions, time, plus any extra fields (seed, fingerprints)."""
     return {"config": config, **extra, "versions": versions(),
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")}
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -21,24 +21,26 @@ class ModelInfo:
     n_layers: int
 
 
-def model_info(path: str, role: str = "model") -> ModelInfo:
-    """Check that `path` is a HuggingFace checkpoint folder of a supported family; no weights are read."""
+def model_info(path: str, role: str = "model", option: str | None = None) -> ModelInfo:
+    """Check that `path` is a HuggingFace checkpoint folder of a supported family; no weights are read.
+    Errors name `--<role>`, or `option` (e.g. a study file's key) when given."""
+    name = option or f"--{role}"
     p = Path(path)
     if not p.exists():
-        raise UserError(f"--{role} {path}: no such folder (expected a HuggingFace checkpoint folder with config.json)")
+        raise UserError(f"{name} {path}: no such folder (expected a HuggingFace checkpoint folder with config.json)")
     if not p.is_dir():
-        raise UserError(f"--{role} {path}: is a file; expected a HuggingFace checkpoint folder with config.json")
+        raise UserError(f"{name} {path}: is a file; expected a HuggingFace checkpoint folder with config.json")
     cfg_path = p / "config.json"
     if not cfg_path.exists():
-        raise UserError(f"--{role} {path}: not a HuggingFace checkpoint folder (no config.json); save one with "
+        raise UserError(f"{name} {path}: not a HuggingFace checkpoint folder (no config.json); save one with "
                         "model.save_pretrained(path) and tokenizer.save_pretrained(path)")
     try:
         cfg = json.loads(cfg_path.read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"--{role} {path}: config.json is not valid JSON ({e})") from None
+        raise UserError(f"{name} {path}: config.json is not valid JSON ({e})") from None
     mtype = str(cfg.get("model_type", ""))
     if mtype not in SUPPORTED_MODEL_TYPES:
-        raise UserError(f"--{role} {path}: model type {mtype or '(none)'!r} is not supported; kd-interp supports "
+        raise UserError(f"{name} {path}: model type {mtype or '(none)'!r} is not supported; kd-interp supports "
                         f"{', '.join(SUPPORTED_MODEL_TYPES)} classifiers")
     n_layers = cfg.get("num_hidden_layers", cfg.get("n_layers"))
     return ModelInfo(p, mtype, int(n_layers) if n_layers is not None else 0)
