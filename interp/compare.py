@@ -307,7 +307,8 @@ def compare_checkpoints(a: Subject, b: Subject, data: Iterable, metric: Metric |
     """
     from interp.capture import capture
     from interp.cka import constant_heads, head_cka_grid
-    from interp.pair import check_compatible, pattern_similarity
+    from interp.compat import check_compatible
+    from interp.pair import pattern_similarity
 
     check_compatible(a, b)
     if (a.n_layers, a.n_heads, a.d_head) != (b.n_layers, b.n_heads, b.d_head):

@@ -21,26 +21,30 @@ Labels = Mapping[int, str] | Sequence[str]
 
 # --- label sets ---------------------------------------------------------------------------------
 def label_order(id2label: Labels) -> tuple[str, ...]:
-    """Labels in class-index order from an ``id2label`` mapping (int or str keys) or a sequence."""
+    """Labels in class-index order from an ``id2label`` mapping (int or str keys) or a sequence, each
+    ``str()``-ed, stripped and lower-cased (the form label orders are compared in)."""
     if isinstance(id2label, Mapping):
         ids = sorted(int(k) for k in id2label)
         if ids != list(range(len(ids))):
             raise ValueError(f"id2label ids must be 0..{len(ids) - 1}, got {ids}")
         by_int = {int(k): v for k, v in id2label.items()}
-        return tuple(str(by_int[i]).lower() for i in ids)
-    return tuple(str(x).lower() for x in id2label)
+        return tuple(str(by_int[i]).strip().lower() for i in ids)
+    return tuple(str(x).strip().lower() for x in id2label)
 
 
 def check_label_order(id2label_a: Labels, id2label_b: Labels, names: tuple[str, str] = ("teacher", "student")) -> tuple[str, ...]:
-    """Raise ValueError naming both orders unless the two label orders are identical (case-insensitive).
+    """Raise ValueError naming both orders unless the two label orders are identical (case-insensitive,
+    surrounding spaces ignored).
 
-    Use for teacher vs student (KD silently garbles if logits are not in the same class order) and
-    for a label set vs a model's ``config.id2label``. Returns the common order.
+    The one label-order check: teacher vs student (KD silently garbles if logits are not in the same class
+    order; `interp.compat.check_compatible` calls it), a bias-only model vs the main model, a label set vs a
+    model's ``config.id2label``. Returns the common order.
     """
     a, b = label_order(id2label_a), label_order(id2label_b)
     if a != b:
         what = "label sets differ" if set(a) != set(b) else "label orders differ"
-        raise ValueError(f"{what}: {names[0]} has {list(a)}, {names[1]} has {list(b)}")
+        raise ValueError(f"{what}: {names[0]} has {list(a)}, {names[1]} has {list(b)}. Logits are compared index by "
+                         f"index: remap the {names[1]}'s classifier rows (or its id2label) so both agree.")
     return a
 
 

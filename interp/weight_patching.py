@@ -233,7 +233,7 @@ def weight_patch(base: Any, source: Any, data: Iterable, comps: Sequence[WeightC
     [labels whose parameters already equal the source's], "method": "weight"}. `max_rows` bounds
     the rows of one expanded forward (default about 4,096 tokens, as in interp.patching).
     """
-    from interp.pair import check_compatible
+    from interp.compat import check_compatible
 
     check_compatible(source, base)
     check_swappable(base, source)

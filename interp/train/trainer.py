@@ -275,7 +275,7 @@ def train_model(model, tokenizer, train_examples: Sequence[dict], config: TrainC
         if teacher_logits is None:
             if teacher is None:
                 raise ValueError(f"loss {cfg.loss!r} needs a teacher (or teacher_logits)")
-            from interp.train.students import check_compatible
+            from interp.compat import check_compatible
             check_compatible(teacher, model, teacher_tokenizer or tokenizer, tokenizer)
             t_enc = enc if teacher_tokenizer is None else encode(teacher_tokenizer, train_examples, cfg.max_length,
                                                                                with_labels=False)
