@@ -36,7 +36,7 @@ def _vit_head(model: nn.Module, h: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class LayerMath:
     """Modules inside one layer beyond the sites, enough to recompute the layer piece by piece
-    (interp.resume's shortcuts, interp.circuits' receivers). Together with `Arch.o_proj` (z -> attn_out)
+    (interp.engine's shortcuts, interp.circuits' receivers). Together with `Arch.o_proj` (z -> attn_out)
     and `Arch.mlp_out` (the MLP's last module)."""
 
     q: str

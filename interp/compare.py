@@ -5,7 +5,7 @@ The metric is the entailment margin: entailment logit minus logsumexp of the oth
 (for a 2-way head, the plain logit difference). On HANS non-entailment examples a model that
 follows the lexical-overlap heuristic has a high margin; robustness lowers it.
 
-Every intervention resumes the forward pass at the first layer it touches (hooks.run_from), so
+Every intervention resumes the forward pass at the first layer it touches (interp.engine.run_from), so
 the layers before it are computed once per batch, not once per component.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from interp.backends import hooks
+from interp import engine
 from interp.contrast import LogOdds
 from interp.inputs import as_examples, batches
 from interp.pair import Pair, pattern_similarity
@@ -52,7 +52,7 @@ def _prepare(subject: Subject, examples: Sequence[dict], batch_size: int, max_le
     with torch.no_grad():
         for _, chunk in batches(examples, batch_size):
             inputs = subject.tokenize(chunk, max_length)
-            h0, kwargs = hooks.layer_inputs(subject, inputs)
+            h0, kwargs = engine.layer_inputs(subject, inputs)
             logits, cache = subject.run(inputs, read=[*resid, *extra_reads])
             for s in resid:  # the first layer that turns NaN / inf is the one named
                 check_finite(cache[s], f"{subject.name}, {s}")
@@ -62,7 +62,7 @@ def _prepare(subject: Subject, examples: Sequence[dict], batch_size: int, max_le
 
 
 def _resume(subject: Subject, b: _Batch, start: int, write: dict) -> torch.Tensor:
-    logits, _ = hooks.run_from(subject, start, b.layer_in[start], b.kwargs, write=write)
+    logits, _ = engine.run_from(subject, start, b.layer_in[start], b.kwargs, write=write)
     return logits
 
 

@@ -42,7 +42,7 @@ from transformer_lens.model_bridge.supported_architectures.bert import BertArchi
 from transformer_lens.model_bridge.supported_architectures.roberta import RobertaArchitectureAdapter
 
 from interp.arch import detect_arch
-from interp.backends.hooks import _logits, apply_write
+from interp.engine import apply_write, logits_site
 from interp.loading import load_folder, model_fingerprint
 from interp.sites import parse_site
 
@@ -231,4 +231,4 @@ def run(subject, batch: Mapping[str, torch.Tensor], read: Sequence[str],
         kwargs["position_ids"] = position_ids
     # token_type_ids, attention_mask (and anything else in the batch) go through to the HF forward.
     logits = bridge.run_with_hooks(batch["input_ids"], fwd_hooks=fwd_hooks, return_type="logits", **kwargs)
-    return _logits(subject, logits, read, write, cache), cache
+    return logits_site(logits, read, write, cache), cache
