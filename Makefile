@@ -24,6 +24,7 @@ demo: setup
 
 lint: setup
 	$(BIN)/ruff check interp tests analyses benchmarks
+	$(BIN)/mypy interp
 
 test: lint
 	$(BIN)/python -m pytest -q

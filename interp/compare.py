@@ -10,13 +10,15 @@ the layers before it are computed once per batch, not once per component.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
 from interp import engine
+from interp.cache import ActivationCache
 from interp.contrast import LogOdds
 from interp.inputs import as_examples, batches
 from interp.pair import Pair, pattern_similarity
@@ -46,7 +48,7 @@ class _Batch:
 
 
 def _prepare(subject: Subject, examples: Sequence[dict], batch_size: int, max_length: int = 128,
-             extra_reads: Sequence[str] = ()) -> list[tuple[_Batch, dict]]:
+             extra_reads: Sequence[str] = ()) -> list[tuple[_Batch, ActivationCache]]:
     out = []
     resid = subject.expand("blocks.*.hook_resid_post")
     with torch.no_grad():
@@ -61,7 +63,7 @@ def _prepare(subject: Subject, examples: Sequence[dict], batch_size: int, max_le
     return out
 
 
-def _resume(subject: Subject, b: _Batch, start: int, write: dict) -> torch.Tensor:
+def _resume(subject: Subject, b: _Batch, start: int, write: Mapping[str, Any]) -> torch.Tensor:
     logits, _ = engine.run_from(subject, start, b.layer_in[start], b.kwargs, write=write)
     return logits
 
@@ -90,7 +92,8 @@ def head_effects(subject: Subject, data: Iterable, metric: Metric | None = None,
     later = subject.expand(["blocks.*.hook_attn_out", "blocks.*.hook_mlp_out"])
     prepared = _prepare(subject, examples, batch_size, extra_reads=[*z_sites, *later])
     n_tokens = sum(b.inputs["attention_mask"].sum() for b, _ in prepared)
-    means = {s: sum((c[s] * b.inputs["attention_mask"][:, :, None, None]).sum((0, 1)) for b, c in prepared) / n_tokens
+    means = {s: sum(((c[s] * b.inputs["attention_mask"][:, :, None, None]).sum((0, 1)) for b, c in prepared),
+                    torch.zeros(())) / n_tokens
              for s in z_sites}  # mean over real tokens: [head, d_head]
     L, H = subject.n_layers, subject.n_heads
     clean = torch.cat([metric(b.clean_logits) for b, _ in prepared]).cpu().numpy()
@@ -160,7 +163,7 @@ def fit_ridge(x: torch.Tensor, y: torch.Tensor, lam: float = 1e-2, holdout: floa
 
 def _matched_sites(pair: Pair) -> list[tuple[str, int, int, str, int | None]]:
     """(label, student layer, student head|-1, teacher site, teacher head) for heads and layers."""
-    out = []
+    out: list[tuple[str, int, int, str, int | None]] = []
     if pair.head_map is not None:
         for (sl, sh), t in sorted(pair.head_map.matches.items()):
             if t is not None:
@@ -215,6 +218,7 @@ def cross_patch(pair: Pair, data: Iterable, maps: dict[str, LinearMap] | None = 
                 value = t_cache[t_site] if th is None else t_cache[t_site][:, :, th]
                 if key in maps:
                     value = maps[key](value)
+                write: dict[str, Any]
                 if sh >= 0:
                     write = {f"blocks.{sl}.attn.hook_z": _head_write(sh, value)}
                 else:
@@ -226,7 +230,7 @@ def cross_patch(pair: Pair, data: Iterable, maps: dict[str, LinearMap] | None = 
                     out["patched_direct"][label].append(_resume(student, b, sl, {**write, **frozen}))
                 bar.update(1)
     bar.close()
-    res = {"teacher": torch.cat(out["teacher"]).cpu(), "student": torch.cat(out["student"]).cpu()}
+    res: dict[str, Any] = {"teacher": torch.cat(out["teacher"]).cpu(), "student": torch.cat(out["student"]).cpu()}
     for key in ("patched", "patched_direct"):
         if key in out:
             res[key] = {k: check_finite(torch.cat(v).cpu(), f"{student.name} patched at {k}, logits")

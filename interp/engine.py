@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from interp.arch import get_module
+from interp.arch import get_linear, get_module
 from interp.sites import parse_site
 
 
@@ -310,7 +310,7 @@ def head_z(subject: Any, layer: int, head: int, q_in: torch.Tensor, k_in: torch.
     rows = slice(head * dh, (head + 1) * dh)
 
     def proj(path: str, x: torch.Tensor) -> torch.Tensor:  # [B, pos, d_model] -> [B, 1, pos, d_head]
-        lin = layer_module(subject, layer, path)
+        lin = get_linear(subject.layers[layer], path)
         bias = lin.bias[rows] if lin.bias is not None else None
         return F.linear(x, lin.weight[rows], bias)[:, None]
 

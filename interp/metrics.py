@@ -17,6 +17,7 @@ from scipy import stats
 from interp.data.hans import score_hans as hans_scores  # noqa: F401  (re-exported: HANS accuracies)
 
 Labels = Mapping[int, str] | Sequence[str]
+ArrayLike = Sequence | np.ndarray  # labels, predictions, groups: a list or a numpy array
 
 
 # --- label sets ---------------------------------------------------------------------------------
@@ -49,7 +50,7 @@ def check_label_order(id2label_a: Labels, id2label_b: Labels, names: tuple[str, 
 
 
 # --- accuracy -----------------------------------------------------------------------------------
-def accuracy(y_true: Sequence, y_pred: Sequence) -> float:
+def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Fraction of equal entries (labels or class indices)."""
     t, p = np.asarray(y_true), np.asarray(y_pred)
     if t.shape != p.shape:
@@ -57,7 +58,7 @@ def accuracy(y_true: Sequence, y_pred: Sequence) -> float:
     return float(np.mean(t == p)) if t.size else float("nan")
 
 
-def per_class_accuracy(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
+def per_class_accuracy(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int) -> np.ndarray:
     """Recall of each class (accuracy on the examples whose gold class is c); NaN for absent classes."""
     t, p = np.asarray(y_true), np.asarray(y_pred)
     return np.array([np.mean(p[t == c] == c) if np.any(t == c) else np.nan for c in range(n_classes)])
@@ -78,25 +79,25 @@ def spurious_gap(scores: Mapping, heuristic: str | None = None) -> float:
 
 
 # --- groups and fairness ------------------------------------------------------------------------
-def group_accuracies(y_true: Sequence, y_pred: Sequence, groups: Sequence) -> dict:
+def group_accuracies(y_true: ArrayLike, y_pred: ArrayLike, groups: ArrayLike) -> dict:
     """Accuracy within each group value."""
     t, p, g = np.asarray(y_true), np.asarray(y_pred), np.asarray(groups)
     return {k.item() if hasattr(k, "item") else k: float(np.mean(t[g == k] == p[g == k])) for k in np.unique(g)}
 
 
-def worst_group_accuracy(y_true: Sequence, y_pred: Sequence, groups: Sequence) -> float:
+def worst_group_accuracy(y_true: ArrayLike, y_pred: ArrayLike, groups: ArrayLike) -> float:
     """Minimum over groups of the within-group accuracy (e.g. groups = (label, aligned))."""
     return min(group_accuracies(y_true, y_pred, groups).values())
 
 
-def demographic_parity_difference(y_pred: Sequence, groups: Sequence, positive=1) -> float:
+def demographic_parity_difference(y_pred: ArrayLike, groups: ArrayLike, positive=1) -> float:
     """DPD = max_a P(yhat = positive | A = a) - min_a P(yhat = positive | A = a)."""
     p, g = np.asarray(y_pred) == positive, np.asarray(groups)
     rates = [p[g == a].mean() for a in np.unique(g)]
     return float(max(rates) - min(rates))
 
 
-def equalized_odds_difference(y_true: Sequence, y_pred: Sequence, groups: Sequence, positive=1) -> float:
+def equalized_odds_difference(y_true: ArrayLike, y_pred: ArrayLike, groups: ArrayLike, positive=1) -> float:
     """EOD = max(TPR gap, FPR gap), each gap = max over groups minus min over groups.
 
     Groups with no gold positives (negatives) are left out of the TPR (FPR) gap; a gap needs two groups.
@@ -111,15 +112,15 @@ def equalized_odds_difference(y_true: Sequence, y_pred: Sequence, groups: Sequen
 
 
 # --- per-class Welch tests over seeds -----------------------------------------------------------
-def welch_t(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
+def welch_t(a: ArrayLike, b: ArrayLike) -> tuple[float, float, float]:
     """Welch's unequal-variance t-test (textbook form): t, Welch-Satterthwaite dof, two-sided p."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    va, vb = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
     se2 = va + vb
     if se2 == 0:
         return float("nan"), float("nan"), float("nan")
-    t = (a.mean() - b.mean()) / math.sqrt(se2)
-    dof = se2 ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+    t = (x.mean() - y.mean()) / math.sqrt(se2)
+    dof = se2 ** 2 / (va ** 2 / (x.size - 1) + vb ** 2 / (y.size - 1))
     return float(t), float(dof), float(2 * stats.t.sf(abs(t), dof))
 
 

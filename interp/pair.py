@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from einops import rearrange
 from scipy.optimize import linear_sum_assignment
 
-from interp.arch import get_module
+from interp.arch import get_linear
 from interp.capture import capture
 from interp.cka import cka_grid, constant_heads, head_cka_grid
 from interp.compat import check_compatible
@@ -99,7 +100,7 @@ def layer_map_by_cka(teacher: Subject, student: Subject, data: Sequence[dict], b
     sites_t, sites_s = teacher.expand("blocks.*.hook_resid_post"), student.expand("blocks.*.hook_resid_post")
     ct = capture(teacher, data, sites_t, pool="mean", batch_size=batch_size, progress=False)
     cs = capture(student, data, sites_s, pool="mean", batch_size=batch_size, progress=False)
-    grid = cka_grid([ct.acts[s] for s in sites_t], [cs.acts[s] for s in sites_s])["xy"]  # [Lt, Ls]
+    grid = np.asarray(cka_grid([ct.acts[s] for s in sites_t], [cs.acts[s] for s in sites_s])["xy"])  # [Lt, Ls]
     if not monotone:
         return {s: int(grid[:, s].argmax()) for s in range(grid.shape[1])}, grid
     lt, ls = grid.shape
@@ -169,12 +170,12 @@ def head_write_rms(subject: Subject, data: Sequence[dict], batch_size: int = 16,
     The write of head h is `z_h @ W_O[:, h*dh:(h+1)*dh].T` (W_O: the attention output projection; its
     bias, shared by all heads, is left out); RMS = sqrt(mean over real tokens of ||write||^2).
     """
-    L, H, dh = subject.n_layers, subject.n_heads, subject.d_head
+    L, H = subject.n_layers, subject.n_heads
     sites = subject.expand("blocks.*.attn.hook_z")
     grams = []  # per layer [head, d_head, d_head]: W_h^T W_h, so ||z_h W_h^T||^2 = z_h G_h z_h^T
     for layer in range(L):
-        w = get_module(subject.layers[layer], subject.arch.o_proj).weight.detach().cpu().double()  # [d_model, H*dh]
-        w = w.reshape(w.shape[0], H, dh)  # [d_model, head, d_head]
+        w = get_linear(subject.layers[layer], subject.arch.o_proj).weight.detach().cpu().double()  # [d_model, H*dh]
+        w = rearrange(w, "d_model (head d_head) -> d_model head d_head", head=H)
         grams.append(torch.einsum("mhd,mhe->hde", w, w))
     sq = torch.zeros(L, H, dtype=torch.float64)
     n_tokens = 0

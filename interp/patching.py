@@ -168,7 +168,8 @@ def endpoint_values(subject: Any, contrast: Contrast, batch_size: int = 64) -> t
     """Per-pair metric on clean and on corrupted inputs: ([n], [n]) float64, every layer checked finite."""
     check_pairs(contrast)
     reads = [f"blocks.{l}.hook_resid_post" for l in range(subject.n_layers)]
-    clean, corrupt = [], []
+    clean: list[torch.Tensor] = []
+    corrupt: list[torch.Tensor] = []
     with torch.no_grad():
         for b in contrast.batches(batch_size):
             for batch, which, out in ((b.clean, "clean", clean), (b.corrupt, "corrupted", corrupt)):
@@ -315,6 +316,8 @@ def _patched_logits_fast(subject: Any, component: str, l: int, h_in: torch.Tenso
     elif component == "attn_out":
         out = engine.from_attn_out(subject, l, h, v)
     else:
+        if attn is None:
+            raise ValueError(f"Patching mlp_out at layer {l} needs blocks.{l}.hook_attn_out in the base cache.")
         out = engine.from_mlp_out(subject, l, engine.resid_mid(subject, l, h, attn[None]), v)
     return engine.finish(subject, l + 1, out.reshape(-1, *out.shape[2:]), kwargs)
 

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from interp import engine
-from interp.arch import get_module
+from interp.arch import get_linear, get_module
 from interp.engine import expand_kwargs, first_output, layer_inputs
 from interp.inputs import as_examples, batches
 from interp.progress import bar as progress_bar
@@ -138,9 +138,9 @@ def _head_params(subject: Any, layer: int, head: int) -> list[torch.Tensor]:
     rows = slice(head * subject.d_head, (head + 1) * subject.d_head)
     out = []
     for path in (lm.q, lm.k, lm.v):
-        lin = get_module(blk, path)
+        lin = get_linear(blk, path)
         out += [lin.weight[rows]] + ([lin.bias[rows]] if lin.bias is not None else [])
-    return out + [get_module(blk, subject.arch.o_proj).weight[:, rows]]
+    return out + [get_linear(blk, subject.arch.o_proj).weight[:, rows]]
 
 
 def _params_outside(subject: Any, skip: tuple[str, ...]) -> list[torch.Tensor]:
@@ -198,8 +198,8 @@ def _swapped_layer(base: Any, source: Any, c: WeightComponent, v: _Layer, kwargs
         dh = base.d_head
         z = v.z.clone()
         z[:, :, c.head] = z_new
-        w_src = get_module(source.layers[s], source.arch.o_proj).weight[:, c.src_head * dh:(c.src_head + 1) * dh]
-        w_base = get_module(base.layers[l], base.arch.o_proj).weight[:, c.head * dh:(c.head + 1) * dh]
+        w_src = get_linear(source.layers[s], source.arch.o_proj).weight[:, c.src_head * dh:(c.src_head + 1) * dh]
+        w_base = get_linear(base.layers[l], base.arch.o_proj).weight[:, c.head * dh:(c.head + 1) * dh]
         attn_out = engine.attn_out_of(base, l, z) + F.linear(z_new, w_src - w_base)
         return engine.from_attn_out(base, l, v.h[:, v.rows], attn_out)
     if c.kind == "mlp":
@@ -286,8 +286,8 @@ def weight_patch(base: Any, source: Any, data: Iterable, comps: Sequence[WeightC
                     bar.update(len(part))
     bar.close()
     res = {k: torch.cat(v) for k, v in out.items()}
-    for k, v in res.items():
-        check_finite(v, f"{base.name} with {k} from {source.name}, logits")
+    for k, logits in res.items():
+        check_finite(logits, f"{base.name} with {k} from {source.name}, logits")
     return {"teacher": res.pop("teacher"), "student": res.pop("student"), "patched": res,
             "components": comps, "unchanged": sorted(same), "method": "weight"}
 

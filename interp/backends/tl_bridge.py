@@ -130,7 +130,8 @@ def bridge_from_hf(model: nn.Module | str | os.PathLike, tokenizer: Any = None, 
         model = copy.deepcopy(model)
     impl = getattr(model.config, "_attn_implementation", "eager")
     if impl not in (None, "eager"):
-        model.set_attn_implementation("eager")  # the pattern is only materialised by eager attention
+        hf: Any = model  # a transformers PreTrainedModel (an ADAPTERS class, checked above)
+        hf.set_attn_implementation("eager")  # the pattern is only materialised by eager attention
     bridge = build_bridge_from_module(model, type(model).__name__, hf_config=model.config,
                                       tokenizer=copy.deepcopy(tokenizer),
                                       model_name=getattr(model.config, "_name_or_path", "") or type(model).__name__)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -174,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     if args.n_perm and args.kernel == "linear":
         result["permutation"] = {}
         for j, t in grid_map.items():
-            pn = S.permutation_null(list(xs.values())[t], list(ys.values())[j], args.n_perm, args.debiased, args.seed)
+            pn: dict[str, Any] = S.permutation_null(list(xs.values())[t], list(ys.values())[j], args.n_perm, args.debiased, args.seed)
             result["permutation"][f"{t_lab[t]}-{s_lab[j]}"] = {
                 "observed": pn["observed"], "null_mean": float(np.mean(pn["null"])),
                 "null_q95": float(np.quantile(pn["null"], 0.95)), "p_value": pn["p_value"]}
@@ -199,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
             title=f"CKA with references: {what}"))
     if args.conditions == "hans":
         masks = _bias_masks(examples)
-        cg = S.condition_grids(xs, ys, masks, debiased=args.debiased, n_boot=args.n_boot, seed=args.seed)
+        cg: dict[str, Any] = S.condition_grids(xs, ys, masks, debiased=args.debiased, n_boot=args.n_boot, seed=args.seed)
         result["conditions"] = {k: v.tolist() for k, v in cg["grids"].items()}
         result["conditions_n"] = cg["n"]
         result["difference_aligned_minus_conflicting"] = cg["difference"].tolist()

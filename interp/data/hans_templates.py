@@ -10,6 +10,7 @@ from interp.data.hans_trees import (
     _B,
     Example,
     Leaf,
+    Node,
     Template,
     Tree,
     _retag,
@@ -241,7 +242,7 @@ def t_pp_on_obj(b: _B) -> Example:
 
 
 # --- constituent -------------------------------------------------------------------------------
-def _clause(b: _B, *exclude: Tree) -> Tree:
+def _clause(b: _B, *exclude: Tree) -> Node:
     n = b.np(*exclude)
     return b.s(n, b.vp(n, *exclude))
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
 
 from interp.data.hans_vocab import (
     INTRANSITIVE,
@@ -20,10 +24,11 @@ from interp.data.hans_vocab import (
 )
 
 Leaf = tuple[str, str, int]                       # (POS tag, word, uid)
-Tree = Leaf | tuple[str, list]              # leaf or (label, children)
+Node = tuple[str, Sequence[Any]]                   # (label, children: trees; Any, as nested literals join badly)
+Tree = Leaf | Node                                 # leaf or (label, children)
 
 
-def _is_leaf(t: Tree) -> bool:
+def _is_leaf(t: Tree) -> TypeIs[Leaf]:
     return isinstance(t[1], str)
 
 
@@ -107,7 +112,7 @@ class _B:
     def pp(self, np: Tree) -> Tree:
         return ("PP", [self.leaf("IN", self.r.choice(PREPS)), np])
 
-    def s(self, *children: Tree) -> Tree:
+    def s(self, *children: Tree) -> Node:
         return ("S", list(children))
 
     def end(self) -> Leaf:

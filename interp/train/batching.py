@@ -67,7 +67,7 @@ def _collate(enc: Encoded, idx: Sequence[int]) -> dict[str, torch.Tensor]:
         seq = enc.input_ids[i]
         ids[r, :len(seq)] = torch.tensor(seq)
         mask[r, :len(seq)] = 1
-        if tt is not None:
+        if tt is not None and enc.token_type_ids is not None:
             tt[r, :len(seq)] = torch.tensor(enc.token_type_ids[i])
     batch = {"input_ids": ids, "attention_mask": mask}
     if tt is not None:

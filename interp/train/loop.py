@@ -18,7 +18,7 @@ import torch
 
 from interp.progress import bar as progress_bar
 from interp.train import losses as L
-from interp.train.batching import encode, iter_batches, predict_logits
+from interp.train.batching import Encoded, encode, iter_batches, predict_logits
 from interp.train.config import NEEDS_BIAS, NEEDS_TEACHER, TrainConfig, seed_everything
 
 
@@ -103,7 +103,8 @@ def train_model(model, tokenizer, train_examples: Sequence[dict], config: TrainC
     warmup = int(cfg.warmup_ratio * total)
     if cfg.freeze_word_embeddings:
         model.get_input_embeddings().weight.requires_grad_(False)
-    decay, no_decay = [], []
+    decay: list[torch.nn.Parameter] = []
+    no_decay: list[torch.nn.Parameter] = []
     for name, p in model.named_parameters():
         if p.requires_grad:
             (no_decay if p.dim() < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
@@ -123,7 +124,7 @@ def train_model(model, tokenizer, train_examples: Sequence[dict], config: TrainC
     curve: list[dict] = []
     best: tuple[float, int, dict] | None = None
 
-    def evaluate_dev() -> None:
+    def evaluate_dev(dev: Encoded) -> None:
         nonlocal best
         acc = float((predict_logits(model, tokenizer, dev, cfg.eval_batch_size).argmax(-1) == dev.labels)
                     .double().mean())
@@ -159,11 +160,11 @@ def train_model(model, tokenizer, train_examples: Sequence[dict], config: TrainC
                 if step % 10 == 0:
                     bar.set_postfix(loss=f"{np.mean(losses[-10:]):.3f}")
                 if dev is not None and cfg.eval_every and (step % cfg.eval_every == 0 or step == total):
-                    evaluate_dev()
+                    evaluate_dev(dev)
     finally:
         bar.close()
         model.eval()
-    out = {"steps": total, "train_seconds": time.perf_counter() - t0, "loss_first": losses[0],
+    out: dict[str, Any] = {"steps": total, "train_seconds": time.perf_counter() - t0, "loss_first": losses[0],
            "loss_last10": float(np.mean(losses[-10:])), "n_train": n}
     if curve:
         out["curve"] = curve

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -83,7 +84,7 @@ def _model_class(teacher: PreTrainedModel):
     return type(teacher)
 
 
-def student_from_teacher_layers(teacher: PreTrainedModel, layers: list[int] = (0, 2, 4)) -> PreTrainedModel:
+def student_from_teacher_layers(teacher: PreTrainedModel, layers: Sequence[int] = (0, 2, 4)) -> PreTrainedModel:
     """A ``len(layers)``-layer copy of ``teacher``: embeddings, the given encoder layers (student layer ``j``
     = teacher layer ``layers[j]``), pooler and classifier are copied exactly; nothing is random. Returned in
     eval mode."""
