@@ -28,6 +28,7 @@ figures: setup
 
 lint: setup
 	$(BIN)/ruff check interp tests analyses benchmarks
+	$(BIN)/mypy interp
 
 test: lint
 	$(BIN)/python -m pytest -q

@@ -3,7 +3,7 @@
 Same model, same pairs, same process; implementations interleaved per repeat so machine load hits
 all alike. Rows:
 - `ours`: interp.patching.patch (cached layer inputs, batch expanded over the heads of a layer,
-  resumed at the patched layer with hooks.run_from);
+  resumed at the patched layer with interp.engine.run_from);
 - `plain hooks`: one full forward (over all pairs) per head, writes through subject.run;
 - `plain TL bridge`: the same loop on a TransformerBridge-backed Subject (interp.backends.tl_bridge).
 
@@ -25,7 +25,7 @@ positions written into the corrupted run), compared unnormalised.
 
 "ideal share" = (one-forward-per-component time x patched-layer-onward FLOP share) / our time: how
 close we are to skipping exactly the layers before the patched one, with nothing else gained or lost
-(above 1: interp.resume's shortcuts also skip the patched layer's attention and all of the last
+(above 1: interp.engine's shortcuts also skip the patched layer's attention and all of the last
 layer but its readout row). "MAC ratio" counts the multiply-accumulates of both algorithms (peer:
 one full forward per head plus the clean cache; ours: clean and corrupted cache forwards plus the
 shortened tails): the speed-up a compute-bound machine allows, which the measured ratio is set against.

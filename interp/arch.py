@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -15,28 +16,28 @@ from torch import nn
 from interp.sites import LAYER_KINDS
 
 
-def _bert_head(model: nn.Module, h: torch.Tensor) -> torch.Tensor:
+def _bert_head(model: Any, h: torch.Tensor) -> torch.Tensor:
     pooled = model.bert.pooler(h)  # [batch, d_model]
     return model.classifier(model.dropout(pooled))
 
 
-def _roberta_head(model: nn.Module, h: torch.Tensor) -> torch.Tensor:
+def _roberta_head(model: Any, h: torch.Tensor) -> torch.Tensor:
     return model.classifier(h)
 
 
-def _distilbert_head(model: nn.Module, h: torch.Tensor) -> torch.Tensor:
+def _distilbert_head(model: Any, h: torch.Tensor) -> torch.Tensor:
     x = torch.relu(model.pre_classifier(h[:, 0]))  # [batch, d_model]
     return model.classifier(model.dropout(x))
 
 
-def _vit_head(model: nn.Module, h: torch.Tensor) -> torch.Tensor:
+def _vit_head(model: Any, h: torch.Tensor) -> torch.Tensor:
     return model.classifier(model.vit.layernorm(h)[:, 0])
 
 
 @dataclass(frozen=True)
 class LayerMath:
     """Modules inside one layer beyond the sites, enough to recompute the layer piece by piece
-    (interp.resume's shortcuts, interp.circuits' receivers). Together with `Arch.o_proj` (z -> attn_out)
+    (interp.engine's shortcuts, interp.circuits' receivers). Together with `Arch.o_proj` (z -> attn_out)
     and `Arch.mlp_out` (the MLP's last module)."""
 
     q: str
@@ -72,7 +73,7 @@ class Arch:
         return tuple(p for p in (self.layer_math.mlp_in if self.layer_math else None, self.mlp_out) if p)
 
 
-_BERT_LIKE = dict(pattern="attention.self", o_proj="attention.output.dense", mlp_out="output.dense",
+_BERT_LIKE: dict[str, Any] = dict(pattern="attention.self", o_proj="attention.output.dense", mlp_out="output.dense",
                   resid_mid="attention.output",
                   layer_math=LayerMath("attention.self.query", "attention.self.key", "attention.self.value",
                                        "attention.self", "attention.output.LayerNorm", "output.LayerNorm",
@@ -111,7 +112,16 @@ def detect_arch(model: nn.Module) -> Arch:
 
 def get_module(root: nn.Module, path: str) -> nn.Module:
     """`get_module(model, "bert.encoder.layer")`: attribute path with integer indices allowed."""
-    module = root
+    module: Any = root  # attributes and ModuleList indices: only known at run time
     for part in path.split("."):
         module = module[int(part)] if part.isdigit() else getattr(module, part)
+    return module
+
+
+def get_linear(root: nn.Module, path: str) -> nn.Linear:
+    """`get_module` for a projection whose weight rows or columns are sliced per head: it must be nn.Linear."""
+    module = get_module(root, path)
+    if not isinstance(module, nn.Linear):
+        raise TypeError(f"{path} is a {type(module).__name__}, not an nn.Linear: per-head weight slices assume a "
+                        "linear projection [out_features, in_features]. This model family is not supported here.")
     return module

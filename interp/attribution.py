@@ -23,8 +23,8 @@ from typing import Any
 
 import torch
 
-from interp.backends.hooks import layer_inputs, run_from
 from interp.contrast import Contrast, metric_values
+from interp.engine import layer_inputs, run_from
 from interp.patching import (
     SITE_OF,
     PatchResult,

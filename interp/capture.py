@@ -66,6 +66,8 @@ def pool_site(value: torch.Tensor, kind: str, pool: str, mask: torch.Tensor,
         m = mask.to(value.dtype).view(*mask.shape, *([1] * (value.dim() - 2)))  # [batch, pos, 1...]
         return (value * m).sum(1) / m.sum(1)
     if pool == "positions":
+        if positions is None:
+            raise ValueError("pool='positions' needs the position of every example (positions=).")
         idx = positions.view(-1, *([1] * (value.dim() - 1))).expand(-1, 1, *value.shape[2:])
         return value.gather(1, idx.to(value.device)).squeeze(1)
     pad = [0, 0] * (value.dim() - 2) + [0, pad_to - value.shape[1]]
@@ -127,7 +129,7 @@ def capture(subject, data: Iterable[Any], sites: str | Sequence[str], pool: str 
             if mask is None:  # images: every patch is real
                 first = next(iter(cache.values()))
                 mask = torch.ones(first.shape[0], first.shape[1] if first.dim() > 2 else 1, dtype=torch.long)
-            pos = torch.tensor(pos_list[start:start + len(chunk)]) if pool == "positions" else None
+            pos = torch.tensor(pos_list[start:start + len(chunk)]) if pool == "positions" and pos_list else None
             for s in site_names:
                 v = pool_site(cache[s], kinds[s], pool, mask, pos, pad_to).to("cpu", dtype)
                 _check_finite(v, s, start)
@@ -213,7 +215,8 @@ def load_capture(out_dir: str | Path) -> Capture:
     if not parts:
         raise ValueError(f"{out_dir} holds no shards yet.")
     acts = {s: torch.cat([p.acts[s] for p in parts]) for s in parts[0].acts}
-    mask = torch.cat([p.mask for p in parts]) if parts[0].mask is not None else None
+    masks = [p.mask for p in parts if p.mask is not None]
+    mask = torch.cat(masks) if masks else None
     return Capture(acts, [i for p in parts for i in p.ids], parts[0].meta, mask)
 
 

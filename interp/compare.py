@@ -5,18 +5,20 @@ The metric is the entailment margin: entailment logit minus logsumexp of the oth
 (for a 2-way head, the plain logit difference). On HANS non-entailment examples a model that
 follows the lexical-overlap heuristic has a high margin; robustness lowers it.
 
-Every intervention resumes the forward pass at the first layer it touches (hooks.run_from), so
+Every intervention resumes the forward pass at the first layer it touches (interp.engine.run_from), so
 the layers before it are computed once per batch, not once per component.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
-from interp.backends import hooks
+from interp import engine
+from interp.cache import ActivationCache
 from interp.contrast import LogOdds
 from interp.inputs import as_examples, batches
 from interp.pair import Pair, pattern_similarity
@@ -46,13 +48,13 @@ class _Batch:
 
 
 def _prepare(subject: Subject, examples: Sequence[dict], batch_size: int, max_length: int = 128,
-             extra_reads: Sequence[str] = ()) -> list[tuple[_Batch, dict]]:
+             extra_reads: Sequence[str] = ()) -> list[tuple[_Batch, ActivationCache]]:
     out = []
     resid = subject.expand("blocks.*.hook_resid_post")
     with torch.no_grad():
         for _, chunk in batches(examples, batch_size):
             inputs = subject.tokenize(chunk, max_length)
-            h0, kwargs = hooks.layer_inputs(subject, inputs)
+            h0, kwargs = engine.layer_inputs(subject, inputs)
             logits, cache = subject.run(inputs, read=[*resid, *extra_reads])
             for s in resid:  # the first layer that turns NaN / inf is the one named
                 check_finite(cache[s], f"{subject.name}, {s}")
@@ -61,8 +63,8 @@ def _prepare(subject: Subject, examples: Sequence[dict], batch_size: int, max_le
     return out
 
 
-def _resume(subject: Subject, b: _Batch, start: int, write: dict) -> torch.Tensor:
-    logits, _ = hooks.run_from(subject, start, b.layer_in[start], b.kwargs, write=write)
+def _resume(subject: Subject, b: _Batch, start: int, write: Mapping[str, Any]) -> torch.Tensor:
+    logits, _ = engine.run_from(subject, start, b.layer_in[start], b.kwargs, write=write)
     return logits
 
 
@@ -90,7 +92,8 @@ def head_effects(subject: Subject, data: Iterable, metric: Metric | None = None,
     later = subject.expand(["blocks.*.hook_attn_out", "blocks.*.hook_mlp_out"])
     prepared = _prepare(subject, examples, batch_size, extra_reads=[*z_sites, *later])
     n_tokens = sum(b.inputs["attention_mask"].sum() for b, _ in prepared)
-    means = {s: sum((c[s] * b.inputs["attention_mask"][:, :, None, None]).sum((0, 1)) for b, c in prepared) / n_tokens
+    means = {s: sum(((c[s] * b.inputs["attention_mask"][:, :, None, None]).sum((0, 1)) for b, c in prepared),
+                    torch.zeros(())) / n_tokens
              for s in z_sites}  # mean over real tokens: [head, d_head]
     L, H = subject.n_layers, subject.n_heads
     clean = torch.cat([metric(b.clean_logits) for b, _ in prepared]).cpu().numpy()
@@ -160,7 +163,7 @@ def fit_ridge(x: torch.Tensor, y: torch.Tensor, lam: float = 1e-2, holdout: floa
 
 def _matched_sites(pair: Pair) -> list[tuple[str, int, int, str, int | None]]:
     """(label, student layer, student head|-1, teacher site, teacher head) for heads and layers."""
-    out = []
+    out: list[tuple[str, int, int, str, int | None]] = []
     if pair.head_map is not None:
         for (sl, sh), t in sorted(pair.head_map.matches.items()):
             if t is not None:
@@ -215,6 +218,7 @@ def cross_patch(pair: Pair, data: Iterable, maps: dict[str, LinearMap] | None = 
                 value = t_cache[t_site] if th is None else t_cache[t_site][:, :, th]
                 if key in maps:
                     value = maps[key](value)
+                write: dict[str, Any]
                 if sh >= 0:
                     write = {f"blocks.{sl}.attn.hook_z": _head_write(sh, value)}
                 else:
@@ -226,7 +230,7 @@ def cross_patch(pair: Pair, data: Iterable, maps: dict[str, LinearMap] | None = 
                     out["patched_direct"][label].append(_resume(student, b, sl, {**write, **frozen}))
                 bar.update(1)
     bar.close()
-    res = {"teacher": torch.cat(out["teacher"]).cpu(), "student": torch.cat(out["student"]).cpu()}
+    res: dict[str, Any] = {"teacher": torch.cat(out["teacher"]).cpu(), "student": torch.cat(out["student"]).cpu()}
     for key in ("patched", "patched_direct"):
         if key in out:
             res[key] = {k: check_finite(torch.cat(v).cpu(), f"{student.name} patched at {k}, logits")
@@ -307,7 +311,8 @@ def compare_checkpoints(a: Subject, b: Subject, data: Iterable, metric: Metric |
     """
     from interp.capture import capture
     from interp.cka import constant_heads, head_cka_grid
-    from interp.pair import check_compatible, pattern_similarity
+    from interp.compat import check_compatible
+    from interp.pair import pattern_similarity
 
     check_compatible(a, b)
     if (a.n_layers, a.n_heads, a.d_head) != (b.n_layers, b.n_heads, b.d_head):

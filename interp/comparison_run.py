@@ -51,6 +51,13 @@ def _load(model: Subject | str | None, name: str | None, device: str = "auto") -
     return load_subject(model, name=name, device=device)
 
 
+def _load_required(model: Subject | str | None, name: str, device: str = "auto") -> Subject:
+    subject = _load(model, name, device)
+    if subject is None:
+        raise ValueError(f"run_comparison needs a {name}: a checkpoint folder or a Subject.")
+    return subject
+
+
 def _logits_json(res: dict) -> dict:  # stored raw, so the reporting can change without recomputation
     out = {"teacher": res["teacher"].tolist(), "student": res["student"].tolist(),
            "patched": {k: v.tolist() for k, v in res["patched"].items()}}
@@ -113,8 +120,8 @@ def run_comparison(teacher: Subject | str, student: Subject | str, hans: list[di
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    t = _load(teacher, "teacher", device)
-    s = _load(student, "student", device)
+    t = _load_required(teacher, "teacher", device)
+    s = _load_required(student, "student", device)
     ref = _load(reference, None, device)  # named by its folder (e.g. student_erm)
     trig = sample_hans(hans, "non-entailment", n, seed)
     ctrl = sample_hans(hans, "entailment", n, seed + 1)

@@ -17,35 +17,40 @@ from scipy import stats
 from interp.data.hans import score_hans as hans_scores  # noqa: F401  (re-exported: HANS accuracies)
 
 Labels = Mapping[int, str] | Sequence[str]
+ArrayLike = Sequence | np.ndarray  # labels, predictions, groups: a list or a numpy array
 
 
 # --- label sets ---------------------------------------------------------------------------------
 def label_order(id2label: Labels) -> tuple[str, ...]:
-    """Labels in class-index order from an ``id2label`` mapping (int or str keys) or a sequence."""
+    """Labels in class-index order from an ``id2label`` mapping (int or str keys) or a sequence, each
+    ``str()``-ed, stripped and lower-cased (the form label orders are compared in)."""
     if isinstance(id2label, Mapping):
         ids = sorted(int(k) for k in id2label)
         if ids != list(range(len(ids))):
             raise ValueError(f"id2label ids must be 0..{len(ids) - 1}, got {ids}")
         by_int = {int(k): v for k, v in id2label.items()}
-        return tuple(str(by_int[i]).lower() for i in ids)
-    return tuple(str(x).lower() for x in id2label)
+        return tuple(str(by_int[i]).strip().lower() for i in ids)
+    return tuple(str(x).strip().lower() for x in id2label)
 
 
 def check_label_order(id2label_a: Labels, id2label_b: Labels, names: tuple[str, str] = ("teacher", "student")) -> tuple[str, ...]:
-    """Raise ValueError naming both orders unless the two label orders are identical (case-insensitive).
+    """Raise ValueError naming both orders unless the two label orders are identical (case-insensitive,
+    surrounding spaces ignored).
 
-    Use for teacher vs student (KD silently garbles if logits are not in the same class order) and
-    for a label set vs a model's ``config.id2label``. Returns the common order.
+    The one label-order check: teacher vs student (KD silently garbles if logits are not in the same class
+    order; `interp.compat.check_compatible` calls it), a bias-only model vs the main model, a label set vs a
+    model's ``config.id2label``. Returns the common order.
     """
     a, b = label_order(id2label_a), label_order(id2label_b)
     if a != b:
         what = "label sets differ" if set(a) != set(b) else "label orders differ"
-        raise ValueError(f"{what}: {names[0]} has {list(a)}, {names[1]} has {list(b)}")
+        raise ValueError(f"{what}: {names[0]} has {list(a)}, {names[1]} has {list(b)}. Logits are compared index by "
+                         f"index: remap the {names[1]}'s classifier rows (or its id2label) so both agree.")
     return a
 
 
 # --- accuracy -----------------------------------------------------------------------------------
-def accuracy(y_true: Sequence, y_pred: Sequence) -> float:
+def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Fraction of equal entries (labels or class indices)."""
     t, p = np.asarray(y_true), np.asarray(y_pred)
     if t.shape != p.shape:
@@ -53,7 +58,7 @@ def accuracy(y_true: Sequence, y_pred: Sequence) -> float:
     return float(np.mean(t == p)) if t.size else float("nan")
 
 
-def per_class_accuracy(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
+def per_class_accuracy(y_true: ArrayLike, y_pred: ArrayLike, n_classes: int) -> np.ndarray:
     """Recall of each class (accuracy on the examples whose gold class is c); NaN for absent classes."""
     t, p = np.asarray(y_true), np.asarray(y_pred)
     return np.array([np.mean(p[t == c] == c) if np.any(t == c) else np.nan for c in range(n_classes)])
@@ -74,25 +79,25 @@ def spurious_gap(scores: Mapping, heuristic: str | None = None) -> float:
 
 
 # --- groups and fairness ------------------------------------------------------------------------
-def group_accuracies(y_true: Sequence, y_pred: Sequence, groups: Sequence) -> dict:
+def group_accuracies(y_true: ArrayLike, y_pred: ArrayLike, groups: ArrayLike) -> dict:
     """Accuracy within each group value."""
     t, p, g = np.asarray(y_true), np.asarray(y_pred), np.asarray(groups)
     return {k.item() if hasattr(k, "item") else k: float(np.mean(t[g == k] == p[g == k])) for k in np.unique(g)}
 
 
-def worst_group_accuracy(y_true: Sequence, y_pred: Sequence, groups: Sequence) -> float:
+def worst_group_accuracy(y_true: ArrayLike, y_pred: ArrayLike, groups: ArrayLike) -> float:
     """Minimum over groups of the within-group accuracy (e.g. groups = (label, aligned))."""
     return min(group_accuracies(y_true, y_pred, groups).values())
 
 
-def demographic_parity_difference(y_pred: Sequence, groups: Sequence, positive=1) -> float:
+def demographic_parity_difference(y_pred: ArrayLike, groups: ArrayLike, positive=1) -> float:
     """DPD = max_a P(yhat = positive | A = a) - min_a P(yhat = positive | A = a)."""
     p, g = np.asarray(y_pred) == positive, np.asarray(groups)
     rates = [p[g == a].mean() for a in np.unique(g)]
     return float(max(rates) - min(rates))
 
 
-def equalized_odds_difference(y_true: Sequence, y_pred: Sequence, groups: Sequence, positive=1) -> float:
+def equalized_odds_difference(y_true: ArrayLike, y_pred: ArrayLike, groups: ArrayLike, positive=1) -> float:
     """EOD = max(TPR gap, FPR gap), each gap = max over groups minus min over groups.
 
     Groups with no gold positives (negatives) are left out of the TPR (FPR) gap; a gap needs two groups.
@@ -107,15 +112,15 @@ def equalized_odds_difference(y_true: Sequence, y_pred: Sequence, groups: Sequen
 
 
 # --- per-class Welch tests over seeds -----------------------------------------------------------
-def welch_t(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float]:
+def welch_t(a: ArrayLike, b: ArrayLike) -> tuple[float, float, float]:
     """Welch's unequal-variance t-test (textbook form): t, Welch-Satterthwaite dof, two-sided p."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    va, vb = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
     se2 = va + vb
     if se2 == 0:
         return float("nan"), float("nan"), float("nan")
-    t = (a.mean() - b.mean()) / math.sqrt(se2)
-    dof = se2 ** 2 / (va ** 2 / (a.size - 1) + vb ** 2 / (b.size - 1))
+    t = (x.mean() - y.mean()) / math.sqrt(se2)
+    dof = se2 ** 2 / (va ** 2 / (x.size - 1) + vb ** 2 / (y.size - 1))
     return float(t), float(dof), float(2 * stats.t.sf(abs(t), dof))
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,8 @@ def tiny_bert(n_layers: int = 3, d: int = 32, heads: int = 4, seed: int = 0, sca
     import transformers as T
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        cfg = T.BertConfig(hidden_size=d, num_hidden_layers=n_layers, num_attention_heads=heads,
+        # PretrainedConfig kwargs (num_labels, attn_implementation) are missing from BertConfig's typed signature
+        cfg = T.BertConfig(hidden_size=d, num_hidden_layers=n_layers, num_attention_heads=heads,  # type: ignore[call-arg]
                            intermediate_size=2 * d, vocab_size=len(VOCAB), num_labels=3, attn_implementation="eager",
                            max_position_embeddings=64, id2label=NLI_LABELS,
                            label2id={v: k for k, v in NLI_LABELS.items()})
@@ -99,11 +101,8 @@ class Organism:
                 sd[name][rows] = ref[name][rows]
         return model.eval()
 
-    def undamaged_heads(self, n_layers: int, n_heads: int) -> list[Head]:
-        return [(l, h) for l in range(n_layers) for h in range(n_heads) if (l, h) not in self.damaged]
 
-
-def damaged_student(teacher=None, layers: list[int] | None = (0, 2, 4), damage: dict[Head, float] | None = None,
+def damaged_student(teacher=None, layers: Sequence[int] | None = (0, 2, 4), damage: dict[Head, float] | None = None,
                     tokenizer=None) -> Organism:
     """A student copied from `teacher` layers (`layers=None`: every layer, same depth), then damaged.
 
@@ -252,7 +251,7 @@ def save_tiny_pair(folder: str, layers: tuple[int, ...] = (0, 2, 4), seed: int =
     tok = hans_tokenizer()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        cfg = T.BertConfig(hidden_size=32, num_hidden_layers=6, num_attention_heads=4, intermediate_size=64,
+        cfg = T.BertConfig(hidden_size=32, num_hidden_layers=6, num_attention_heads=4, intermediate_size=64,  # type: ignore[call-arg]
                            vocab_size=len(tok.vocab), num_labels=3, attn_implementation="eager",
                            max_position_embeddings=64, id2label=NLI_LABELS,
                            label2id={v: k for k, v in NLI_LABELS.items()})

@@ -15,11 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from einops import rearrange
 from scipy.optimize import linear_sum_assignment
 
-from interp.arch import get_module
+from interp.arch import get_linear
 from interp.capture import capture
 from interp.cka import cka_grid, constant_heads, head_cka_grid
+from interp.compat import check_compatible
 from interp.inputs import as_examples, batches
 from interp.subject import Subject
 
@@ -62,24 +64,6 @@ class Pair:
         check_layer_map(self.layer_map, self.teacher.n_layers, self.student.n_layers)
 
 
-def check_compatible(teacher: Subject, student: Subject) -> None:
-    """Teacher and student must read the same tokens and emit labels in the same order.
-
-    Label names are compared case-insensitively, after `str()` and `strip()` ("Entailment" == "entailment").
-    """
-    if _label_keys(teacher.labels) != _label_keys(student.labels):
-        raise ValueError(f"Teacher and student label orders differ: teacher {teacher.labels}, student "
-                         f"{student.labels}. Remap the student's classifier rows (or id2label) so both agree.")
-    tt, ts = teacher.tokenizer, student.tokenizer
-    if teacher.arch.modality == "text" and (tt is None or ts is None or tt.get_vocab() != ts.get_vocab()):
-        raise ValueError("Teacher and student use different tokenizers (vocabularies differ): positions and "
-                         "attention patterns cannot be compared. Distil with the teacher's tokenizer.")
-
-
-def _label_keys(labels: Sequence) -> list[str]:
-    return [str(l).strip().lower() for l in labels]
-
-
 def check_layer_map(layer_map: dict[int, int], n_teacher: int, n_student: int) -> None:
     for s, t in layer_map.items():
         if not 0 <= s < n_student or not 0 <= t < n_teacher:
@@ -88,11 +72,22 @@ def check_layer_map(layer_map: dict[int, int], n_teacher: int, n_student: int) -
 
 
 def default_layer_map(teacher: Subject, student: Subject) -> dict[int, int] | None:
-    """The teacher layers a student was initialised from, if its config records them."""
+    """The teacher layers a student was initialised from, if its config records them (student layer -> teacher
+    layer), else None (then `spaced_layer_map` of the depths, or `layer_map_by_cka` on data)."""
     init = getattr(student.config, "kd_init", None)
     if isinstance(init, dict) and init.get("init") == "teacher_layers":
         return {j: int(i) for j, i in enumerate(init["layers"])}
     return None
+
+
+def spaced_layer_map(n_teacher: int, n_student: int) -> dict[int, int]:
+    """A layer map from depths alone: DistilBERT's [0, 2, 4, 7, 9, 11] for 12 -> 6, else evenly spaced
+    teacher layers with the student's last layer on the teacher's last."""
+    if (n_teacher, n_student) == (12, 6):
+        return dict(enumerate([0, 2, 4, 7, 9, 11]))
+    if n_student == 1:
+        return {0: n_teacher - 1}
+    return {j: round(j * (n_teacher - 1) / (n_student - 1)) for j in range(n_student)}
 
 
 def layer_map_by_cka(teacher: Subject, student: Subject, data: Sequence[dict], batch_size: int = 32,
@@ -105,7 +100,7 @@ def layer_map_by_cka(teacher: Subject, student: Subject, data: Sequence[dict], b
     sites_t, sites_s = teacher.expand("blocks.*.hook_resid_post"), student.expand("blocks.*.hook_resid_post")
     ct = capture(teacher, data, sites_t, pool="mean", batch_size=batch_size, progress=False)
     cs = capture(student, data, sites_s, pool="mean", batch_size=batch_size, progress=False)
-    grid = cka_grid([ct.acts[s] for s in sites_t], [cs.acts[s] for s in sites_s])["xy"]  # [Lt, Ls]
+    grid = np.asarray(cka_grid([ct.acts[s] for s in sites_t], [cs.acts[s] for s in sites_s])["xy"])  # [Lt, Ls]
     if not monotone:
         return {s: int(grid[:, s].argmax()) for s in range(grid.shape[1])}, grid
     lt, ls = grid.shape
@@ -175,12 +170,12 @@ def head_write_rms(subject: Subject, data: Sequence[dict], batch_size: int = 16,
     The write of head h is `z_h @ W_O[:, h*dh:(h+1)*dh].T` (W_O: the attention output projection; its
     bias, shared by all heads, is left out); RMS = sqrt(mean over real tokens of ||write||^2).
     """
-    L, H, dh = subject.n_layers, subject.n_heads, subject.d_head
+    L, H = subject.n_layers, subject.n_heads
     sites = subject.expand("blocks.*.attn.hook_z")
     grams = []  # per layer [head, d_head, d_head]: W_h^T W_h, so ||z_h W_h^T||^2 = z_h G_h z_h^T
     for layer in range(L):
-        w = get_module(subject.layers[layer], subject.arch.o_proj).weight.detach().cpu().double()  # [d_model, H*dh]
-        w = w.reshape(w.shape[0], H, dh)  # [d_model, head, d_head]
+        w = get_linear(subject.layers[layer], subject.arch.o_proj).weight.detach().cpu().double()  # [d_model, H*dh]
+        w = rearrange(w, "d_model (head d_head) -> d_model head d_head", head=H)
         grams.append(torch.einsum("mhd,mhe->hde", w, w))
     sq = torch.zeros(L, H, dtype=torch.float64)
     n_tokens = 0

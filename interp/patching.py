@@ -22,7 +22,7 @@ the model, site and input.
 
 How it is fast: per batch of pairs, one forward on each input caches every layer's input. For the
 K components of layer l the batch is expanded K times (copy k patches component k), and the pass
-resumes at layer l, so layers before l are never recomputed. Two exact shortcuts (interp.resume) cut
+resumes at layer l, so layers before l are never recomputed. Two exact shortcuts (interp.engine) cut
 the rest: layer l is finished from the patched z / attn_out / mlp_out (its attention is not run
 again), and the last layer is computed at the readout position only. The expanded batch is cut into
 chunks of at most `max_rows` rows to bound memory.
@@ -35,9 +35,9 @@ from typing import Any
 
 import torch
 
-from interp import resume
-from interp.backends.hooks import expand_kwargs, layer_inputs, run_from
+from interp import engine
 from interp.contrast import Contrast, metric_values
+from interp.engine import expand_kwargs, layer_inputs, run_from
 from interp.progress import bar as progress_bar
 from interp.signal import Signal, check_finite, measure_gap, normalise_or_nan, require_signal
 
@@ -168,7 +168,8 @@ def endpoint_values(subject: Any, contrast: Contrast, batch_size: int = 64) -> t
     """Per-pair metric on clean and on corrupted inputs: ([n], [n]) float64, every layer checked finite."""
     check_pairs(contrast)
     reads = [f"blocks.{l}.hook_resid_post" for l in range(subject.n_layers)]
-    clean, corrupt = [], []
+    clean: list[torch.Tensor] = []
+    corrupt: list[torch.Tensor] = []
     with torch.no_grad():
         for b in contrast.batches(batch_size):
             for batch, which, out in ((b.clean, "clean", clean), (b.corrupt, "corrupted", corrupt)):
@@ -205,7 +206,7 @@ def patch(subject: Any, contrast: Contrast, component: str = "head", per_positio
     check_component(subject, component)
     subject.check_ready()
     check_pairs(contrast)
-    fast = shortcuts and resume.supported(subject)
+    fast = shortcuts and engine.shortcuts_supported(subject)
     patched_logits = _patched_logits_fast if fast else _patched_logits
     n_pos = contrast.n_pos
     max_rows = max(1, CHUNK_TOKENS // n_pos) if max_rows is None else max_rows
@@ -298,25 +299,27 @@ def _patched_logits(subject: Any, component: str, l: int, h_in: torch.Tensor, m:
 
 def _patched_logits_fast(subject: Any, component: str, l: int, h_in: torch.Tensor, m: torch.Tensor,
                          base_cache: dict, src_cache: dict, kwargs: dict) -> torch.Tensor:
-    """As `_patched_logits`, with interp.resume's shortcuts: layer l is finished from the patched
+    """As `_patched_logits`, with interp.engine's shortcuts: layer l is finished from the patched
     value (no new attention at l), and the last layer is computed at the readout position only."""
     if component == "resid":
-        return resume.finish(subject, l + 1, _patched_resid(l, m, base_cache, src_cache), kwargs)
+        return engine.finish(subject, l + 1, _patched_resid(l, m, base_cache, src_cache), kwargs)
     site = f"blocks.{l}.{SITE_OF[component]}"
     v = torch.where(_broadcast_mask(component, m), src_cache[site][None], base_cache[site][None])  # [kc, B, pos, ...]
     h = h_in[None]  # [1, B, pos, d]
     attn = base_cache.get(f"blocks.{l}.hook_attn_out")  # read for mlp_out only
     if l == subject.n_layers - 1:  # only the readout row of the last layer is read
-        row = slice(resume.READOUT_POS, resume.READOUT_POS + 1)
+        row = slice(engine.READOUT_POS, engine.READOUT_POS + 1)
         v, h = v[:, :, row], h[:, :, row]
         attn = None if attn is None else attn[:, row]
     if component == "head":
-        out = resume.from_z(subject, l, h, v)
+        out = engine.from_z(subject, l, h, v)
     elif component == "attn_out":
-        out = resume.from_attn_out(subject, l, h, v)
+        out = engine.from_attn_out(subject, l, h, v)
     else:
-        out = resume.from_mlp_out(subject, l, resume.resid_mid(subject, l, h, attn[None]), v)
-    return resume.finish(subject, l + 1, out.reshape(-1, *out.shape[2:]), kwargs)
+        if attn is None:
+            raise ValueError(f"Patching mlp_out at layer {l} needs blocks.{l}.hook_attn_out in the base cache.")
+        out = engine.from_mlp_out(subject, l, engine.resid_mid(subject, l, h, attn[None]), v)
+    return engine.finish(subject, l + 1, out.reshape(-1, *out.shape[2:]), kwargs)
 
 
 def patch_flops_share(subject: Any, component: str) -> float:

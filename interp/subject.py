@@ -74,7 +74,10 @@ class Subject:
 
     @property
     def layers(self) -> nn.ModuleList:
-        return get_module(self.model, self.arch.layers)
+        layers = get_module(self.model, self.arch.layers)
+        if not isinstance(layers, nn.ModuleList):
+            raise TypeError(f"{self.arch.layers} is a {type(layers).__name__}, not the ModuleList of layers.")
+        return layers
 
     @property
     def device(self) -> torch.device:
@@ -152,10 +155,6 @@ class Subject:
         if self._fingerprint is None:
             self._fingerprint = model_fingerprint(self.model)
         return self._fingerprint
-
-    def to(self, device: str | torch.device) -> Subject:
-        self.model.to(device)
-        return self
 
 
 def train_mode_modules(model: nn.Module) -> list[tuple[str, int]]:

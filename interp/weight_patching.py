@@ -31,7 +31,7 @@ How it is fast and exact: one forward of the base caches every layer's input and
 components of layer l the batch is expanded K times and the pass resumes at layer l, where copy k
 computes layer l with component k swapped by algebra on the cached values (a head: only that head's
 z recomputed, with the source's q/k/v rows; its output-projection columns swapped), then finishes
-with interp.resume (last layer at the readout row only). A component whose parameters already
+with interp.engine.finish (last layer at the readout row only). A component whose parameters already
 equal the source's is not run: its effect is exactly 0. Tested against one full forward per
 component of a model with the parameters swapped.
 """
@@ -44,9 +44,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from interp import resume
-from interp.arch import get_module
-from interp.backends.hooks import _first, expand_kwargs, layer_inputs
+from interp import engine
+from interp.arch import get_linear, get_module
+from interp.engine import expand_kwargs, first_output, layer_inputs
 from interp.inputs import as_examples, batches
 from interp.progress import bar as progress_bar
 from interp.signal import check_finite
@@ -97,7 +97,7 @@ def check_swappable(base: Any, source: Any) -> None:
         raise ValueError(f"Weight patching needs equal widths: base (d_model, heads, d_head) = "
                          f"{(base.d_model, base.n_heads, base.d_head)}, source {(source.d_model, source.n_heads, source.d_head)}. "
                          "For a narrower student use cross-model activation patching with fitted maps.")
-    if not resume.supported(base):
+    if not engine.shortcuts_supported(base):
         raise ValueError(f"Weight patching needs the layer math of the {base.arch.family!r} family "
                          "(interp.arch.LayerMath), which this model lacks.")
 
@@ -138,9 +138,9 @@ def _head_params(subject: Any, layer: int, head: int) -> list[torch.Tensor]:
     rows = slice(head * subject.d_head, (head + 1) * subject.d_head)
     out = []
     for path in (lm.q, lm.k, lm.v):
-        lin = get_module(blk, path)
+        lin = get_linear(blk, path)
         out += [lin.weight[rows]] + ([lin.bias[rows]] if lin.bias is not None else [])
-    return out + [get_module(blk, subject.arch.o_proj).weight[:, rows]]
+    return out + [get_linear(blk, subject.arch.o_proj).weight[:, rows]]
 
 
 def _params_outside(subject: Any, skip: tuple[str, ...]) -> list[torch.Tensor]:
@@ -190,32 +190,32 @@ def _swapped_layer(base: Any, source: Any, c: WeightComponent, v: _Layer, kwargs
     p = base.arch.layer_math
     if c.kind == "layer":
         if v.rows == slice(None):
-            return _first(source.layers[s](v.h, **kwargs))
-        return resume.readout_layer(source, s, v.h, v.mask)
+            return first_output(source.layers[s](v.h, **kwargs))
+        return engine.readout_layer(source, s, v.h, v.mask)
     if c.kind == "head":
-        x = resume._mod(base, l, p.ln_attn)(v.h) if p.pre_ln else v.h  # the attention input
-        z_new = resume.head_z(source, s, c.src_head, x[:, v.rows], x, x, v.mask, v.rows)  # [B, q, d_head]
+        x = engine.layer_module(base, l, p.ln_attn)(v.h) if p.pre_ln else v.h  # the attention input
+        z_new = engine.head_z(source, s, c.src_head, x[:, v.rows], x, x, v.mask, v.rows)  # [B, q, d_head]
         dh = base.d_head
         z = v.z.clone()
         z[:, :, c.head] = z_new
-        w_src = get_module(source.layers[s], source.arch.o_proj).weight[:, c.src_head * dh:(c.src_head + 1) * dh]
-        w_base = get_module(base.layers[l], base.arch.o_proj).weight[:, c.head * dh:(c.head + 1) * dh]
-        attn_out = resume.attn_out_of(base, l, z) + F.linear(z_new, w_src - w_base)
-        return resume.from_attn_out(base, l, v.h[:, v.rows], attn_out)
+        w_src = get_linear(source.layers[s], source.arch.o_proj).weight[:, c.src_head * dh:(c.src_head + 1) * dh]
+        w_base = get_linear(base.layers[l], base.arch.o_proj).weight[:, c.head * dh:(c.head + 1) * dh]
+        attn_out = engine.attn_out_of(base, l, z) + F.linear(z_new, w_src - w_base)
+        return engine.from_attn_out(base, l, v.h[:, v.rows], attn_out)
     if c.kind == "mlp":
-        mlp_in = resume._mod(base, l, p.ln_mlp)(v.mid) if p.pre_ln else v.mid
-        return resume.from_mlp_out(base, l, v.mid, resume.mlp(source, s, mlp_in))
+        mlp_in = engine.layer_module(base, l, p.ln_mlp)(v.mid) if p.pre_ln else v.mid
+        return engine.from_mlp_out(base, l, v.mid, engine.mlp(source, s, mlp_in))
     if c.kind == "ln_attn":
-        ln = resume._mod(source, s, p.ln_attn)
+        ln = engine.layer_module(source, s, p.ln_attn)
         if p.pre_ln:  # the attention reads the source LayerNorm of h: every head's z changes
-            z = resume.attention_z(base, l, ln(v.h), v.mask, v.rows)
-            return resume.from_z(base, l, v.h[:, v.rows], z)
+            z = engine.attention_z(base, l, ln(v.h), v.mask, v.rows)
+            return engine.from_z(base, l, v.h[:, v.rows], z)
         mid = ln(v.attn_out + v.h[:, v.rows])
-        return resume.from_mlp_out(base, l, mid, resume.mlp(base, l, mid))
+        return engine.from_mlp_out(base, l, mid, engine.mlp(base, l, mid))
     if c.kind == "ln_mlp":
-        ln = resume._mod(source, s, p.ln_mlp)
+        ln = engine.layer_module(source, s, p.ln_mlp)
         if p.pre_ln:
-            return v.mid + resume.mlp(base, l, ln(v.mid))
+            return v.mid + engine.mlp(base, l, ln(v.mid))
         return ln(v.mlp_out + v.mid)
     raise ValueError(f"Unknown layer component kind {c.kind!r}.")
 
@@ -233,7 +233,7 @@ def weight_patch(base: Any, source: Any, data: Iterable, comps: Sequence[WeightC
     [labels whose parameters already equal the source's], "method": "weight"}. `max_rows` bounds
     the rows of one expanded forward (default about 4,096 tokens, as in interp.patching).
     """
-    from interp.pair import check_compatible
+    from interp.compat import check_compatible
 
     check_compatible(source, base)
     check_swappable(base, source)
@@ -280,20 +280,20 @@ def weight_patch(base: Any, source: Any, data: Iterable, comps: Sequence[WeightC
                     part = cs[a:a + step]
                     h = torch.cat([_swapped_layer(base, source, c, v, kwargs) for c in part])  # [k*B, q, d]
                     check_finite(h, f"{base.name}, blocks.{l} output with {part[0].label} .. {part[-1].label}")
-                    lg = resume.finish(base, l + 1, h, expand_kwargs(kwargs, len(part)))  # [k*B, labels]
+                    lg = engine.finish(base, l + 1, h, expand_kwargs(kwargs, len(part)))  # [k*B, labels]
                     for i, c in enumerate(part):
                         out[c.label].append(lg[i * B:(i + 1) * B].cpu())
                     bar.update(len(part))
     bar.close()
     res = {k: torch.cat(v) for k, v in out.items()}
-    for k, v in res.items():
-        check_finite(v, f"{base.name} with {k} from {source.name}, logits")
+    for k, logits in res.items():
+        check_finite(logits, f"{base.name} with {k} from {source.name}, logits")
     return {"teacher": res.pop("teacher"), "student": res.pop("student"), "patched": res,
             "components": comps, "unchanged": sorted(same), "method": "weight"}
 
 
 def _layer_values(base: Any, l: int, embed: torch.Tensor, cache: dict, kwargs: dict) -> _Layer:
-    rows = slice(resume.READOUT_POS, resume.READOUT_POS + 1) if l == base.n_layers - 1 else slice(None)
+    rows = slice(engine.READOUT_POS, engine.READOUT_POS + 1) if l == base.n_layers - 1 else slice(None)
     h = embed if l == 0 else cache[f"blocks.{l - 1}.hook_resid_post"]
     attn_out = cache[f"blocks.{l}.hook_attn_out"][:, rows]
     mid_site = f"blocks.{l}.hook_resid_mid"
@@ -306,5 +306,5 @@ def _run_outer(base: Any, source: Any, c: WeightComponent, inputs: dict, cache: 
     """Logits [B, labels] of base with the source's embeddings or readout."""
     if c.kind == "embed":
         e_src, _ = layer_inputs(source, inputs)
-        return resume.finish(base, 0, e_src, kwargs)
+        return engine.finish(base, 0, e_src, kwargs)
     return source.arch.head(source.model, cache[f"blocks.{base.n_layers - 1}.hook_resid_post"])

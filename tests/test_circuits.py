@@ -7,9 +7,9 @@ from conftest import make_pairs
 from test_patching import _pairs, _subject
 
 from interp.attribution import attribute
-from interp.backends.hooks import layer_inputs
 from interp.circuits import Circuit, all_edges, auroc, discover, edge_scores, evaluate_edges, evaluate_nodes, node_names
 from interp.contrast import LogOdds, make_contrast
+from interp.engine import layer_inputs
 from interp.organisms import PlantedCircuit, planted_circuit, planted_circuit_pairs
 from interp.patching import endpoint_metrics, patch
 from interp.subject import load_subject
@@ -200,8 +200,8 @@ def test_chain_equals_a_forward_pass_with_outputs_written(kind):
 def _exact_edge_full(s, metric, base, layer, receiver, xs):
     """Reference: run the receiver's whole layer with that head's q/k/v (or the MLP input) read from
     xs through hooks, every other projection from the layer input, then every later layer in full."""
-    from interp.backends.hooks import _first, expand_kwargs
     from interp.circuits import _parse_node, _run_layer_with_receivers
+    from interp.engine import expand_kwargs, first_output
     k, B = xs.shape[:2]
     flat = xs.reshape(k * B, *xs.shape[2:])
     _, _, h = _parse_node(receiver.split(".")[0])
@@ -216,7 +216,7 @@ def _exact_edge_full(s, metric, base, layer, receiver, xs):
     x = _run_layer_with_receivers(s, layer, kw, ins["q"], ins["k"], ins["v"], flat if kind == "in" else None,
                                   hx)["_out"]
     for blk in s.layers[layer + 1:]:
-        x = _first(blk(x, **kw))
+        x = first_output(blk(x, **kw))
     return metric(s.arch.head(s.model, x)).double().view(k, B).sum(1)
 
 

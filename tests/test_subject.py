@@ -5,7 +5,8 @@ import pytest
 import torch
 from conftest import make_bert, make_distilbert, make_pairs, make_vit
 
-from interp.backends import hooks
+from interp import engine
+from interp.arch import get_module
 from interp.subject import load_subject
 
 TINY = {"bert": make_bert, "distilbert": make_distilbert}
@@ -36,7 +37,7 @@ def test_z_recombines_to_attn_out(family, tokenizer, pairs):
     with torch.no_grad():
         _, cache = subject.run(subject.tokenize(pairs), read=subject.expand(["blocks.*.attn.hook_z", "blocks.*.hook_attn_out"]))
     for layer in range(subject.n_layers):
-        o_proj = hooks.get_module(subject.layers[layer], subject.arch.o_proj)
+        o_proj = get_module(subject.layers[layer], subject.arch.o_proj)
         W = o_proj.weight.view(subject.d_model, subject.n_heads, subject.d_head)  # [d_model, head, d_head]
         z = cache[f"blocks.{layer}.attn.hook_z"]  # [batch, pos, head, d_head]
         per_head = torch.einsum("bphd,mhd->bphm", z.double(), W.double())  # [batch, pos, head, d_model]
@@ -73,9 +74,9 @@ def test_run_from_layer_matches_full_forward(tokenizer, pairs):
     batch = subject.tokenize(pairs)
     with torch.no_grad():
         logits, cache = subject.run(batch, read=["blocks.0.hook_resid_post", "blocks.2.attn.hook_z"])
-        h0, kwargs = hooks.layer_inputs(subject, batch)
-        resumed, cache2 = hooks.run_from(subject, 1, cache["blocks.0.hook_resid_post"], kwargs, read=["blocks.2.attn.hook_z"])
-        from_embed, _ = hooks.run_from(subject, 0, h0, kwargs)
+        h0, kwargs = engine.layer_inputs(subject, batch)
+        resumed, cache2 = engine.run_from(subject, 1, cache["blocks.0.hook_resid_post"], kwargs, read=["blocks.2.attn.hook_z"])
+        from_embed, _ = engine.run_from(subject, 0, h0, kwargs)
     torch.testing.assert_close(resumed, logits, atol=1e-5, rtol=0)
     torch.testing.assert_close(from_embed, logits, atol=1e-5, rtol=0)
     torch.testing.assert_close(cache2["blocks.2.attn.hook_z"], cache["blocks.2.attn.hook_z"], atol=1e-5, rtol=0)
@@ -173,8 +174,8 @@ def test_vit_sites_match_model_outputs():
     with torch.no_grad():
         logits, cache = subject.run(batch, read=subject.sites())
         ref = _reference(subject.model, batch)
-        h0, kwargs = hooks.layer_inputs(subject, batch)
-        resumed, _ = hooks.run_from(subject, 1, cache["blocks.0.hook_resid_post"], kwargs)
+        h0, kwargs = engine.layer_inputs(subject, batch)
+        resumed, _ = engine.run_from(subject, 1, cache["blocks.0.hook_resid_post"], kwargs)
     assert "blocks.0.hook_resid_mid" not in subject.sites()  # pre-LN: no post-LN resid_mid module
     torch.testing.assert_close(logits, ref.logits, atol=1e-5, rtol=0)
     torch.testing.assert_close(resumed, ref.logits, atol=1e-5, rtol=0)

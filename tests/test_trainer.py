@@ -203,7 +203,8 @@ def test_annealed_poe_goes_from_poe_to_plain_cross_entropy():
     import torch
 
     from interp.train import losses as L
-    from interp.train.trainer import TrainConfig, _batch_loss
+    from interp.train.loop import _batch_loss
+    from interp.train.trainer import TrainConfig
 
     g = torch.Generator().manual_seed(0)
     logits = torch.randn(6, 3, generator=g)

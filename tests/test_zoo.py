@@ -129,7 +129,7 @@ import hashlib, json, sys
 from dataclasses import replace
 from interp.train import zoo
 cfg = replace(zoo.QUICK, n_train=60, n_test=30, hans_per_subcase=1, n_dev=30, n_aug=30, base=sys.argv[1],
-              teacher_lr=1e-3, student_lr=1e-3, eval_every=1)
+              teacher_lr=1e-3, student_lr=1e-3, eval_every=1, teacher_select_best=True)
 t = zoo.build_teacher(sys.argv[2], "poe", 3, cfg, progress=False, name="teacher_debiased")
 s = zoo.build_student(t, sys.argv[2], 3, cfg, name="student_aug", augment=True, progress=False)
 rec = {k: json.load(open(f"{p}/train_config.json")) for k, p in (("t", t), ("s", s))}
@@ -145,7 +145,8 @@ print(json.dumps({"weights": h.hexdigest(), "metrics": [rec[k]["metrics"] for k 
 
 
 def test_training_is_deterministic_across_processes(tiny_base, tmp_path):
-    """Teacher (PoE, checkpoint selected on the dev split) and an augmented KD student, trained twice in fresh
+    """Teacher (PoE, checkpoint selected on the dev split: the option, not the default, so the selection path is
+    covered too) and an augmented KD student, trained twice in fresh
     processes with different hash seeds: identical weights, metrics and training curves."""
     import subprocess
     import sys

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from interp.arch import get_module
-from interp.backends.hooks import _logits, apply_write
+from interp.engine import apply_write, logits_site
 from interp.sites import parse_site
 
 # --- importing nnsight safely ------------------------------------------------------------------
@@ -255,4 +255,4 @@ def run(subject, batch: Mapping[str, torch.Tensor], read: Sequence[str],
                 cache[site] = value
         logits = nnsight.save(root.output.logits)  # [batch, n_labels]
     cache = dict(cache)
-    return _logits(subject, logits, read, write, cache), cache
+    return logits_site(logits, read, write, cache), cache

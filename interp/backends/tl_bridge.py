@@ -42,7 +42,7 @@ from transformer_lens.model_bridge.supported_architectures.bert import BertArchi
 from transformer_lens.model_bridge.supported_architectures.roberta import RobertaArchitectureAdapter
 
 from interp.arch import detect_arch
-from interp.backends.hooks import _logits, apply_write
+from interp.engine import apply_write, logits_site
 from interp.loading import load_folder, model_fingerprint
 from interp.sites import parse_site
 
@@ -130,7 +130,8 @@ def bridge_from_hf(model: nn.Module | str | os.PathLike, tokenizer: Any = None, 
         model = copy.deepcopy(model)
     impl = getattr(model.config, "_attn_implementation", "eager")
     if impl not in (None, "eager"):
-        model.set_attn_implementation("eager")  # the pattern is only materialised by eager attention
+        hf: Any = model  # a transformers PreTrainedModel (an ADAPTERS class, checked above)
+        hf.set_attn_implementation("eager")  # the pattern is only materialised by eager attention
     bridge = build_bridge_from_module(model, type(model).__name__, hf_config=model.config,
                                       tokenizer=copy.deepcopy(tokenizer),
                                       model_name=getattr(model.config, "_name_or_path", "") or type(model).__name__)
@@ -231,4 +232,4 @@ def run(subject, batch: Mapping[str, torch.Tensor], read: Sequence[str],
         kwargs["position_ids"] = position_ids
     # token_type_ids, attention_mask (and anything else in the batch) go through to the HF forward.
     logits = bridge.run_with_hooks(batch["input_ids"], fwd_hooks=fwd_hooks, return_type="logits", **kwargs)
-    return _logits(subject, logits, read, write, cache), cache
+    return logits_site(logits, read, write, cache), cache

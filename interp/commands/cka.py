@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -66,20 +67,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def default_layer_map(n_teacher: int, n_student: int) -> list[int]:
-    """Student layer j -> teacher layer: DistilBERT's [0, 2, 4, 7, 9, 11] for 12 -> 6, else evenly spaced."""
-    if (n_teacher, n_student) == (12, 6):
-        return [0, 2, 4, 7, 9, 11]
-    if n_student == 1:
-        return [n_teacher - 1]
-    return [round(j * (n_teacher - 1) / (n_student - 1)) for j in range(n_student)]
-
-
 def parse_layer_map(spec: str | dict[int, int], n_teacher: int, n_student: int) -> list[int]:
-    """The list of teacher layers for student layers 0..n_student-1, from 'auto' or a --layer-map
-    (either syntax, see interp.commands._options.parse_layer_map)."""
-    if spec == "auto":
-        return default_layer_map(n_teacher, n_student)
+    """The list of teacher layers for student layers 0..n_student-1, from a --layer-map (either syntax, see
+    interp.commands._options.parse_layer_map)."""
     m = spec if isinstance(spec, dict) else parse_opt_layer_map(spec)
     check_layer_map(m, n_teacher, n_student)
     if sorted(m) != list(range(n_student)):
@@ -100,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     from interp import cka as C
     from interp import cka_stats as S
     from interp.capture import capture
-    from interp.pair import default_layer_map as pair_layer_map
+    from interp.pair import default_layer_map, spaced_layer_map
     from interp.plot.cka import plot_cka_grid, plot_cka_panels
 
     t_info, s_info = model_info(args.teacher, "teacher"), model_info(args.student, "student")
@@ -114,9 +104,13 @@ def run(args: argparse.Namespace) -> int:
         parse_layer_map(args.layer_map, t_info.n_layers, s_info.n_layers)
     teacher = load_model(args.teacher, "teacher", args.device)
     student = load_model(args.student, "student", args.device)
-    init_map = pair_layer_map(teacher, student) if args.layer_map == "auto" else None
-    lmap = [init_map[j] for j in range(student.n_layers)] if init_map and len(init_map) == student.n_layers \
-        else parse_layer_map(args.layer_map, teacher.n_layers, student.n_layers)
+    if args.layer_map == "auto":  # the student's init layers, else DistilBERT's map / evenly spaced
+        auto = default_layer_map(teacher, student)
+        if auto is None or sorted(auto) != list(range(student.n_layers)):
+            auto = spaced_layer_map(teacher.n_layers, student.n_layers)
+        lmap = [auto[j] for j in range(student.n_layers)]
+    else:
+        lmap = parse_layer_map(args.layer_map, teacher.n_layers, student.n_layers)
     out.mkdir(parents=True, exist_ok=True)
 
     def sites(subj) -> list[str]:
@@ -181,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     if args.n_perm and args.kernel == "linear":
         result["permutation"] = {}
         for j, t in grid_map.items():
-            pn = S.permutation_null(list(xs.values())[t], list(ys.values())[j], args.n_perm, args.debiased, args.seed)
+            pn: dict[str, Any] = S.permutation_null(list(xs.values())[t], list(ys.values())[j], args.n_perm, args.debiased, args.seed)
             result["permutation"][f"{t_lab[t]}-{s_lab[j]}"] = {
                 "observed": pn["observed"], "null_mean": float(np.mean(pn["null"])),
                 "null_q95": float(np.quantile(pn["null"], 0.95)), "p_value": pn["p_value"]}
@@ -206,7 +200,7 @@ def run(args: argparse.Namespace) -> int:
             title=f"CKA with references: {what}"))
     if args.conditions == "hans":
         masks = _bias_masks(examples)
-        cg = S.condition_grids(xs, ys, masks, debiased=args.debiased, n_boot=args.n_boot, seed=args.seed)
+        cg: dict[str, Any] = S.condition_grids(xs, ys, masks, debiased=args.debiased, n_boot=args.n_boot, seed=args.seed)
         result["conditions"] = {k: v.tolist() for k, v in cg["grids"].items()}
         result["conditions_n"] = cg["n"]
         result["difference_aligned_minus_conflicting"] = cg["difference"].tolist()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html as _html
 import sys
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,7 @@ def explore(teacher: Any = None, student: Any = None, out: str | Path | None = N
     return view
 
 
-class _CallableModule(type(sys)):
+class _CallableModule(types.ModuleType):
     """`interp.explore` is both this package and the function: importing a submodule
     (`interp.explore.data`) rebinds the package attribute to the module, so the module itself calls `explore`."""
 

@@ -121,7 +121,7 @@ def pick_examples(n: int, seed: int = 0) -> list[dict]:
     by_sub: dict[str, list[dict]] = {}
     for ex in generate_hans(per, seed=seed):
         by_sub.setdefault(ex["subcase"], []).append(ex)
-    out = []
+    out: list[dict] = []
     for i in range(per):
         for sub in by_sub:
             if len(out) < n and i < len(by_sub[sub]):
@@ -259,7 +259,7 @@ def gather(teacher: Any = None, student: Any = None, results: str | Path | None 
         why = "no results folder" if results is None else f"{where}/results.json does not exist"
         for part in ("head_by_head", "attribution"):
             missing[part] = {"why": why, "command": cmd_compare}
-    if models and res is not None:
+    if models and res is not None and results is not None:
         config = json.loads((Path(results) / "results.json").read_text()).get("config", {})
         stale = [r for r, m in (("teacher", t), ("student", s)) if config.get(r) not in (None, m.fingerprint)]
         if stale:
@@ -290,6 +290,7 @@ def gather(teacher: Any = None, student: Any = None, results: str | Path | None 
         else:
             missing["circuits"] = {"why": "circuits were not computed (circuits=False)", "command": cmd_explore}
     else:
+        assert res is not None  # without models, results are required (checked above)
         hm = data["head_map"]
         t_heads = 1 + max(int(m["teacher"][1]) for m in hm if m["teacher"])
         t_total = len(res["head_map"]["score"])  # [teacher heads, student heads], flattened (layer, head)

@@ -30,16 +30,17 @@ def head_maps_figure(maps: Mapping[str, np.ndarray], label: str = "score", title
 
     cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="#d9d9d9")
     norm = TwoSlopeNorm(vcenter=0.0, vmin=-lim, vmax=lim)
-    im = None
+    images = []
     for ax, (name, a) in zip(axes, arrays.items()):
         im = ax.imshow(np.ma.masked_invalid(a), cmap=cmap, norm=norm, origin="upper", aspect="equal")
+        images.append(im)
         ax.set_title(name, fontsize=10)
         ax.set_xticks(range(a.shape[1]))
         ax.set_yticks(range(a.shape[0]), [f"L{l}" for l in range(a.shape[0])])
         ax.set_xlabel("head")
         ax.tick_params(labelsize=7)
     axes[0].set_ylabel("layer")
-    fig.colorbar(im, ax=list(axes), label=label, shrink=0.9)
+    fig.colorbar(images[-1], ax=list(axes), label=label, shrink=0.9)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig

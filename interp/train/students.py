@@ -10,17 +10,21 @@ layers live under ``<base>.encoder.layer.{i}`` — BERT, RoBERTa, ELECTRA, MiniL
   initialised with the architecture's own ``_init_weights``; same vocabulary and labels as the teacher.
 - :func:`make_student`: one entry point for a :class:`StudentSpec` (used by the trainer and the zoo).
 
-:func:`check_compatible` raises a clear error when a teacher and a student cannot be paired: different
-label orders (``config.id2label``), vocabulary sizes or tokenizers.
+:func:`check_compatible` (re-exported from :mod:`interp.compat`, its one home) raises a clear error when a
+teacher and a student cannot be paired: different label orders (``config.id2label``), vocabulary sizes or
+tokenizers.
 """
 from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
 from transformers import AutoModelForSequenceClassification, PretrainedConfig, PreTrainedModel
+
+from interp.compat import check_compatible
 
 __all__ = [
     "StudentSpec",
@@ -28,7 +32,6 @@ __all__ = [
     "random_student",
     "make_student",
     "check_compatible",
-    "check_label_order",
     "encoder_layer_prefix",
     "num_layers",
 ]
@@ -70,39 +73,6 @@ def encoder_layer_prefix(model: PreTrainedModel) -> str:
         "(BERT, RoBERTa, ELECTRA, MiniLM) are supported for student construction")
 
 
-def check_label_order(teacher_config: PretrainedConfig, student_config: PretrainedConfig) -> None:
-    """Refuse different ``id2label`` orders; names compare case-insensitively after ``str()`` and ``strip()``."""
-    t = {int(k): v for k, v in (teacher_config.id2label or {}).items()}
-    s = {int(k): v for k, v in (student_config.id2label or {}).items()}
-    if _label_keys(t) != _label_keys(s):
-        raise ValueError(f"label order mismatch between teacher and student: teacher id2label={t}, student id2label={s}; "
-                         "distillation compares logits index by index, so the label orders must be identical")
-
-
-def _label_keys(id2label: dict[int, object]) -> dict[int, str]:
-    return {k: str(v).strip().lower() for k, v in id2label.items()}
-
-
-def check_compatible(teacher: PreTrainedModel, student: PreTrainedModel, teacher_tokenizer=None,
-                     student_tokenizer=None) -> None:
-    """Raise ``ValueError`` if the two models cannot be distilled / compared position by position."""
-    check_label_order(teacher.config, student.config)
-    tv, sv = getattr(teacher.config, "vocab_size", None), getattr(student.config, "vocab_size", None)
-    if tv != sv:
-        raise ValueError(f"vocabulary size mismatch: teacher vocab_size={tv}, student vocab_size={sv}; "
-                         "teacher and student must share a tokenizer")
-    if teacher_tokenizer is not None and student_tokenizer is not None:
-        if teacher_tokenizer is student_tokenizer:
-            return
-        if teacher_tokenizer.get_vocab() != student_tokenizer.get_vocab():
-            a, b = teacher_tokenizer.get_vocab(), student_tokenizer.get_vocab()
-            diff = sorted(set(a.items()) ^ set(b.items()))[:5]
-            raise ValueError(f"tokenizer mismatch: vocabularies differ (teacher {len(a)} tokens, student {len(b)} "
-                             f"tokens; first differences {diff})")
-        if type(teacher_tokenizer).__name__ != type(student_tokenizer).__name__:
-            raise ValueError(f"tokenizer mismatch: {type(teacher_tokenizer).__name__} vs {type(student_tokenizer).__name__}")
-
-
 def _new_model(config: PretrainedConfig, model_class, seed: int) -> PreTrainedModel:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -114,7 +84,7 @@ def _model_class(teacher: PreTrainedModel):
     return type(teacher)
 
 
-def student_from_teacher_layers(teacher: PreTrainedModel, layers: list[int] = (0, 2, 4)) -> PreTrainedModel:
+def student_from_teacher_layers(teacher: PreTrainedModel, layers: Sequence[int] = (0, 2, 4)) -> PreTrainedModel:
     """A ``len(layers)``-layer copy of ``teacher``: embeddings, the given encoder layers (student layer ``j``
     = teacher layer ``layers[j]``), pooler and classifier are copied exactly; nothing is random. Returned in
     eval mode."""
