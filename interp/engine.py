@@ -288,7 +288,7 @@ def _additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return mask
 
 
-def _attend(subject: Any, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+def attend(subject: Any, layer: int, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
             attention_mask: torch.Tensor | None, q_rows: slice) -> torch.Tensor:
     """HuggingFace eager attention: q [B, H, q, dh], k, v [B, H, pos, dh] -> z [B, q, H, dh]; the mask's
     query rows `q_rows` are used (a mask broadcast over queries is used as it is)."""
@@ -314,7 +314,7 @@ def head_z(subject: Any, layer: int, head: int, q_in: torch.Tensor, k_in: torch.
         bias = lin.bias[rows] if lin.bias is not None else None
         return F.linear(x, lin.weight[rows], bias)[:, None]
 
-    z = _attend(subject, layer, proj(p.q, q_in), proj(p.k, k_in), proj(p.v, v_in), attention_mask, q_rows)
+    z = attend(subject, layer, proj(p.q, q_in), proj(p.k, k_in), proj(p.v, v_in), attention_mask, q_rows)
     return z[:, :, 0]
 
 
@@ -341,7 +341,7 @@ def attention_z(subject: Any, layer: int, x: torch.Tensor, attention_mask: torch
     def heads(path: str, xx: torch.Tensor) -> torch.Tensor:  # [B, n, d_model] -> [B, H, n, dh]
         return rearrange(layer_module(subject, layer, path)(xx), "b n (head d_head) -> b head n d_head", head=H)
 
-    return _attend(subject, layer, heads(p.q, x[:, q_rows]), heads(p.k, x), heads(p.v, x), attention_mask, q_rows)
+    return attend(subject, layer, heads(p.q, x[:, q_rows]), heads(p.k, x), heads(p.v, x), attention_mask, q_rows)
 
 
 def finish(subject: Any, start: int, h: torch.Tensor, layer_kwargs: Mapping[str, Any]) -> torch.Tensor:

@@ -85,14 +85,14 @@ class Results:
         return self._once("compare_dir", find)
 
     @property
-    def compare(self) -> dict | None:
+    def compare(self) -> Any:  # a dict, or None when absent
         """results.json's `results` (interp.explore.data.read_results)."""
         from interp.explore.data import read_results
 
         return self._once("compare", lambda: read_results(self.compare_dir) if self.compare_dir else None)
 
     @property
-    def explore(self) -> dict | None:
+    def explore(self) -> Any:  # a dict, or None when absent
         """The explorer's data model (interp.explore.data schema): explore/data.json when present, else
         what `gather` reads from the compare results alone (head map, effects, attribution)."""
         def load() -> dict | None:
@@ -112,7 +112,7 @@ class Results:
         return None if data is None else data.get(key)
 
     @property
-    def cka(self) -> dict | None:
+    def cka(self) -> Any:  # a dict, or None when absent
         def load() -> dict | None:
             for d in [self.root, self.compare_dir]:
                 for p in (d / "cka" / "cka.json", d / "cka.json") if d is not None else ():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,9 @@ def gap_change(teacher_correct: list[int], student_correct: list[int], examples:
     non-entailment accuracy) with a paired bootstrap 95% interval, resampling within each heuristic x
     label cell (the same examples for both models)."""
     t, s = np.asarray(teacher_correct, dtype=float), np.asarray(student_correct, dtype=float)  # [n] each
-    cells: dict[tuple[str, str], np.ndarray] = {}
+    cells: dict[tuple[str, str], list[int]] = {}
     for i, e in enumerate(examples):
-        cells.setdefault((e["heuristic"], e["label"]), []).append(i)  # type: ignore[arg-type]
+        cells.setdefault((e["heuristic"], e["label"]), []).append(i)
     heur = sorted({h for h, _ in cells if (h, "entailment") in cells and (h, "non-entailment") in cells})
     rng = np.random.default_rng(seed)
 
@@ -57,7 +58,7 @@ def _ci(ci: Any, fmt: str = "+.3f") -> str:
         f"[{format(ci[0], fmt)}, {format(ci[1], fmt)}]"
 
 
-def _top(rows: list[dict], unchanged: list[str] = ()) -> list[str]:
+def _top(rows: list[dict], unchanged: Sequence[str] = ()) -> list[str]:
     """The TOP components by |share| (or |raw change| without a signal), formatted with intervals."""
     rows = [r for r in rows if r["component"] not in set(unchanged)]
     if not rows:

@@ -312,7 +312,8 @@ def step_cka(ctx: Context, step: Step) -> Any:
         caps = {role: capture(m, ctx.eval_examples, ["embed", *m.expand("blocks.*.hook_resid_post")], **kw)
                 for role, m in (("teacher", t), ("student", s))}
         # a site identical for every example (the embedding at [CLS]) has no variance: CKA is undefined there
-        acts, dropped = {}, []
+        acts: dict[str, dict[str, Any]] = {}
+        dropped: list[str] = []
         for role, cap in caps.items():
             acts[role] = {}
             for site, v in cap.acts.items():  # [n, d]
@@ -322,7 +323,7 @@ def step_cka(ctx: Context, step: Step) -> Any:
                     acts[role]["emb" if site == "embed" else "L" + site.split(".")[1]] = v
         xs, ys = acts["teacher"], acts["student"]
         ent = np.array([e["label"] == "entailment" for e in ctx.eval_examples])
-        cg = condition_grids(xs, ys, {"aligned": ent, "conflicting": ~ent}, debiased=o["debiased"],
+        cg: dict[str, Any] = condition_grids(xs, ys, {"aligned": ent, "conflicting": ~ent}, debiased=o["debiased"],
                              n_boot=ctx.size("n-boot"), seed=ctx.study.seed)
         out = {"teacher_layers": list(xs), "student_layers": list(ys), "dropped_constant": dropped,
                "grid": np.asarray(cka_grid(xs, ys, debiased=o["debiased"]).grid).tolist(),

@@ -97,19 +97,19 @@ def test_old_names_are_aliases_of_the_engine():
     from interp.backends import hooks
     assert resume.supported is engine.shortcuts_supported and resume.from_outputs is engine.from_outputs
     assert resume.head_z is engine.head_z and resume.finish is engine.finish and resume.READOUT_POS == engine.READOUT_POS
-    assert hooks.run is engine.run and hooks.run_from is engine.run_from and hooks._first is engine.first_output
+    assert hooks.run is engine.run and hooks.run_from is engine.run_from
     assert hooks.installed is engine.installed and hooks.layer_inputs is engine.layer_inputs
 
 
 def test_analyses_use_the_engine_not_a_backend():
-    """No analysis module imports a backend's internals (interp.circuits: being split, issue 17)."""
+    """No analysis module imports a backend's internals: they use interp.engine."""
     import re
     from pathlib import Path
     root = Path(__file__).resolve().parents[1] / "interp"
     offenders = []
     for path in root.rglob("*.py"):
         rel = path.relative_to(root).as_posix()
-        if rel.startswith("backends/") or rel in ("circuits.py", "subject.py", "resume.py"):
+        if rel.startswith("backends/") or rel in ("subject.py", "resume.py"):
             continue  # backends themselves; subject dispatches to them; resume is the alias module
         text = path.read_text()
         if re.search(r"from interp\.backends\.hooks import|from interp\.backends import hooks|\bresume\.", text):

@@ -237,9 +237,17 @@ def tiny(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_ref(tiny) -> Path:
-    """The tiny study run once, uninterrupted."""
+    """The tiny study run once, uninterrupted, single-threaded like the tests that compare with it (module
+    fixtures are set up before the function-scoped `one_thread`; float32 sums depend on the thread count)."""
+    import torch
+
     out = tiny / "uninterrupted"
-    _run(tiny / "study.toml", out)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _run(tiny / "study.toml", out)
+    finally:
+        torch.set_num_threads(n)
     return out
 
 

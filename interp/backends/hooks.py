@@ -14,4 +14,3 @@ from interp.engine import (  # noqa: F401  (aliases: the engine is their one hom
     run,
     run_from,
 )
-from interp.engine import first_output as _first  # noqa: F401  (old private name, still imported by interp.circuits)

@@ -29,7 +29,7 @@ Our definition (valid for any residual architecture, exact through the LayerNorm
 
 Scores are "importance" = share of the clean-corrupt gap the component carries: for
 `direction="noise"` (patch corrupted values into the clean run) `(m_clean - m)/(m_clean - m_corrupt)`,
-for `"denoise"` `(m - m_corrupt)/(m_clean - m_corrupt)`. Pruning (discover.py) keeps the top-|score|
+for `"denoise"` `(m - m_corrupt)/(m_clean - m_corrupt)`. Pruning (discovery.py) keeps the top-|score|
 nodes or edges, the fewest that reach `target` faithfulness (binary search over the count on the sorted
 list). Faithfulness and completeness are reported with paired bootstrap 95% intervals over pairs.
 
@@ -43,12 +43,12 @@ site value, gradient or circuit run raises FloatingPointError naming the model a
 Modules, one job each: graph (names, typed Edge), runs (per-copy component values, the residual rebuilt
 from outputs), inputs (sender-only receiver inputs, receiver gradients), exact (batched receiver
 recomputation), edges (edge scores), nodes (node scores), evaluation (circuit runs, faithfulness),
-circuit (the result type), discover (pruning and discovery).
+circuit (the result type), discovery (pruning and discover).
 """
 from __future__ import annotations
 
 from interp.circuits.circuit import Circuit
-from interp.circuits.discover import _no_signal_circuit, auroc, discover, prune
+from interp.circuits.discovery import _no_signal_circuit, auroc, discover, prune
 from interp.circuits.edges import METHODS, _edge_effects, edge_scores
 from interp.circuits.evaluation import (
     _edge_logits,

@@ -109,6 +109,7 @@ def _gradient_effects(subject: Any, metric: Any, base: _Values, src: _Values, to
             g = receiver_grads(subject, metric, h, base.kwargs)
             acc = g if acc is None else ([a + b for a, b in zip(acc[0], g[0])], [a + b for a, b in zip(acc[1], g[1])],
                                          acc[2] + g[2])
+        assert acc is not None  # steps >= 1, checked by the caller
         g_heads, g_mlps, g_final = [x / steps for x in acc[0]], [x / steps for x in acc[1]], acc[2] / steps
     L, H = subject.n_layers, subject.n_heads
     with torch.no_grad():

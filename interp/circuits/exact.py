@@ -23,13 +23,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from interp import resume
-from interp.arch import get_module
-from interp.backends.hooks import expand_kwargs
+from interp import engine
+from interp.arch import get_linear, get_module
 from interp.circuits.graph import _check_arch, _parse_node
 from interp.circuits.inputs import head_out_weights
 from interp.circuits.runs import _Values
 from interp.contrast import metric_values
+from interp.engine import expand_kwargs
 
 
 @dataclass
@@ -52,8 +52,8 @@ def layer_base(subject: Any, base: _Values, layer: int) -> LayerBase:
     qkv = {kind: get_module(subject.layers[layer], name)(pre).view(B, n, H, -1).transpose(1, 2)
            for kind, name in zip("qkv", (qn, kn, vn))}
     last = layer == subject.n_layers - 1
-    rows = slice(resume.READOUT_POS, resume.READOUT_POS + 1) if last else slice(None)
-    return LayerBase(pre, resume.attn_out_of(subject, layer, base.z[layer]), base.mid[layer], qkv, base.z[layer],
+    rows = slice(engine.READOUT_POS, engine.READOUT_POS + 1) if last else slice(None)
+    return LayerBase(pre, engine.attn_out_of(subject, layer, base.z[layer]), base.mid[layer], qkv, base.z[layer],
                      head_out_weights(subject, layer), rows)
 
 
@@ -61,7 +61,7 @@ def _finish(subject: Any, layer: int, out: torch.Tensor, kwargs: dict, copies: i
     """Logits from layer `layer`'s output [copies * B, rows, d]."""
     if layer == subject.n_layers - 1:
         return subject.arch.head(subject.model, out)
-    return resume.finish(subject, layer + 1, out, expand_kwargs(kwargs, copies))
+    return engine.finish(subject, layer + 1, out, expand_kwargs(kwargs, copies))
 
 
 def _sums(metric: Any, logits: torch.Tensor, copies: int) -> torch.Tensor:
@@ -77,7 +77,7 @@ def head_receivers(subject: Any, metric: Any, base: _Values, lb: LayerBase, laye
     p = subject.arch.layer_math
     B = xs.shape[1]
     rows = lb.rows if kind == "q" else slice(None)
-    lin = get_module(subject.layers[layer], getattr(p, kind))
+    lin = get_linear(subject.layers[layer], getattr(p, kind))
     new_all = F.linear(xs[:, :, rows], lin.weight, lin.bias)                 # [S, B, n, head * d_head]
     new_all = new_all.view(*new_all.shape[:-1], subject.n_heads, -1)          # [S, B, n, head, d_head]
     mask = base.kwargs.get("attention_mask")
@@ -92,10 +92,10 @@ def head_receivers(subject: Any, metric: Any, base: _Values, lb: LayerBase, laye
         qkv = {k: v[:, h_idx] for k, v in lb.qkv.items()}                     # [B, c, pos, d_head]
         qkv["q"] = qkv["q"][:, :, lb.rows]
         qkv[kind] = new
-        z = resume._attend(subject, layer, qkv["q"], qkv["k"], qkv["v"], mask, lb.rows)  # [B, q, c, d_head]
+        z = engine.attend(subject, layer, qkv["q"], qkv["k"], qkv["v"], mask, lb.rows)  # [B, q, c, d_head]
         dz = z - lb.z[:, lb.rows][:, :, h_idx]
         d_attn = torch.einsum("bqce,ced->cbqd", dz, lb.w_out[h_idx])          # [c, B, q, d]
-        h_out = resume.from_attn_out(subject, layer, lb.pre[:, lb.rows], lb.attn[:, lb.rows] + d_attn)
+        h_out = engine.from_attn_out(subject, layer, lb.pre[:, lb.rows], lb.attn[:, lb.rows] + d_attn)
         out.append(_sums(metric, _finish(subject, layer, h_out.flatten(0, 1), base.kwargs, c), c))
         if tick:
             tick(c)
@@ -109,7 +109,7 @@ def mlp_receivers(subject: Any, metric: Any, base: _Values, lb: LayerBase, layer
     out = []
     for a in range(0, xs.shape[0], step):
         x = xs[a:a + step, :, lb.rows]                                         # [c, B, q, d]
-        h_out = resume.from_mlp_out(subject, layer, lb.mid[:, lb.rows], resume.mlp(subject, layer, x))
+        h_out = engine.from_mlp_out(subject, layer, lb.mid[:, lb.rows], engine.mlp(subject, layer, x))
         out.append(_sums(metric, _finish(subject, layer, h_out.flatten(0, 1), base.kwargs, x.shape[0]), x.shape[0]))
         if tick:
             tick(x.shape[0])
@@ -119,7 +119,7 @@ def mlp_receivers(subject: Any, metric: Any, base: _Values, lb: LayerBase, layer
 def logit_receivers(subject: Any, metric: Any, xs: torch.Tensor, tick: Callable[[int], None] | None = None
                     ) -> torch.Tensor:
     """Metric sums [S] float64 when the classifier alone reads xs[s] [S, B, pos, d]."""
-    row = slice(resume.READOUT_POS, resume.READOUT_POS + 1)
+    row = slice(engine.READOUT_POS, engine.READOUT_POS + 1)
     out = _sums(metric, subject.arch.head(subject.model, xs[:, :, row].flatten(0, 1)), xs.shape[0])
     if tick:
         tick(xs.shape[0])

@@ -20,26 +20,26 @@ from typing import Any
 
 import torch
 
-from interp import resume
-from interp.arch import get_module
-from interp.backends.hooks import run_from
+from interp import engine
+from interp.arch import get_linear, get_module
 from interp.circuits.graph import _check_arch
 from interp.circuits.runs import _Values
 from interp.contrast import metric_values
+from interp.engine import run_from
 
 KINDS = ("q", "k", "v")  # a head's receivers, in receivers_at order
 
 
 def head_out_weights(subject: Any, layer: int) -> torch.Tensor:
     """The output projection split by head: [head, d_head, d_model] (attn_out = sum_h z_h @ W[h] + bias)."""
-    W = get_module(subject.layers[layer], subject.arch.o_proj).weight  # [d_model, head * d_head]
+    W = get_linear(subject.layers[layer], subject.arch.o_proj).weight  # [d_model, head * d_head]
     return W.T.reshape(subject.n_heads, -1, W.shape[0])
 
 
 def head_in_weights(subject: Any, layer: int, kind: str) -> torch.Tensor:
     """The q, k or v projection split by head: [head, d_head, d_model]."""
     qn, kn, vn, _ = _check_arch(subject)
-    W = get_module(subject.layers[layer], {"q": qn, "k": kn, "v": vn}[kind]).weight  # [head * d_head, d_model]
+    W = get_linear(subject.layers[layer], {"q": qn, "k": kn, "v": vn}[kind]).weight  # [head * d_head, d_model]
     return W.view(subject.n_heads, -1, W.shape[1])
 
 
@@ -54,16 +54,16 @@ def sender_inputs(subject: Any, base: _Values, src: _Values) -> Iterator[tuple[s
     for l in range(L):
         yield "pre", l, xs
         # after the last layer's attention only the readout row reaches the classifier
-        r = slice(resume.READOUT_POS, resume.READOUT_POS + 1) if l == L - 1 else slice(None)
+        r = slice(engine.READOUT_POS, engine.READOUT_POS + 1) if l == L - 1 else slice(None)
         pre_b = (base.embed if l == 0 else base.resid[l - 1])[:, r]               # [B, pos, d]
-        attn_b = resume.attn_out_of(subject, l, base.z[l][:, r])                  # [B, pos, d]
+        attn_b = engine.attn_out_of(subject, l, base.z[l][:, r])                  # [B, pos, d]
         dz = (src.z[l] - base.z[l])[:, r]                                         # [B, pos, head, d_head]
         d_attn = torch.einsum("bphe,hed->hbpd", dz, head_out_weights(subject, l))  # [head, B, pos, d]
-        mid = [resume.resid_mid(subject, l, x[:, :, r], attn_b) for x in xs]
-        mid.append(resume.resid_mid(subject, l, pre_b, attn_b + d_attn))          # layer l's heads [head, B, pos, d]
+        mid = [engine.resid_mid(subject, l, x[:, :, r], attn_b) for x in xs]
+        mid.append(engine.resid_mid(subject, l, pre_b, attn_b + d_attn))          # layer l's heads [head, B, pos, d]
         yield "mid", l, mid
-        own = resume.from_mlp_out(subject, l, base.mid[l][:, r], src.mlp[l][:, r])  # the MLP sender [B, pos, d]
-        xs = [resume.from_mlp_out(subject, l, x, base.mlp[l][:, r]) for x in mid] + [own[None]]
+        own = engine.from_mlp_out(subject, l, base.mid[l][:, r], src.mlp[l][:, r])  # the MLP sender [B, pos, d]
+        xs = [engine.from_mlp_out(subject, l, x, base.mlp[l][:, r]) for x in mid] + [own[None]]
     yield "pre", L, xs
 
 

@@ -20,7 +20,7 @@ def _node_effects(subject: Any, contrast: Contrast, method: str, direction: str,
                   ) -> tuple[dict[str, float], float, float, Signal]:
     """Unnormalised effect of every head and MLP (the metric change, signed like importance:
     m_clean - m for noising, m - m_corrupt for denoising), the endpoint means and the gap."""
-    kw = dict(batch_size=batch_size, allow_no_signal=True)  # the caller judges the signal
+    kw: dict[str, Any] = dict(batch_size=batch_size, allow_no_signal=True)  # the caller judges the signal
     if method == "exact":
         heads = patch(subject, contrast, "head", False, direction, **kw)
         mlps = patch(subject, contrast, "mlp_out", False, direction, **kw)

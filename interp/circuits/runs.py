@@ -1,6 +1,6 @@
 """Circuit runs with per-copy component values: the sites a run needs (`_Values`), per-copy mixes of
 clean and corrupted values, and the residual stream rebuilt from component outputs through the
-LayerNorms (`_chain`, interp.resume), for post-LayerNorm encoders."""
+LayerNorms (`_chain`, interp.engine), for post-LayerNorm encoders."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -9,11 +9,11 @@ from typing import Any
 
 import torch
 
-from interp import resume
+from interp import engine
 from interp.arch import get_module
-from interp.backends.hooks import _first, installed, layer_inputs
 from interp.circuits.graph import _check_arch
 from interp.contrast import metric_values
+from interp.engine import first_output, installed, layer_inputs
 from interp.patching import check_run
 
 
@@ -71,10 +71,10 @@ def _chain(subject: Any, h: torch.Tensor, start: int, stop: int, z_vals: Any, ml
     """
     pres, mids = {start: h}, {}
     for l in range(start, stop):
-        mids[l], h = resume.from_outputs(subject, l, h, z_vals[l], mlp_vals[l])
+        mids[l], h = engine.from_outputs(subject, l, h, z_vals[l], mlp_vals[l])
         pres[l + 1] = h
     if mid_at_stop:
-        mids[stop] = resume.resid_mid(subject, stop, h, resume.attn_out_of(subject, stop, z_vals[stop]))
+        mids[stop] = engine.resid_mid(subject, stop, h, engine.attn_out_of(subject, stop, z_vals[stop]))
     return pres, mids
 
 
@@ -117,7 +117,7 @@ def _run_layer_with_receivers(subject: Any, layer: int, kwargs: dict, q_in: torc
         if mlp_in is not None:
             handles.append(get_module(blk, mn).register_forward_pre_hook(mlp_hook))
         with installed(subject, reads, {}, cache):
-            cache["_out"] = _first(blk(h, **kwargs))
+            cache["_out"] = first_output(blk(h, **kwargs))
     finally:
         for hd in handles:
             hd.remove()

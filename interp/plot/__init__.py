@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from matplotlib.figure import Figure
 
@@ -24,7 +24,7 @@ FORMATS = ("png", "svg")
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] = (4, 3),
-               layout: str | None = None) -> tuple[Figure, Any]:
+               layout: Literal["constrained", "compressed", "tight"] | None = None) -> tuple[Figure, Any]:
     """A Figure not registered with pyplot, and its axes (one Axes, or an array for a grid); `layout`:
     matplotlib's layout engine ("constrained" for panels with their own colour bars)."""
     fig = Figure(figsize=figsize, layout=layout)

@@ -34,6 +34,7 @@ def attention_pair_figure(teacher: np.ndarray, student: np.ndarray, tokens: Sequ
             ax.axhline(sep + 0.5, color="tab:orange", lw=1.2)
             ax.axvline(sep + 0.5, color="tab:orange", lw=1.2)
     axes[0].set_ylabel("query token")
+    assert im is not None  # two panels drawn
     fig.colorbar(im, ax=list(axes), label="attention probability", shrink=0.8)
     fig.suptitle((title + "\n" if title else "") + "orange lines: premise | hypothesis boundary", fontsize=9)
     return fig
