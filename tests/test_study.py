@@ -430,8 +430,8 @@ def test_tokenizer_and_label_mismatches_fail_before_any_computation(tmp_path, mo
     cases = [(other_tok["distil"], r"teacher 'bert' and student 'distil' use different tokenizers.*save the teacher's "
               r"tokenizer with the student"),
              (other_labels["distil"], r"label orders differ: teacher 'bert' has \['entailment', 'neutral', "
-              r"'contradiction'\], student 'distil' has \['contradiction', 'neutral', 'entailment'\]; make both "
-              r"config.json id2label orders agree")]
+              r"'contradiction'\], student 'distil' has \['contradiction', 'neutral', 'entailment'\].*make "
+              r"both config.json id2label orders agree")]
     for student, pattern in cases:
         (tmp_path / "study.toml").write_text(
             f'[models]\nbert = "{good["bert"]}"\ndistil = "{student}"\n[data]\nsource = "hans.txt"\n'
