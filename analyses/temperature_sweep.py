@@ -44,7 +44,7 @@ from interp import metrics, provenance  # noqa: E402
 from interp.train import zoo  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kd_debias import QUICK_CONFIG, _fmt, t_interval  # noqa: E402
+from kd_debias import QUICK_CONFIG, _fmt, paired, paired_table, t_interval  # noqa: E402
 
 TEMPERATURES = (1.0, 2.0, 4.0, 10.0, 20.0, 40.0)
 METRICS = ("id_acc", "hans_ent", "hans_non_ent", "spurious_gap", "dpd_overlap", "eod_overlap")
@@ -138,6 +138,11 @@ def main(argv=None) -> int:
                                              for i, c in enumerate(CLASSES)}
         summary[c] = s
 
+    # paired over the same seeds: each temperature against the lowest, and against the non-distilled student
+    pairs = [(f"kd_{w}_T{T:g}", f"kd_{w}_T{temps[0]:g}", f"temperature {T:g} vs {temps[0]:g}") for w in teachers
+             for T in temps[1:]]
+    pairs += [(f"kd_{w}_T{T:g}", "student_nokd", f"KD at T = {T:g} vs no KD") for w in teachers for T in temps]
+    paired_rows = paired(mine, pairs, METRICS)
     cols = list(METRICS) + ["#cls≠nokd", "#cls≠teacher"]
     md = (f"# KD temperature sweep\n\nConfig digest `{d}`, seeds {seeds}, alpha={cfg.kd_alpha} (weight of the KL term). Values in %, "
           "mean ± half-width of the 95% t-interval over seeds. DPD/EOD: group = overlap bucket, positive = "
@@ -161,8 +166,10 @@ def main(argv=None) -> int:
             tail = "near-constant" if d["near_constant"] else f"p = {d['p']:.2g}"
             cells.append(f"{100 * d['diff']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}], {tail}")
         md += f"| {c} | " + " | ".join(cells) + " |\n"
+    md += ("\n## Paired comparisons\n\nPoints, mean per-seed difference [95% t-interval] over the same seeds; "
+           "**bold**: the interval excludes 0.\n\n" + paired_table(paired_rows, METRICS))
     rec = provenance.record(cfg.key(), seeds=seeds, temperatures=list(temps), teachers=list(teachers),
-                            summary=summary, runs=mine,
+                            summary=summary, runs=mine, paired=paired_rows,
                             fairness_group="overlap bucket (all hypothesis words in premise) on the bias-0.5 test; "
                                            "positive prediction = entailment")
     provenance.atomic_write_json(out / "results.json", rec)
