@@ -85,3 +85,29 @@ def attribute_bias_probs(labels, attributes, n_classes: int, smoothing: float = 
                          "attribute) is undefined; use smoothing > 0.")
     return (counts / totals)[a]
 
+
+def evaluate_images(model, data, batch_size: int = 256) -> dict:
+    """The fairness study's numbers for one model on an `ImageSet` (the attribute as the group):
+    accuracy, per-class and per-group accuracy, worst-group accuracy, individual fairness over every
+    counterfactual attribute value, and for two classes DPD and EOD across attribute values."""
+    from interp.metrics import (demographic_parity_difference, equalized_odds_difference, group_accuracies,
+                                individual_fairness, per_class_accuracy)
+    from interp.train.trainer import predict_logits
+
+    logits = predict_logits(model, None, data.examples(), batch_size)  # [n, n_labels]
+    pred = logits.argmax(-1).numpy()
+    y, groups = data.labels.numpy(), data.groups.numpy()
+    cf_logits = [predict_logits(model, None, cf.examples(), batch_size) for cf in data.all_counterfactuals()]
+    by_group = group_accuracies(y, pred, groups)
+    out = {"accuracy": float(np.mean(pred == y)),
+           "per_class_accuracy": per_class_accuracy(y, pred, len(data.label_names)).tolist(),
+           "group_accuracy": {data.group_names[g]: a for g, a in by_group.items()},
+           "worst_group_accuracy": min(by_group.values()),
+           "individual_fairness": individual_fairness(pred, [c.argmax(-1).numpy() for c in cf_logits],
+                                                      torch.softmax(logits, -1).numpy(),
+                                                      [torch.softmax(c, -1).numpy() for c in cf_logits])}
+    if len(data.label_names) == 2:
+        attrs = data.attributes.numpy()
+        out["dpd"] = demographic_parity_difference(pred, attrs)
+        out["eod"] = equalized_odds_difference(y, pred, attrs)
+    return out
