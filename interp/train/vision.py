@@ -90,8 +90,13 @@ def evaluate_images(model, data, batch_size: int = 256) -> dict:
     """The fairness study's numbers for one model on an `ImageSet` (the attribute as the group):
     accuracy, per-class and per-group accuracy, worst-group accuracy, individual fairness over every
     counterfactual attribute value, and for two classes DPD and EOD across attribute values."""
-    from interp.metrics import (demographic_parity_difference, equalized_odds_difference, group_accuracies,
-                                individual_fairness, per_class_accuracy)
+    from interp.metrics import (
+        demographic_parity_difference,
+        equalized_odds_difference,
+        group_accuracies,
+        individual_fairness,
+        per_class_accuracy,
+    )
     from interp.train.trainer import predict_logits
 
     logits = predict_logits(model, None, data.examples(), batch_size)  # [n, n_labels]
