@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -42,7 +42,7 @@ def _vit_head(model: Any, h: torch.Tensor) -> torch.Tensor:
 
 
 def _resnet_head(model: nn.Module, h: torch.Tensor) -> torch.Tensor:
-    return model.classifier(model.resnet.pooler(h))  # h: [batch, channels, h, w] -> [batch, n_labels]
+    return get_module(model, "classifier")(get_module(model, "resnet.pooler")(h))  # [batch, c, h, w] -> [batch, n_labels]
 
 
 @dataclass(frozen=True)
@@ -133,9 +133,9 @@ def get_layers(model: nn.Module, arch: Arch) -> nn.ModuleList:
     """The layers (blocks) of `model` in forward order. A `*` in `arch.layers` concatenates the lists found
     under every child at that point (ResNet: the blocks of every stage)."""
     if "*" not in arch.layers:
-        return get_module(model, arch.layers)
+        return cast(nn.ModuleList, get_module(model, arch.layers))
     head, tail = arch.layers.split(".*.", 1)
-    return nn.ModuleList([blk for child in get_module(model, head) for blk in get_module(child, tail)])
+    return nn.ModuleList([blk for child in get_module(model, head).children() for blk in get_module(child, tail).children()])
 
 
 def stage_sites(model: nn.Module, arch: Arch) -> list[str]:
@@ -143,7 +143,8 @@ def stage_sites(model: nn.Module, arch: Arch) -> list[str]:
     if "*" not in arch.layers:
         raise ValueError(f"{arch.family} has no stages: stage_sites is for ResNets.")
     head, tail = arch.layers.split(".*.", 1)
-    ends = list(itertools.accumulate(len(get_module(child, tail)) for child in get_module(model, head)))
+    ends = list(itertools.accumulate(len(list(get_module(child, tail).children()))
+                                     for child in get_module(model, head).children()))
     return [f"blocks.{e - 1}.hook_resid_post" for e in ends]
 
 

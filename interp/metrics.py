@@ -170,7 +170,8 @@ def count_differing_classes(distilled, non_distilled, teacher, alpha: float = 0.
 
 
 # --- individual (counterfactual) fairness ------------------------------------------------------
-def individual_fairness(y_pred: Sequence, cf_preds: Sequence[Sequence], probs=None, cf_probs=None) -> dict:
+def individual_fairness(y_pred: Sequence | np.ndarray, cf_preds: Sequence[Sequence | np.ndarray], probs=None,
+                        cf_probs=None) -> dict:
     """Consistency of predictions between each input and its counterfactuals (the same input with the
     protected / spurious attribute changed, everything else kept), the individual-fairness reading of
     Mohammadshahi & Ioannou: similar individuals get the same prediction.

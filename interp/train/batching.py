@@ -8,13 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-if TYPE_CHECKING:
-    from interp.train.images import EncodedImages
+from interp.train.images import EncodedImages, encode_images, iter_image_batches
 
 
 @dataclass
@@ -53,7 +51,6 @@ def encode(tokenizer, examples: Sequence[dict], max_length: int = 48,
     String labels are mapped with ``label2id``; ``with_labels=False`` ignores labels (all ``-1``).
     Image examples (``pixel_values``) are stacked instead (``interp.train.images``; no tokenizer needed)."""
     if examples and "pixel_values" in examples[0]:
-        from interp.train.images import encode_images
         return encode_images(examples, _label_ids(examples, label2id) if with_labels
                              else torch.full((len(examples),), -1, dtype=torch.long))
     if examples and "premise" in examples[0]:
@@ -84,11 +81,10 @@ def _collate(enc: Encoded, idx: Sequence[int]) -> dict[str, torch.Tensor]:
     return batch
 
 
-def iter_batches(enc: Encoded, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
+def iter_batches(enc: Encoded | EncodedImages, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
                  by_length: bool = False) -> Iterable[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
     """Yield ``(indices, padded batch)``. ``by_length`` sorts by length (inference only: less padding)."""
-    if hasattr(enc, "pixel_values"):  # images: one size, no padding
-        from interp.train.images import iter_image_batches
+    if isinstance(enc, EncodedImages):  # images: one size, no padding
         yield from iter_image_batches(enc, batch_size, shuffle, generator)
         return
     n = len(enc)
@@ -104,11 +100,11 @@ def iter_batches(enc: Encoded, batch_size: int, shuffle: bool = False, generator
 
 
 @torch.no_grad()
-def predict_logits(model, tokenizer, examples: Sequence[dict] | Encoded, batch_size: int = 128,
+def predict_logits(model, tokenizer, examples: Sequence[dict] | Encoded | EncodedImages, batch_size: int = 128,
                    max_length: int = 48) -> torch.Tensor:
     """Eval-mode float32 logits ``[n, n_labels]`` in the examples' order."""
-    encoded = isinstance(examples, Encoded) or hasattr(examples, "pixel_values")  # Encoded or EncodedImages
-    enc = examples if encoded else encode(tokenizer, examples, max_length, with_labels=False)
+    enc = examples if isinstance(examples, (Encoded, EncodedImages)) else \
+        encode(tokenizer, examples, max_length, with_labels=False)
     was_training = model.training
     model.eval()
     out = None

@@ -21,6 +21,7 @@ from interp.progress import bar as progress_bar
 from interp.train import losses as L
 from interp.train.batching import Encoded, encode, iter_batches, predict_logits
 from interp.train.config import NEEDS_BIAS, NEEDS_TEACHER, NEEDS_WEIGHTS, TrainConfig, seed_everything
+from interp.train.images import EncodedImages
 
 
 def _batch_loss(cfg: TrainConfig, logits, y, pb, t_logits, progress: float = 0.0, w=None) -> torch.Tensor:
@@ -137,7 +138,7 @@ def train_model(model, tokenizer, train_examples: Sequence[dict], config: TrainC
     curve: list[dict] = []
     best: tuple[float, int, dict] | None = None
 
-    def evaluate_dev(dev: Encoded) -> None:
+    def evaluate_dev(dev: Encoded | EncodedImages) -> None:
         nonlocal best
         acc = float((predict_logits(model, tokenizer, dev, cfg.eval_batch_size).argmax(-1) == dev.labels)
                     .double().mean())

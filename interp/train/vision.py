@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,9 +31,11 @@ def tiny_vit(label_names: Sequence[str], image_size: int = 16, patch_size: int =
     """A small ViT classifier (eager attention, so patterns can be read), initialised from `seed`, in eval mode."""
     if image_size % patch_size:
         raise ValueError(f"image_size {image_size} must be a multiple of patch_size {patch_size}.")
-    cfg = T.ViTConfig(hidden_size=d, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=2 * d,
-                      image_size=image_size, patch_size=patch_size, hidden_dropout_prob=dropout,
-                      attention_probs_dropout_prob=dropout, attn_implementation="eager", **_labels(label_names))
+    kwargs: dict[str, Any] = dict(hidden_size=d, num_hidden_layers=layers, num_attention_heads=heads,
+                                  intermediate_size=2 * d, image_size=image_size, patch_size=patch_size,
+                                  hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+                                  attn_implementation="eager", **_labels(label_names))
+    cfg = T.ViTConfig(**kwargs)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return T.ViTForImageClassification(cfg).eval()
