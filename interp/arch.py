@@ -3,12 +3,19 @@
 One `Arch` per family. Module paths are relative to the model (`embed`, `layers`) or to one layer
 (everything else). `head` maps the last layer's output to logits, so that a forward pass can be
 resumed from any layer without recomputing the ones before it.
+
+ResNets have no attention and no tokens: their "layers" are the residual blocks of every stage in
+forward order (`layers` is a path with a `*` over stages), and every site but `logits` is a feature map
+`[batch, channels, h, w]` (`layout="maps"`): `embed` (stem output), `blocks.{l}.hook_branch_out` (the
+block's residual branch, before the shortcut is added) and `blocks.{l}.hook_resid_post` (block output).
+A stage's output is its last block's `hook_resid_post` (`stage_sites`).
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -32,6 +39,10 @@ def _distilbert_head(model: Any, h: torch.Tensor) -> torch.Tensor:
 
 def _vit_head(model: Any, h: torch.Tensor) -> torch.Tensor:
     return model.classifier(model.vit.layernorm(h)[:, 0])
+
+
+def _resnet_head(model: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    return get_module(model, "classifier")(get_module(model, "resnet.pooler")(h))  # [batch, c, h, w] -> [batch, n_labels]
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,9 @@ class Arch:
     modality: str = "text"     # "text" | "image"
     kinds: tuple[str, ...] = field(default=LAYER_KINDS)
     layer_math: LayerMath | None = None  # None: no shortcuts, no circuits
+    layout: str = "tokens"     # "tokens": sites are [batch, pos, ...]; "maps": [batch, channels, h, w]
+    extra_out: tuple[tuple[str, str], ...] = ()  # (kind, per-layer module whose output is that site)
+    backends: tuple[str, ...] = ("hooks", "nnsight", "tl")  # backends that can run this family
 
     @property
     def mlp_modules(self) -> tuple[str, ...]:
@@ -94,6 +108,11 @@ ARCHS: dict[str, Arch] = {
                 kinds=tuple(k for k in LAYER_KINDS if k != "hook_resid_mid"),
                 layer_math=LayerMath("attention.q_proj", "attention.k_proj", "attention.v_proj", "attention",
                                      "layernorm_before", "layernorm_after", pre_ln=True)),
+    # no attention and no MLP: pattern / o_proj / mlp_out are unused (their kinds are not in `kinds`)
+    "resnet": Arch("resnet", ("ResNetForImageClassification",), "resnet.embedder", "resnet.encoder.stages.*.layers",
+                   pattern="", o_proj="", mlp_out="", resid_mid=None, head=_resnet_head, modality="image",
+                   kinds=("hook_branch_out", "hook_resid_post"), layout="maps",
+                   extra_out=(("hook_branch_out", "layer"),), backends=("hooks",)),
 }
 
 
@@ -108,6 +127,25 @@ def detect_arch(model: nn.Module) -> Arch:
         f"Unsupported architecture {name!r}. kd-interp supports {supported}. A bare encoder "
         "(e.g. BertModel) can be loaded as a classifier with load_subject(path, num_labels=...); "
         "a new family needs an entry in interp.arch.ARCHS.")
+
+
+def get_layers(model: nn.Module, arch: Arch) -> nn.ModuleList:
+    """The layers (blocks) of `model` in forward order. A `*` in `arch.layers` concatenates the lists found
+    under every child at that point (ResNet: the blocks of every stage)."""
+    if "*" not in arch.layers:
+        return cast(nn.ModuleList, get_module(model, arch.layers))
+    head, tail = arch.layers.split(".*.", 1)
+    return nn.ModuleList([blk for child in get_module(model, head).children() for blk in get_module(child, tail).children()])
+
+
+def stage_sites(model: nn.Module, arch: Arch) -> list[str]:
+    """Per stage, the site holding its output (the last block's `hook_resid_post`); ResNet only."""
+    if "*" not in arch.layers:
+        raise ValueError(f"{arch.family} has no stages: stage_sites is for ResNets.")
+    head, tail = arch.layers.split(".*.", 1)
+    ends = list(itertools.accumulate(len(list(get_module(child, tail).children()))
+                                     for child in get_module(model, head).children()))
+    return [f"blocks.{e - 1}.hook_resid_post" for e in ends]
 
 
 def get_module(root: nn.Module, path: str) -> nn.Module:

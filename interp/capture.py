@@ -6,6 +6,11 @@ Pooling (applied per batch, so memory stays bounded by what is kept):
 - "positions": one position per example, from `positions=` or each example's "position" key
 - "none": token level, padded to the longest example of the whole dataset, with `mask` [n, pos]
 `logits` is never pooled; `attn.hook_pattern` is only captured at token level.
+Feature maps (ResNet sites, [batch, channels, h, w]) pool over space instead:
+- "mean": global average over h, w (what the classifier head does)  -> [batch, channels]
+- "flatten": every channel at every position                        -> [batch, channels * h * w]
+- "none": the map itself                                             -> [batch, channels, h, w]
+The default pool is "cls" for token sites and "mean" for feature maps.
 
 With `out_dir`, results are written in safetensors shards as they are produced (memory: one shard),
 with a manifest updated atomically after each shard; a run with the same config resumes where an
@@ -30,7 +35,8 @@ from interp.progress import bar as progress_bar
 from interp.provenance import atomic_write_json, record
 from interp.sites import parse_site
 
-POOLS = ("cls", "mean", "positions", "none")
+POOLS = ("cls", "mean", "positions", "none", "flatten")
+MAP_POOLS = ("mean", "flatten", "none")
 
 
 @dataclass
@@ -48,16 +54,34 @@ class Capture:
         return len(self.ids)
 
 
+def pool_map(value: torch.Tensor, pool: str) -> torch.Tensor:
+    """Pool one feature map's batch value [batch, channels, h, w] over space (see the module docstring)."""
+    if pool == "mean":
+        return value.mean(dim=(2, 3))  # [batch, channels]
+    if pool == "flatten":
+        return value.flatten(1)        # [batch, channels * h * w]
+    if pool == "none":
+        return value
+    raise ValueError(f"pool={pool!r} does not apply to feature maps [batch, channels, h, w] (ResNet sites): use "
+                     f"one of {MAP_POOLS} ('mean' is the global average pooling the classifier uses).")
+
+
 def pool_site(value: torch.Tensor, kind: str, pool: str, mask: torch.Tensor,
-              positions: torch.Tensor | None, pad_to: int) -> torch.Tensor:
-    """Pool one site's batch value. mask: [batch, pos]; positions: [batch]."""
+              positions: torch.Tensor | None, pad_to: int, layout: str = "tokens") -> torch.Tensor:
+    """Pool one site's batch value. mask: [batch, pos]; positions: [batch]; pad_to 0: no padding
+    (images: every example has the same positions). `layout="maps"`: value is [batch, channels, h, w]."""
     if kind == "logits":
         return value
+    if layout == "maps":
+        return pool_map(value, pool)
+    if pool == "flatten":
+        raise ValueError("pool='flatten' is for feature maps (ResNet sites); token sites take 'cls', 'mean', "
+                         "'positions' or 'none'.")
     if kind == "attn.hook_pattern":  # [batch, head, q_pos, k_pos]
         if pool != "none":
             raise ValueError("Attention patterns are captured at token level only: use pool='none' for "
                              "attn.hook_pattern sites, or capture them in a separate call.")
-        p = pad_to - value.shape[-1]
+        p = max(pad_to - value.shape[-1], 0)
         return torch.nn.functional.pad(value, (0, p, 0, p))
     # value: [batch, pos, ...]
     if pool == "cls":
@@ -70,7 +94,7 @@ def pool_site(value: torch.Tensor, kind: str, pool: str, mask: torch.Tensor,
             raise ValueError("pool='positions' needs the position of every example (positions=).")
         idx = positions.view(-1, *([1] * (value.dim() - 1))).expand(-1, 1, *value.shape[2:])
         return value.gather(1, idx.to(value.device)).squeeze(1)
-    pad = [0, 0] * (value.dim() - 2) + [0, pad_to - value.shape[1]]
+    pad = [0, 0] * (value.dim() - 2) + [0, max(pad_to - value.shape[1], 0)]
     return torch.nn.functional.pad(value, pad)
 
 
@@ -84,20 +108,25 @@ def _positions(examples: Sequence[dict], positions: Sequence[int] | None) -> lis
     return None
 
 
-def capture(subject, data: Iterable[Any], sites: str | Sequence[str], pool: str = "cls",
+def capture(subject, data: Iterable[Any], sites: str | Sequence[str], pool: str | None = None,
             positions: Sequence[int] | None = None, batch_size: int = 32, max_length: int = 128,
             out_dir: str | Path | None = None, shard_size: int = 2048, seed: int = 0,
             progress: bool = True, dtype: torch.dtype = torch.float32, load: bool = True) -> Capture:
     """Record `sites` (names, globs like "blocks.*.hook_resid_post", or predicates on the name) for every
-    example of `data`.
+    example of `data`. `pool` None: "cls" for token sites, "mean" (over space) for feature maps.
 
     With `out_dir` and `load=False`, nothing is kept in memory: the returned Capture has the ids and
     meta but no acts; read the shards with `iter_shards(out_dir)`.
     """
+    layout = subject.arch.layout
+    if pool is None:
+        pool = "mean" if layout == "maps" else "cls"
     if pool not in POOLS:
         raise ValueError(f"Unknown pool {pool!r}; choose one of {POOLS}.")
     examples = as_examples(data)
     site_names = subject.expand(sites)
+    if layout == "maps" and pool not in MAP_POOLS:
+        pool_map(torch.zeros(1, 1, 1, 1), pool)  # the clear error, before any forward pass
     kinds = {s: parse_site(s, subject.n_layers, subject.arch.kinds).kind for s in site_names}
     pos_list = _positions(examples, positions)
     if pool == "positions" and pos_list is None:
@@ -131,11 +160,11 @@ def capture(subject, data: Iterable[Any], sites: str | Sequence[str], pool: str 
                 mask = torch.ones(first.shape[0], first.shape[1] if first.dim() > 2 else 1, dtype=torch.long)
             pos = torch.tensor(pos_list[start:start + len(chunk)]) if pool == "positions" and pos_list else None
             for s in site_names:
-                v = pool_site(cache[s], kinds[s], pool, mask, pos, pad_to).to("cpu", dtype)
+                v = pool_site(cache[s], kinds[s], pool, mask, pos, pad_to, layout).to("cpu", dtype)
                 _check_finite(v, s, start)
                 kept[s].append(v)
             if pool == "none":
-                masks.append(torch.nn.functional.pad(mask.cpu(), (0, pad_to - mask.shape[1])))
+                masks.append(torch.nn.functional.pad(mask.cpu(), (0, max(pad_to - mask.shape[1], 0))))
             bar.update(len(chunk))
             if writer and writer.ready(start + len(chunk), len(examples)):
                 writer.flush(kept, masks, [ex["id"] for ex in examples[writer.n_done:start + len(chunk)]])

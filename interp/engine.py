@@ -71,7 +71,7 @@ def installed(subject, read: Sequence[str], write: Mapping[str, Any], cache: dic
     model, arch = subject.model, subject.arch
     handles = []
     wanted = list(dict.fromkeys([*write, *read]))
-    n_heads = subject.n_heads
+    extra = dict(arch.extra_out)
 
     def out_hook(site: str) -> Callable:
         def hook(module: nn.Module, args: Any, output: Any) -> Any:
@@ -86,7 +86,7 @@ def installed(subject, read: Sequence[str], write: Mapping[str, Any], cache: dic
     def z_hook(site: str) -> Callable:
         def hook(module: nn.Module, args: Any) -> Any:
             x = args[0]  # [batch, pos, head * d_head]
-            z = rearrange(x, "... (head d_head) -> ... head d_head", head=n_heads)  # [batch, pos, head, d_head]
+            z = rearrange(x, "... (head d_head) -> ... head d_head", head=subject.n_heads)  # [batch, pos, head, d_head]
             if site in write:
                 z = apply_write(write[site], z, site)
             if site in read:
@@ -116,6 +116,8 @@ def installed(subject, read: Sequence[str], write: Mapping[str, Any], cache: dic
                 handles.append(get_module(layer, arch.o_proj).register_forward_hook(out_hook(site)))
             elif s.kind == "hook_mlp_out":
                 handles.append(get_module(layer, arch.mlp_out).register_forward_hook(out_hook(site)))
+            elif s.kind in extra:  # family-specific module outputs (ResNet: hook_branch_out)
+                handles.append(get_module(layer, extra[s.kind]).register_forward_hook(out_hook(site)))
             elif s.kind == "hook_resid_mid":
                 handles.append(get_module(layer, arch.resid_mid).register_forward_hook(out_hook(site)))
             elif s.kind == "attn.hook_z":

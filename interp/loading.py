@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")
+IMAGE_MODEL_TYPES = ("vit", "resnet")  # image classifiers: no tokenizer
 
 
 def model_fingerprint(model: nn.Module) -> str:
@@ -56,11 +57,12 @@ def load_folder(path: Path, num_labels: int | None = None) -> tuple[nn.Module, A
         # bare encoder: a new, untrained NLI head in the order of interp.data.nli_gen.LABELS
         kwargs.update(num_labels=3, id2label=dict(enumerate(NLI_LABELS)),
                       label2id={l: i for i, l in enumerate(NLI_LABELS)})
-    auto = T.AutoModelForImageClassification if config.model_type == "vit" else T.AutoModelForSequenceClassification
+    image = config.model_type in IMAGE_MODEL_TYPES
+    auto = T.AutoModelForImageClassification if image else T.AutoModelForSequenceClassification
     with torch.random.fork_rng():  # a new head is initialised from a fixed seed: the same Subject every load
         torch.manual_seed(0)
         model = auto.from_pretrained(path, **kwargs)
-    if config.model_type == "vit":
+    if image:
         tok = None
     else:
         tok = T.AutoTokenizer.from_pretrained(path, local_files_only=True) if (path / "tokenizer_config.json").exists() or \

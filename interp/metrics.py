@@ -1,5 +1,5 @@
 """Evaluation metrics: accuracy, HANS scores and spurious gap, group fairness (worst group, DPD, EOD),
-per-class Welch tests over seeds, and label-order checks between models.
+per-class Welch tests over seeds, individual (counterfactual) fairness, and label-order checks between models.
 
 Why here: every analysis compares teacher, distilled student and non-distilled student on the same
 numbers; one definition per number keeps the comparisons honest.
@@ -167,3 +167,34 @@ def count_differing_classes(distilled, non_distilled, teacher, alpha: float = 0.
     vs_t = classwise_welch(distilled, teacher, alpha)
     return {"vs_student": vs_s["n_significant"], "vs_teacher": vs_t["n_significant"],
             "detail": {"vs_student": vs_s, "vs_teacher": vs_t}}
+
+
+# --- individual (counterfactual) fairness ------------------------------------------------------
+def individual_fairness(y_pred: Sequence | np.ndarray, cf_preds: Sequence[Sequence | np.ndarray], probs=None,
+                        cf_probs=None) -> dict:
+    """Consistency of predictions between each input and its counterfactuals (the same input with the
+    protected / spurious attribute changed, everything else kept), the individual-fairness reading of
+    Mohammadshahi & Ioannou: similar individuals get the same prediction.
+
+    ``y_pred`` [n]; ``cf_preds``: one [n] prediction array per counterfactual (e.g. one per other
+    attribute value). Returns ``consistency`` (mean over examples and counterfactuals of
+    1[pred == cf pred]; 1 = perfectly fair), ``all_consistent`` (fraction of examples whose prediction
+    survives every counterfactual), ``per_counterfactual`` [k], and with ``probs`` [n, C] and
+    ``cf_probs`` (one [n, C] per counterfactual) ``mean_tv``: the mean total-variation distance
+    ``0.5 * sum_c |p_c - p_cf,c|`` between predicted distributions (0 = unchanged)."""
+    p = np.asarray(y_pred)
+    cfs = [np.asarray(c) for c in cf_preds]
+    if not cfs:
+        raise ValueError("individual_fairness needs at least one counterfactual prediction array.")
+    if any(c.shape != p.shape for c in cfs) or p.ndim != 1:
+        raise ValueError(f"y_pred and every counterfactual must be [n]; got {p.shape} and "
+                         f"{[c.shape for c in cfs]}.")
+    same = np.stack([c == p for c in cfs])  # [k, n]
+    out = {"consistency": float(same.mean()), "all_consistent": float(same.all(0).mean()),
+           "per_counterfactual": same.mean(1).tolist()}
+    if probs is not None:
+        if cf_probs is None or len(cf_probs) != len(cfs):
+            raise ValueError("probs needs cf_probs: one [n, C] array per counterfactual.")
+        q = np.asarray(probs, float)
+        out["mean_tv"] = float(np.mean([0.5 * np.abs(q - np.asarray(c, float)).sum(-1).mean() for c in cf_probs]))
+    return out

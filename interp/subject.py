@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from interp.arch import Arch, detect_arch, get_module
+from interp.arch import Arch, detect_arch, get_layers
 from interp.cache import ActivationCache
 from interp.inputs import as_examples, tokenize
 from interp.loading import check_tokenizer, load_folder, model_fingerprint
@@ -74,7 +74,7 @@ class Subject:
 
     @property
     def layers(self) -> nn.ModuleList:
-        layers = get_module(self.model, self.arch.layers)
+        layers = get_layers(self.model, self.arch)
         if not isinstance(layers, nn.ModuleList):
             raise TypeError(f"{self.arch.layers} is a {type(layers).__name__}, not the ModuleList of layers.")
         return layers
@@ -223,6 +223,8 @@ def load_subject(source: Any, tokenizer: Any = None, backend: str = "hooks", num
         raise TypeError(f"load_subject takes a checkpoint folder, a transformers model or a TransformerBridge, "
                         f"not {type(source).__name__}.")
     arch = detect_arch(model)
+    if backend not in arch.backends:
+        raise ValueError(f"The {backend!r} backend cannot run {type(model).__name__}; use one of {arch.backends}.")
     if arch.modality == "text":
         check_tokenizer(model, tokenizer)
     model.to(resolve_device(device))

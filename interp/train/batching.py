@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from interp.train.images import EncodedImages, encode_images, iter_image_batches
+
 
 @dataclass
 class Encoded:
@@ -43,10 +45,14 @@ def _label_ids(examples: Sequence[dict], label2id: dict[str, int] | None) -> tor
 
 
 def encode(tokenizer, examples: Sequence[dict], max_length: int = 48,
-           label2id: dict[str, int] | None = None, with_labels: bool = True) -> Encoded:
+           label2id: dict[str, int] | None = None, with_labels: bool = True) -> Encoded | EncodedImages:
     """Tokenise ``premise``/``hypothesis`` pairs (or ``text``) once, truncated to ``max_length``, unpadded.
 
-    String labels are mapped with ``label2id``; ``with_labels=False`` ignores labels (all ``-1``)."""
+    String labels are mapped with ``label2id``; ``with_labels=False`` ignores labels (all ``-1``).
+    Image examples (``pixel_values``) are stacked instead (``interp.train.images``; no tokenizer needed)."""
+    if examples and "pixel_values" in examples[0]:
+        return encode_images(examples, _label_ids(examples, label2id) if with_labels
+                             else torch.full((len(examples),), -1, dtype=torch.long))
     if examples and "premise" in examples[0]:
         enc = tokenizer([e["premise"] for e in examples], [e["hypothesis"] for e in examples],
                         truncation=True, max_length=max_length, padding=False)
@@ -75,9 +81,12 @@ def _collate(enc: Encoded, idx: Sequence[int]) -> dict[str, torch.Tensor]:
     return batch
 
 
-def iter_batches(enc: Encoded, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
+def iter_batches(enc: Encoded | EncodedImages, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
                  by_length: bool = False) -> Iterable[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
     """Yield ``(indices, padded batch)``. ``by_length`` sorts by length (inference only: less padding)."""
+    if isinstance(enc, EncodedImages):  # images: one size, no padding
+        yield from iter_image_batches(enc, batch_size, shuffle, generator)
+        return
     n = len(enc)
     if shuffle:
         order = torch.randperm(n, generator=generator).tolist()
@@ -91,10 +100,11 @@ def iter_batches(enc: Encoded, batch_size: int, shuffle: bool = False, generator
 
 
 @torch.no_grad()
-def predict_logits(model, tokenizer, examples: Sequence[dict] | Encoded, batch_size: int = 128,
+def predict_logits(model, tokenizer, examples: Sequence[dict] | Encoded | EncodedImages, batch_size: int = 128,
                    max_length: int = 48) -> torch.Tensor:
     """Eval-mode float32 logits ``[n, n_labels]`` in the examples' order."""
-    enc = examples if isinstance(examples, Encoded) else encode(tokenizer, examples, max_length, with_labels=False)
+    enc = examples if isinstance(examples, (Encoded, EncodedImages)) else \
+        encode(tokenizer, examples, max_length, with_labels=False)
     was_training = model.training
     model.eval()
     out = None

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from interp import provenance
+from interp.loading import IMAGE_MODEL_TYPES  # trained and saved without a tokenizer
 from interp.train.config import TrainConfig
 from interp.train.loop import train_model
 
@@ -39,12 +40,13 @@ def is_complete(path: str | os.PathLike) -> bool:
 
 def load_trained(path: str | os.PathLike, model_class=None):
     """``(model, tokenizer, record)`` from a folder written by :func:`train_and_save` (model in eval mode)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    import transformers as T
 
     path = Path(path)
-    cls = model_class or AutoModelForSequenceClassification
+    image = T.AutoConfig.from_pretrained(path).model_type in IMAGE_MODEL_TYPES
+    cls = model_class or (T.AutoModelForImageClassification if image else T.AutoModelForSequenceClassification)
     model = cls.from_pretrained(path, attn_implementation="eager").eval()
-    tok = AutoTokenizer.from_pretrained(path)
+    tok = None if image else T.AutoTokenizer.from_pretrained(path)
     rec = json.loads((path / CONFIG_FILE).read_text()) if (path / CONFIG_FILE).is_file() else {}
     return model, tok, rec
 
@@ -54,7 +56,8 @@ def _save_atomic(out_dir: Path, model, tokenizer, record: dict) -> None:
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".tmp-{out_dir.name}-"))
     try:
         model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        if tokenizer is not None:  # image models have none
+            tokenizer.save_pretrained(tmp)
         (tmp / CONFIG_FILE).write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
         if out_dir.exists() and not is_complete(out_dir):
             shutil.rmtree(out_dir)  # stale partial folder (not written by us: ours are atomic)
@@ -74,7 +77,7 @@ def train_and_save(out_dir: str | os.PathLike, build: Callable[[], tuple[Any, An
                    config: TrainConfig, *, bias_probs=None, teacher: str | os.PathLike | tuple | None = None,
                    evaluate: Callable[[Any, Any], dict] | None = None, extra: dict | None = None,
                    overwrite: bool = False, progress: bool | None = None, num_threads: int | None = None,
-                   dev_examples: Sequence[dict] | None = None) -> Path:
+                   dev_examples: Sequence[dict] | None = None, example_weights=None) -> Path:
     """Train a model and save it atomically to ``out_dir``, or reuse a completed folder (cache).
 
     ``build()`` returns ``(model, tokenizer)`` (called only when training is needed). ``teacher`` is a path
@@ -99,7 +102,8 @@ def train_and_save(out_dir: str | os.PathLike, build: Callable[[], tuple[Any, An
             t_model, t_tok = teacher
     history = train_model(model, tokenizer, train_examples, config, bias_probs=bias_probs, teacher=t_model,
                           teacher_tokenizer=t_tok if t_tok is not None and t_tok is not tokenizer else None,
-                          progress=progress, desc=out_dir.name, num_threads=num_threads, dev_examples=dev_examples)
+                          progress=progress, desc=out_dir.name, num_threads=num_threads, dev_examples=dev_examples,
+                          example_weights=example_weights)
     metrics = dict(evaluate(model, tokenizer)) if evaluate is not None else {}
     record = provenance.record(key, seed=config.seed, status="complete", history=history, metrics=metrics,
                                n_params=sum(p.numel() for p in model.parameters()))

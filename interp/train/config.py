@@ -11,9 +11,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-LOSSES = ("erm", "poe", "reweight", "conf_reg", "focal", "kd")
+LOSSES = ("erm", "poe", "reweight", "conf_reg", "focal", "kd", "group_reweight")
 NEEDS_BIAS = ("poe", "reweight", "conf_reg", "focal")
 NEEDS_TEACHER = ("conf_reg", "kd")
+NEEDS_WEIGHTS = ("group_reweight",)
 
 
 @dataclass

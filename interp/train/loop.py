@@ -2,7 +2,8 @@
 
 :func:`train_model` trains in place with a progress bar (line updates in logs); the model is in ``.train()``
 mode while training and left in ``.eval()`` mode after. Losses: ``erm``, ``poe``, ``reweight``, ``focal``
-(need ``bias_probs``), ``conf_reg`` (needs ``bias_probs`` and a teacher) and ``kd`` (needs a teacher). The
+(need ``bias_probs``), ``conf_reg`` (needs ``bias_probs`` and a teacher), ``kd`` (needs a teacher) and
+``group_reweight`` (needs ``example_weights``). Image examples (``pixel_values``) take the same path. The
 teacher is frozen and deterministic (eval mode, fixed inputs), so its logits on the training set are
 computed **once** before training and reused every epoch.
 """
@@ -19,10 +20,13 @@ import torch
 from interp.progress import bar as progress_bar
 from interp.train import losses as L
 from interp.train.batching import Encoded, encode, iter_batches, predict_logits
-from interp.train.config import NEEDS_BIAS, NEEDS_TEACHER, TrainConfig, seed_everything
+from interp.train.config import NEEDS_BIAS, NEEDS_TEACHER, NEEDS_WEIGHTS, TrainConfig, seed_everything
+from interp.train.images import EncodedImages
 
 
-def _batch_loss(cfg: TrainConfig, logits, y, pb, t_logits, progress: float = 0.0) -> torch.Tensor:
+def _batch_loss(cfg: TrainConfig, logits, y, pb, t_logits, progress: float = 0.0, w=None) -> torch.Tensor:
+    if cfg.loss == "group_reweight":
+        return L.weighted_erm_loss(logits, y, w, normalize=cfg.reweight_normalize)
     if cfg.loss == "erm":
         return L.erm_loss(logits, y)
     if cfg.loss == "poe":
@@ -45,7 +49,8 @@ def train_model(model, tokenizer, train_examples: Sequence[dict], config: TrainC
                 bias_probs: np.ndarray | torch.Tensor | None = None, teacher=None,
                 teacher_logits: torch.Tensor | None = None, teacher_tokenizer=None,
                 progress: bool | None = None, desc: str | None = None, num_threads: int | None = None,
-                dev_examples: Sequence[dict] | None = None) -> dict[str, Any]:
+                dev_examples: Sequence[dict] | None = None,
+                example_weights: np.ndarray | torch.Tensor | None = None) -> dict[str, Any]:
     """Train ``model`` in place; returns a history dict. The model is left in eval mode.
 
     ``dev_examples`` (labelled, held out) with ``config.eval_every``: dev accuracy is recorded every
@@ -58,7 +63,8 @@ def train_model(model, tokenizer, train_examples: Sequence[dict], config: TrainC
 
     ``bias_probs``: ``[n, n_labels]`` frozen bias-only probabilities per training example (label order of
     the model). ``teacher`` (a model) or precomputed ``teacher_logits`` ``[n, n_labels]`` for ``kd`` /
-    ``conf_reg``.
+    ``conf_reg``. ``example_weights`` ``[n]``: per-example loss weights for ``group_reweight`` (e.g.
+    ``interp.train.vision.group_weights``: every group weighs the same in total).
     """
     cfg = config
     n = len(train_examples)
@@ -70,7 +76,8 @@ def train_model(model, tokenizer, train_examples: Sequence[dict], config: TrainC
         try:
             return train_model(model, tokenizer, train_examples, config, bias_probs=bias_probs, teacher=teacher,
                                teacher_logits=teacher_logits, teacher_tokenizer=teacher_tokenizer,
-                               progress=progress, desc=desc, dev_examples=dev_examples)
+                               progress=progress, desc=desc, dev_examples=dev_examples,
+                               example_weights=example_weights)
         finally:
             torch.set_num_threads(old_threads)
     seed_everything(cfg.seed)
@@ -84,6 +91,13 @@ def train_model(model, tokenizer, train_examples: Sequence[dict], config: TrainC
         pb = torch.as_tensor(np.asarray(bias_probs), dtype=torch.float32)
         if pb.shape != (n, model.config.num_labels):
             raise ValueError(f"bias_probs must be [{n}, {model.config.num_labels}], got {tuple(pb.shape)}")
+    w = None
+    if cfg.loss in NEEDS_WEIGHTS:
+        if example_weights is None:
+            raise ValueError(f"loss {cfg.loss!r} needs example_weights [n] (e.g. interp.train.vision.group_weights)")
+        w = torch.as_tensor(np.asarray(example_weights), dtype=torch.float32)
+        if w.shape != (n,) or not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+            raise ValueError(f"example_weights must be [{n}] finite and >= 0, got shape {tuple(w.shape)}")
     t_logits = None
     if cfg.loss in NEEDS_TEACHER:
         if teacher_logits is None:
@@ -124,7 +138,7 @@ def train_model(model, tokenizer, train_examples: Sequence[dict], config: TrainC
     curve: list[dict] = []
     best: tuple[float, int, dict] | None = None
 
-    def evaluate_dev(dev: Encoded) -> None:
+    def evaluate_dev(dev: Encoded | EncodedImages) -> None:
         nonlocal best
         acc = float((predict_logits(model, tokenizer, dev, cfg.eval_batch_size).argmax(-1) == dev.labels)
                     .double().mean())
@@ -147,7 +161,8 @@ def train_model(model, tokenizer, train_examples: Sequence[dict], config: TrainC
                 logits = model(**batch).logits
                 y = enc.labels[idx]
                 loss = _batch_loss(cfg, logits, y, pb[idx] if pb is not None else None,
-                                   t_logits[idx] if t_logits is not None else None, step / total)
+                                   t_logits[idx] if t_logits is not None else None, step / total,
+                                   w[idx] if w is not None else None)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.max_grad_norm:

@@ -42,6 +42,7 @@ __all__ = [
     "focal_loss",
     "kd_loss",
     "soft_cross_entropy",
+    "weighted_erm_loss",
 ]
 
 _EPS = 1e-12
@@ -173,3 +174,23 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: 
             raise ValueError("labels are required when alpha < 1")
         per = per + (1.0 - alpha) * F.cross_entropy(student_logits, labels.long(), reduction="none")
     return _reduce(per, reduction)
+
+
+def weighted_erm_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor, normalize: str = "batch",
+                      reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy with given per-example weights ``w_i`` (group reweighting: ``w_i`` inversely
+    proportional to the size of example i's group). ``normalize`` as in :func:`reweight_loss`:
+    ``sum_i w_i CE_i / B`` ("batch") or ``/ sum_i w_i`` ("weights")."""
+    _check(logits, labels)
+    if weights.shape != labels.shape:
+        raise ValueError(f"weights must be [batch]={labels.shape[0]}, got shape {tuple(weights.shape)}")
+    w = weights.detach().to(logits.dtype)
+    per = w * F.cross_entropy(logits, labels.long(), reduction="none")
+    if reduction != "mean":
+        return _reduce(per, reduction)
+    if normalize == "batch":
+        return per.mean()
+    if normalize == "weights":
+        total = w.sum()
+        return per.sum() / total if float(total) > 0 else per.mean()
+    raise ValueError(f"normalize must be 'batch' or 'weights', got {normalize!r}")
