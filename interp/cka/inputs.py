@@ -39,7 +39,7 @@ def as_matrix(x: ArrayLike, name: str = "x", allow_3d: bool = False, convert: bo
     if t.shape[0] == 0 or t.shape[-1] == 0:
         raise ValueError(f"{name}: empty array of shape {tuple(t.shape)}")
     if not convert:
-        return t.detach().cpu()
+        return t.detach()  # the streaming accumulator works on the inputs' device
     t = t.detach().to(device="cpu", dtype=torch.float64)
     if not bool(torch.isfinite(t).all()):
         bad = int((~torch.isfinite(t)).sum())

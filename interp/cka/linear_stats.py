@@ -5,24 +5,59 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+# Mixed precision (precision="mixed"): products in float32 over blocks of this many rows, each block's
+# result added to the float64 accumulators. Larger blocks: fewer float32 -> float64 additions, larger
+# (but still measured) rounding error.
+MIXED_BLOCK_ROWS = 4096
+# Probe vectors per layer that measure the accumulated rounding error of the mixed products (see
+# interp.cka.precision): about K / d_layer extra work.
+PROBES = 16
+
+
+def _mm_acc(acc: torch.Tensor, a: torch.Tensor, b: torch.Tensor, block_rows: int | None) -> None:
+    """acc += a^T b. `block_rows=None`: one float64 matmul. Else a, b are float32 and the product is
+    formed in float32 over row blocks of that size, each block's result added to `acc` in float64."""
+    if block_rows is None:
+        acc.addmm_(a.T, b)
+        return
+    for i in range(0, a.shape[0], block_rows):
+        acc += (a[i : i + block_rows].T @ b[i : i + block_rows]).to(torch.float64)
+
 
 class _Side:
-    """Float64 sufficient statistics of one set of layers (one side of a grid)."""
+    """Float64 sufficient statistics of one set of layers (one side of a grid), on the inputs' device.
 
-    def __init__(self, widths: list[int], full_gram: bool):
+    `mixed`: the O(b d^2) products (Grams) are formed in float32 blocks (`_mm_acc`); every O(b d)
+    statistic (sums, squared norms) stays float64. Probe products `X^T (X V)` are accumulated in
+    float64 beside them, so `gram V - probe` measures the accumulated rounding error.
+    """
+
+    def __init__(self, widths: list[int], full_gram: bool, device: torch.device | str = "cpu",
+                 mixed: bool = False, block_rows: int = MIXED_BLOCK_ROWS, seed: int = 0):
         self.widths = widths
         self.offsets = np.concatenate([[0], np.cumsum(widths)]).tolist()
         self.full_gram = full_gram
+        self.device = torch.device(device)
+        self.block_rows = block_rows if mixed else None
         D, L = self.offsets[-1], len(widths)
+        f64 = {"dtype": torch.float64, "device": self.device}
         self.shift: torch.Tensor | None = None  # [D] mean of the first batch
-        self.s = torch.zeros(D, dtype=torch.float64)  # [D] sum of shifted rows
+        self.s = torch.zeros(D, **f64)  # [D] sum of shifted rows
         if full_gram:
-            self.gram = torch.zeros(D, D, dtype=torch.float64)  # [D, D]
+            self.gram = torch.zeros(D, D, **f64)  # [D, D]
         else:
-            self.grams = [torch.zeros(d, d, dtype=torch.float64) for d in widths]  # [d_l, d_l]
-        self.xr = torch.zeros(D, L, dtype=torch.float64)  # [D, L] sum_i x_i r_i^(l)
-        self.rr = torch.zeros(L, L, dtype=torch.float64)  # [L, L] sum_i r_i^(k) r_i^(l)
-        self.rsum = torch.zeros(L, dtype=torch.float64)  # [L] sum_i r_i
+            self.grams = [torch.zeros(d, d, **f64) for d in widths]  # [d_l, d_l]
+        self.xr = torch.zeros(D, L, **f64)  # [D, L] sum_i x_i r_i^(l)
+        self.rr = torch.zeros(L, L, **f64)  # [L, L] sum_i r_i^(k) r_i^(l)
+        self.rsum = torch.zeros(L, **f64)  # [L] sum_i r_i
+        self.probes: list[torch.Tensor] = []
+        if mixed:
+            g = torch.Generator().manual_seed(seed)
+            self.probes = [torch.randn(d, PROBES, generator=g, dtype=torch.float64).to(self.device)
+                           for d in widths]  # [d_l, K] Gaussian
+            # float64 probe products: full Gram -> X^T (X_l V_l) for every l [D, L*K]; else per layer [d_l, K]
+            self.pgram = (torch.zeros(D, L * PROBES, **f64) if full_gram
+                          else [torch.zeros(d, PROBES, **f64) for d in widths])
 
     def block(self, l: int) -> slice:
         return slice(self.offsets[l], self.offsets[l + 1])
@@ -34,14 +69,24 @@ class _Side:
             raise RuntimeError("self grids need full_gram=True")
         return self.grams[k]
 
+    def probe(self, x: torch.Tensor) -> torch.Tensor:
+        """`[b, D]` -> `[b, L*K]`: each layer's block times its own probe vectors (float64)."""
+        return torch.cat([x[:, self.block(l)] @ v for l, v in enumerate(self.probes)], 1)
+
+    def gram_error(self, k: int, l: int) -> torch.Tensor:
+        """Rounding-error residual `(G_hat - G) V_l` of Gram block (k, l), `[d_k, K]` (mixed only)."""
+        cols = slice(l * PROBES, (l + 1) * PROBES)
+        p = self.pgram[self.block(k), cols] if self.full_gram else self.pgram[k]
+        return self.gram_block(k, l) @ self.probes[l] - p
+
     def prepare(self, mats: list[torch.Tensor], names: list[str], label: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Shifted float64 concatenation `[b, D]` and per-layer squared row norms `[b, L]`.
 
         One conversion pass per layer; NaN / inf show up in the row norms (checked per layer)."""
         b = mats[0].shape[0]
-        x = torch.empty(b, self.offsets[-1], dtype=torch.float64)  # [b, D]
+        x = torch.empty(b, self.offsets[-1], dtype=torch.float64, device=self.device)  # [b, D]
         for l, m in enumerate(mats):
-            x[:, self.block(l)] = m
+            x[:, self.block(l)] = m  # converts (and moves to the accumulator's device)
         if self.shift is None:
             self.shift = x.mean(0)
             if not bool(torch.isfinite(self.shift).all()):
@@ -59,19 +104,51 @@ class _Side:
         blk, mu = self.block(l), self.shift[self.block(l)]
         return float(self.rsum[l] + 2 * mu @ self.s[blk] + n * mu @ mu)
 
-    def update(self, x: torch.Tensor, r: torch.Tensor, w: torch.Tensor | None) -> None:
+    def operand(self, x: torch.Tensor) -> torch.Tensor:
+        """What the big products multiply: x itself (float64), or its float32 rounding (mixed)."""
+        return x if self.block_rows is None else x.to(torch.float32)
+
+    def update(self, x: torch.Tensor, r: torch.Tensor, w: torch.Tensor | None,
+               x_op: torch.Tensor, xw_op: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Add one shifted batch: x `[b, D]` float64, r `[b, L]`, weights w `[b]`; x_op / xw_op are
+        `operand(x)` / `operand(x * w)` (shared with the cross product). Returns `(x w)^T extra`
+        (`extra [b, m]`, e.g. the other side's squared norms), fused with this side's own thin
+        products into one pass over x."""
         xw = x if w is None else x * w[:, None]  # [b, D]
         rw = r if w is None else r * w[:, None]  # [b, L]
-        self.s += xw.sum(0)
         if self.full_gram:
-            self.gram += xw.T @ x
+            _mm_acc(self.gram, xw_op, x_op, self.block_rows)
         else:
             for l, g in enumerate(self.grams):
                 b = self.block(l)
-                g += xw[:, b].T @ x[:, b]
-        self.xr += xw.T @ r
+                _mm_acc(g, xw_op[:, b], x_op[:, b], self.block_rows)
+        if self.probes:
+            xv = self.probe(x)  # [b, L*K]
+            if self.full_gram:
+                self.pgram.addmm_(xw.T, xv)
+            else:
+                for l, p in enumerate(self.pgram):
+                    p.addmm_(xw[:, self.block(l)].T, xv[:, l * PROBES : (l + 1) * PROBES])
+        L = len(self.widths)
+        ones = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
+        thin = torch.cat([r, ones] + ([] if extra is None else [extra]), 1)  # [b, L + 1 + m]
+        prod = xw.T @ thin  # [D, L + 1 + m]: one pass over x for every thin product
+        self.xr += prod[:, :L]
+        self.s += prod[:, L]
         self.rr += rw.T @ r
         self.rsum += rw.sum(0)
+        return None if extra is None else prod[:, L + 1 :]
+
+    def cpu(self) -> _Side:
+        """A copy of the statistics finalisation needs, on the CPU (results are numpy)."""
+        if self.device.type == "cpu":
+            return self
+        out = object.__new__(_Side)
+        out.__dict__.update({k: (v.cpu() if isinstance(v, torch.Tensor) else
+                                 [t.cpu() for t in v] if isinstance(v, list) and v and isinstance(v[0], torch.Tensor)
+                                 else v) for k, v in self.__dict__.items()})
+        out.device = torch.device("cpu")
+        return out
 
 
 def _hsic_from_stats(
