@@ -16,12 +16,13 @@ Kernel = Literal["linear", "rbf"]
 _CONST_RTOL = 1e-20
 
 
-def as_matrix(x: ArrayLike, name: str = "x", allow_3d: bool = False, convert: bool = True) -> torch.Tensor:
+def as_matrix(x: ArrayLike, name: str = "x", allow_3d: bool = False, convert: bool = True,
+              keep_device: bool = False) -> torch.Tensor:
     """Validate and convert a representation to a float64 torch tensor `[n, d]` (or `[n, h, d]`).
 
     Raises `ValueError` for 3-D input (unless `allow_3d`), for 1-D / empty input and for NaN / inf.
-    `convert=False` checks the shape only and keeps the dtype (the accumulator converts and checks
-    finiteness itself, in one pass).
+    `convert=False` checks the shape only and keeps the dtype and device (the accumulator converts and
+    checks finiteness itself, in one pass); `keep_device=True` converts to float64 on the input's device.
     """
     t = torch.as_tensor(x)
     if t.is_complex() or not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
@@ -40,7 +41,7 @@ def as_matrix(x: ArrayLike, name: str = "x", allow_3d: bool = False, convert: bo
         raise ValueError(f"{name}: empty array of shape {tuple(t.shape)}")
     if not convert:
         return t.detach()  # the streaming accumulator works on the inputs' device
-    t = t.detach().to(device="cpu", dtype=torch.float64)
+    t = t.detach().to(device=t.device if keep_device else "cpu", dtype=torch.float64)
     if not bool(torch.isfinite(t).all()):
         bad = int((~torch.isfinite(t)).sum())
         raise ValueError(f"{name}: contains {bad} NaN/inf values; CKA needs finite inputs")
@@ -63,16 +64,17 @@ def _check_ids(xs: object, ys: object) -> None:
 
 
 def _names_and_mats(
-    xs: Mapping[str, ArrayLike] | Sequence[ArrayLike] | ArrayLike, side: str, convert: bool = True
+    xs: Mapping[str, ArrayLike] | Sequence[ArrayLike] | ArrayLike, side: str, convert: bool = True,
+    keep_device: bool = False,
 ) -> tuple[list[str], list[torch.Tensor]]:
     xs = _acts(xs)  # type: ignore[assignment]
     if isinstance(xs, Mapping):
         names = [str(k) for k in xs]
-        mats = [as_matrix(v, f"{side}[{k!r}]", convert=convert) for k, v in xs.items()]
+        mats = [as_matrix(v, f"{side}[{k!r}]", convert=convert, keep_device=keep_device) for k, v in xs.items()]
     elif isinstance(xs, (torch.Tensor, np.ndarray)):
-        names, mats = ["0"], [as_matrix(xs, side, convert=convert)]
+        names, mats = ["0"], [as_matrix(xs, side, convert=convert, keep_device=keep_device)]
     else:
-        mats = [as_matrix(v, f"{side}[{i}]", convert=convert) for i, v in enumerate(xs)]
+        mats = [as_matrix(v, f"{side}[{i}]", convert=convert, keep_device=keep_device) for i, v in enumerate(xs)]
         names = [str(i) for i in range(len(mats))]
     if not mats:
         raise ValueError(f"{side}: no representations given")
