@@ -9,12 +9,15 @@ about models. Grids also take anything with `.acts` (site -> [n, d]) and `.ids`,
   (unbiased HSIC_1, Song et al. 2012) come out of the same accumulated statistics.
 * Grids: every X layer x every Y layer in one pass (one cross-product matmul per batch on the
   concatenated layers), optionally with the X-vs-X and Y-vs-Y reference grids.
-* RBF CKA with the median-distance bandwidth, exact and chunked over rows (n = 10,000 fits in a few
-  hundred MB); `rbf_cka_nystrom` is the documented approximation for larger n.
+* Mixed precision (`precision="mixed"` / `"auto"`): float32 products in row blocks, float64
+  accumulation, with a measured per-cell bound on the difference from float64 (`precision`).
+  Everything runs on the inputs' device (CUDA tensors stay on their GPU); results are numpy.
+* RBF CKA with the median-distance bandwidth, exact, over row chunks of the upper triangle (at most
+  half an n x n matrix of distances at a time); `rbf_cka_nystrom` is the approximation for larger n.
 * Minibatch CKA (Nguyen et al. 2021): per-batch HSIC_1 summed before normalising.
 
 Numerical conventions (documented behaviour, tested):
-* All accumulation is float64. Each side is shifted by the mean of its first batch before
+* All accumulation is float64 (mixed precision rounds only the big products to float32). Each side is shifted by the mean of its first batch before
   accumulating (CKA is translation invariant, so the shift is exact); this keeps inputs with a large
   common offset (e.g. 1e6) from cancelling catastrophically.
 * A constant column is fine: it carries no variance and contributes nothing after centring (CKA is
