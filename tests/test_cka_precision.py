@@ -47,7 +47,7 @@ def test_bound_catches_an_injected_product_error():
     acc = C.CKAAccumulator(precision="mixed").update(xs, ys)
     b0 = acc.error_bound()
     g = torch.Generator().manual_seed(9)
-    acc.c += 1e-3 * float(acc.c.abs().mean()) * torch.randn(acc.c.shape, generator=g, dtype=torch.float64)
+    acc.c.add_(1e-3 * float(acc.c.abs().mean()) * torch.randn(acc.c.shape, generator=g, dtype=torch.float64))
     dev = np.abs(acc.result() - ref)
     b1 = acc.error_bound()
     assert dev.max() > 100 * b0.max()

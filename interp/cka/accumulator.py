@@ -9,8 +9,16 @@ import numpy as np
 import torch
 
 from interp.cka.inputs import _CONST_RTOL, ArrayLike, _names_and_mats, as_matrix
-from interp.cka.linear_stats import MIXED_BLOCK_ROWS, PROBES, _hsic_from_stats, _hsic_grid, _mm_acc, _Side
-from interp.cka.precision import cka_bound, frobenius_bound, hsic_error
+from interp.cka.linear_stats import (
+    MIXED_BLOCK_ROWS,
+    PROBES,
+    _block_sum,
+    _hsic_from_stats,
+    _hsic_grid,
+    _Product,
+    _Side,
+)
+from interp.cka.precision import SAFETY, cka_bound, hsic_error
 
 Precision = Literal["float64", "mixed"]
 
@@ -62,7 +70,7 @@ class CKAAccumulator:
             self.y = _Side([m.shape[1] for m in ym], self.self_grids, seed=1, **kw)
             Dx, Dy, Lx, Ly = self.x.offsets[-1], self.y.offsets[-1], len(xm), len(ym)
             f64 = {"dtype": torch.float64, "device": dev}
-            self.c = torch.zeros(Dx, Dy, **f64)  # [Dx, Dy] sum x_i y_i^T
+            self._c = _Product(Dx, Dy, dev, self.x.block_rows)  # [Dx, Dy] sum x_i y_i^T
             self.xq = torch.zeros(Dx, Ly, **f64)  # [Dx, Ly] sum x_i q_i
             self.yr = torch.zeros(Dy, Lx, **f64)  # [Dy, Lx] sum y_i r_i
             self.rq = torch.zeros(Lx, Ly, **f64)  # [Lx, Ly] sum r_i q_i
@@ -133,7 +141,7 @@ class CKAAccumulator:
             yy, q = self.y.prepare(ym, yn, "y")
             y_op = self.y.operand(yy)
             yw_op = y_op if w is None else self.y.operand(yy * w[:, None])
-            _mm_acc(self.c, xw_op, y_op, self.x.block_rows)  # one [Dx, b] @ [b, Dy] product for the grid
+            self._c.add(xw_op, y_op)  # one [Dx, b] @ [b, Dy] product for the whole grid
             mixed = self.precision == "mixed"
             extra = torch.cat([q, self.y.probe(yy)], 1) if mixed else q  # [b, Ly (+ Ly*K)]
             px = self.x.update(xx, r, w, x_op, xw_op, extra)
@@ -145,6 +153,11 @@ class CKAAccumulator:
         self.n += float(b if w is None else w.sum())
         self.n_rows += b
         return self
+
+    @property
+    def c(self) -> torch.Tensor:
+        """[Dx, Dy] float64 sum of x_i y_i^T (shifted rows), every pending float32 block added."""
+        return self._c.value()
 
     # ---- finalisation (on CPU copies of the statistics; results are numpy) ----------------------
     def _cpu(self) -> tuple[_Side, _Side | None, dict[str, torch.Tensor]]:
@@ -165,9 +178,9 @@ class CKAAccumulator:
         out = torch.empty(len(side.widths), dtype=torch.float64)
         for l in range(len(side.widths)):
             # zero-variance check on the biased centred trace (same for both estimators)
-            g = side.gram_block(l, l)
-            b = side.block(l)
-            var = float(torch.diagonal(g).sum() - side.s[b] @ side.s[b] / self.n)
+            g = side.gram_block(l, l).numpy()
+            sl = side.s[side.block(l)].numpy()
+            var = float(np.trace(g) - sl @ sl / self.n)
             if not var > _CONST_RTOL * side.raw_ss(l, self.n):
                 raise ValueError(
                     f"{label}[{names[l]!r}] is constant across examples (zero variance): CKA is undefined"
@@ -216,20 +229,40 @@ class CKAAccumulator:
         return (out + out.T) / 2  # exact symmetry (the two triangles agree to rounding)
 
     # ---- mixed precision: measured error bound ---------------------------------------------------
-    def _dh(self, c: torch.Tensor, e: float, sx: torch.Tensor, sy: torch.Tensor, debiased: bool) -> float:
-        """HSIC error bound of one cell from its product block c `[dx, dy]` and its error bound e."""
+    def _cell_dh(self, c: torch.Tensor, resid: list[torch.Tensor], sx: torch.Tensor, sy: torch.Tensor,
+                 offx: list[int], offy: list[int], debiased: bool) -> np.ndarray:
+        """HSIC error bounds `[Lx, Ly]` of every cell of a product c `[Dx, Dy]` (blocks at the offsets),
+        given per Y layer m the probe residual `(C_hat - C)[:, block m] V_m` `[Dx, K]`."""
+        c = c.numpy()
+        sx, sy = sx.numpy(), sy.numpy()
         if not debiased:
-            c = c - torch.outer(sx, sy) / self.n
-        nc = float(torch.linalg.matrix_norm(c))
-        return hsic_error(nc, e, self.n, debiased, float(sx.norm()), float(sy.norm()))
+            c = c - np.outer(sx, sy) / self.n
+        nc = np.sqrt(_block_sum(torch.from_numpy(c * c), offx, offy))  # [Lx, Ly] ||C_cell||_F
+        ex = np.stack([np.sqrt(np.add.reduceat((r.numpy() ** 2).sum(1), offx[:-1])) for r in resid], 1)
+        e = SAFETY * ex / math.sqrt(PROBES)  # [Lx, Ly] bounds on ||C_hat - C||_F per cell
+        nsx = np.sqrt(np.add.reduceat(sx * sx, offx[:-1]))[:, None]
+        nsy = np.sqrt(np.add.reduceat(sy * sy, offy[:-1]))[None, :]
+        return hsic_error(nc, e, self.n, debiased, nsx, nsy)
+
+    @staticmethod
+    def _gram_resid(side: _Side) -> list[torch.Tensor]:
+        """Per layer l the probe residual of Gram column block l, `[D, K]` (full Gram) or `[d_l, K]`."""
+        if side.full_gram:
+            return [side.gram[:, side.block(l)] @ v - side.pgram[:, l * PROBES : (l + 1) * PROBES]
+                    for l, v in enumerate(side.probes)]
+        return [side.gram_error(l, l) for l in range(len(side.widths))]
 
     def _self_dh(self, side: _Side, debiased: bool) -> np.ndarray:
         """[L] HSIC error bounds of each layer's self-HSIC."""
-        return np.array([
-            self._dh(side.gram_block(l, l), frobenius_bound(side.gram_error(l, l), PROBES),
-                     side.s[side.block(l)], side.s[side.block(l)], debiased)
-            for l in range(len(side.widths))
-        ])
+        res = self._gram_resid(side)
+        out = []
+        for l in range(len(side.widths)):
+            b = side.block(l)
+            r = res[l][b] if side.full_gram else res[l]
+            g = side.gram_block(l, l)
+            dh = self._cell_dh(g, [r], side.s[b], side.s[b], [0, g.shape[0]], [0, g.shape[1]], debiased)
+            out.append(float(dh[0, 0]))
+        return np.array(out)
 
     def error_bound(self, debiased: bool = False, which: Literal["xy", "x", "y"] = "xy") -> np.ndarray:
         """Bound on |CKA_mixed - CKA_exact| for every cell of `result(debiased)` (`which="xy"`) or of
@@ -242,13 +275,10 @@ class CKAAccumulator:
             which = "x"
         if which != "xy":
             side, _ = self._self_side(which)
-            h = _hsic_grid(
-                side.gram, side.s, side.s, self.n, side.xr, side.xr, side.rr,
-                side.rsum, side.rsum, side.offsets, side.offsets, debiased)
-            L = len(side.widths)
-            dh = np.array([[self._dh(side.gram_block(k, l), frobenius_bound(side.gram_error(k, l), PROBES),
-                                     side.s[side.block(k)], side.s[side.block(l)], debiased)
-                            for l in range(L)] for k in range(L)])
+            h = _hsic_grid(side.gram, side.s, side.s, self.n, side.xr, side.xr, side.rr,
+                           side.rsum, side.rsum, side.offsets, side.offsets, debiased)
+            dh = self._cell_dh(side.gram, self._gram_resid(side), side.s, side.s, side.offsets, side.offsets,
+                               debiased)
             hs, dhs = np.diag(h), np.diag(dh)
             return cka_bound(h, dh, hs[:, None], dhs[:, None], hs[None, :], dhs[None, :])
         x, y, st = self._cpu()
@@ -256,12 +286,8 @@ class CKAAccumulator:
         hy = self._norms(y, self.y_names, "y", debiased).numpy() ** 2
         h = _hsic_grid(st["c"], x.s, y.s, self.n, st["xq"], st["yr"], st["rq"], x.rsum, y.rsum,
                        x.offsets, y.offsets, debiased)
-        dh = np.empty_like(h)
-        for m in range(len(y.widths)):
-            cols = slice(m * PROBES, (m + 1) * PROBES)
-            resid = st["c"][:, y.block(m)] @ y.probes[m] - st["pc"][:, cols]  # [Dx, K] = (C_hat - C) V_m
-            for l in range(len(x.widths)):
-                e = frobenius_bound(resid[x.block(l)], PROBES)
-                dh[l, m] = self._dh(st["c"][x.block(l), y.block(m)], e, x.s[x.block(l)], y.s[y.block(m)], debiased)
+        resid = [st["c"][:, y.block(m)] @ v - st["pc"][:, m * PROBES : (m + 1) * PROBES]
+                 for m, v in enumerate(y.probes)]  # (C_hat - C)[:, block m] V_m, [Dx, K] each
+        dh = self._cell_dh(st["c"], resid, x.s, y.s, x.offsets, y.offsets, debiased)
         return cka_bound(h, dh, hx[:, None], self._self_dh(x, debiased)[:, None],
                          hy[None, :], self._self_dh(y, debiased)[None, :])

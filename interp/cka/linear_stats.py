@@ -14,20 +14,46 @@ MIXED_BLOCK_ROWS = 4096
 PROBES = 16
 
 
-def _mm_acc(acc: torch.Tensor, a: torch.Tensor, b: torch.Tensor, block_rows: int | None) -> None:
-    """acc += a^T b. `block_rows=None`: one float64 matmul. Else a, b are float32 and the product is
-    formed in float32 over row blocks of that size, each block's result added to `acc` in float64."""
-    if block_rows is None:
-        acc.addmm_(a.T, b)
-        return
-    for i in range(0, a.shape[0], block_rows):
-        acc += (a[i : i + block_rows].T @ b[i : i + block_rows]).to(torch.float64)
+class _Product:
+    """Running sum of `a^T b` over batches, in float64 (`total`).
+
+    `block_rows=None`: every batch is one float64 matmul into `total`. Else a, b are float32: products
+    go into a float32 partial sum covering at most `block_rows` rows (big batches are split, small ones
+    share a block), which is added to the float64 `total` when the next rows would overflow the block
+    and before any read (`value()`)."""
+
+    def __init__(self, rows: int, cols: int, device: torch.device, block_rows: int | None):
+        self.block_rows = block_rows
+        self.total = torch.zeros(rows, cols, dtype=torch.float64, device=device)  # [rows, cols]
+        self.part = None if block_rows is None else torch.zeros(rows, cols, dtype=torch.float32, device=device)
+        self.pending = 0  # rows summed in `part` since the last flush
+
+    def add(self, a: torch.Tensor, b: torch.Tensor) -> None:
+        if self.block_rows is None:
+            self.total.addmm_(a.T, b)
+            return
+        for i in range(0, a.shape[0], self.block_rows):
+            ai, bi = a[i : i + self.block_rows], b[i : i + self.block_rows]
+            if self.pending + ai.shape[0] > self.block_rows:
+                self.flush()
+            self.part.addmm_(ai.T, bi)
+            self.pending += ai.shape[0]
+
+    def flush(self) -> None:
+        if self.pending:
+            self.total += self.part.to(torch.float64)
+            self.part.zero_()
+            self.pending = 0
+
+    def value(self) -> torch.Tensor:
+        self.flush()
+        return self.total
 
 
 class _Side:
     """Float64 sufficient statistics of one set of layers (one side of a grid), on the inputs' device.
 
-    `mixed`: the O(b d^2) products (Grams) are formed in float32 blocks (`_mm_acc`); every O(b d)
+    `mixed`: the O(b d^2) products (Grams) are formed in float32 blocks (`_Product`); every O(b d)
     statistic (sums, squared norms) stays float64. Probe products `X^T (X V)` are accumulated in
     float64 beside them, so `gram V - probe` measures the accumulated rounding error.
     """
@@ -44,9 +70,9 @@ class _Side:
         self.shift: torch.Tensor | None = None  # [D] mean of the first batch
         self.s = torch.zeros(D, **f64)  # [D] sum of shifted rows
         if full_gram:
-            self.gram = torch.zeros(D, D, **f64)  # [D, D]
+            self._gram = _Product(D, D, self.device, self.block_rows)  # [D, D]
         else:
-            self.grams = [torch.zeros(d, d, **f64) for d in widths]  # [d_l, d_l]
+            self._grams = [_Product(d, d, self.device, self.block_rows) for d in widths]  # [d_l, d_l]
         self.xr = torch.zeros(D, L, **f64)  # [D, L] sum_i x_i r_i^(l)
         self.rr = torch.zeros(L, L, **f64)  # [L, L] sum_i r_i^(k) r_i^(l)
         self.rsum = torch.zeros(L, **f64)  # [L] sum_i r_i
@@ -59,6 +85,16 @@ class _Side:
             self.pgram = (torch.zeros(D, L * PROBES, **f64) if full_gram
                           else [torch.zeros(d, PROBES, **f64) for d in widths])
 
+    @property
+    def gram(self) -> torch.Tensor:
+        """[D, D] float64 Gram of the concatenated layers (full_gram only)."""
+        return self._gram.value()
+
+    @property
+    def grams(self) -> list[torch.Tensor]:
+        """Per-layer float64 Grams `[d_l, d_l]`."""
+        return [g.value() for g in self._grams]
+
     def block(self, l: int) -> slice:
         return slice(self.offsets[l], self.offsets[l + 1])
 
@@ -67,7 +103,7 @@ class _Side:
             return self.gram[self.block(k), self.block(l)]
         if k != l:
             raise RuntimeError("self grids need full_gram=True")
-        return self.grams[k]
+        return self._grams[k].value()
 
     def probe(self, x: torch.Tensor) -> torch.Tensor:
         """`[b, D]` -> `[b, L*K]`: each layer's block times its own probe vectors (float64)."""
@@ -117,11 +153,11 @@ class _Side:
         xw = x if w is None else x * w[:, None]  # [b, D]
         rw = r if w is None else r * w[:, None]  # [b, L]
         if self.full_gram:
-            _mm_acc(self.gram, xw_op, x_op, self.block_rows)
+            self._gram.add(xw_op, x_op)
         else:
-            for l, g in enumerate(self.grams):
+            for l, g in enumerate(self._grams):
                 b = self.block(l)
-                _mm_acc(g, xw_op[:, b], x_op[:, b], self.block_rows)
+                g.add(xw_op[:, b], x_op[:, b])
         if self.probes:
             xv = self.probe(x)  # [b, L*K]
             if self.full_gram:
@@ -140,13 +176,26 @@ class _Side:
         return None if extra is None else prod[:, L + 1 :]
 
     def cpu(self) -> _Side:
-        """A copy of the statistics finalisation needs, on the CPU (results are numpy)."""
+        """The statistics finalisation needs, flushed and on the CPU (results are numpy)."""
+        prods = [self._gram] if self.full_gram else self._grams
+        for p in prods:
+            p.flush()
         if self.device.type == "cpu":
             return self
         out = object.__new__(_Side)
-        out.__dict__.update({k: (v.cpu() if isinstance(v, torch.Tensor) else
-                                 [t.cpu() for t in v] if isinstance(v, list) and v and isinstance(v[0], torch.Tensor)
-                                 else v) for k, v in self.__dict__.items()})
+        out.__dict__.update(self.__dict__)
+        for k in ("shift", "s", "xr", "rr", "rsum"):
+            setattr(out, k, getattr(self, k).cpu())
+        out.probes = [v.cpu() for v in self.probes]
+        if self.probes:
+            out.pgram = self.pgram.cpu() if self.full_gram else [p.cpu() for p in self.pgram]
+        moved = [_Product(*p.total.shape, torch.device("cpu"), None) for p in prods]
+        for m, p in zip(moved, prods):
+            m.total = p.total.cpu()
+        if self.full_gram:
+            out._gram = moved[0]
+        else:
+            out._grams = moved
         out.device = torch.device("cpu")
         return out
 
@@ -160,10 +209,12 @@ def _hsic_from_stats(
     c = X^T Y [dx, dy], sx / sy column sums, xq = X^T q, yr = Y^T r (r, q squared row norms),
     rq = r.q, rx = sum r, ry = sum q; X, Y shifted but not centred (both forms are translation
     invariant). Biased: ||X_c^T Y_c||_F^2. Debiased: HSIC_1 of Song et al. (2012), with the
-    linear-kernel Gram sums written in feature form.
+    linear-kernel Gram sums written in feature form. Small per-layer work: numpy, single-threaded
+    (many tiny multithreaded torch ops crawl on an oversubscribed CPU).
     """
+    c, sx, sy, xq, yr = (t.numpy() for t in (c, sx, sy, xq, yr))
     if not debiased:
-        cc = c - torch.outer(sx, sy) / n
+        cc = c - np.outer(sx, sy) / n
         return float((cc * cc).sum())
     if n < 4:
         raise ValueError(f"debiased CKA needs n >= 4 examples, got {n:g}")

@@ -20,14 +20,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
 
 SAFETY = 1.0 / math.sqrt(0.05)
-
-
-def frobenius_bound(resid: torch.Tensor, k: int) -> float:
-    """High-probability bound on ||E||_F from the probe residual `E V` `[d, k]` (k Gaussian probes)."""
-    return SAFETY * float(torch.linalg.matrix_norm(resid)) / math.sqrt(k)
 
 
 def hsic_error(norm_c: float, e: float, n: float, debiased: bool, norm_sx: float = 0.0,
