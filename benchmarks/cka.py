@@ -384,16 +384,17 @@ def main() -> None:
     ap.add_argument("--worker")
     ap.add_argument("--n", type=int, default=0)
     ap.add_argument("--out")
-    ap.add_argument("--budget", type=float, default=60.0)
+    ap.add_argument("--budget", type=float, default=60.0, help="seconds ckatorch's linear grid may run per round")
     ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds per case (>= 3 for README numbers)")
     ap.add_argument("--quick", action="store_true", help="n = 2,000 / 20,000 / 1,000: smoke test")
+    ap.add_argument("--cases", default="linear,stream,rbf", help="comma-separated subset of linear,stream,rbf")
     args = ap.parse_args()
     if args.worker:
         worker(args.worker, args.n, args.out, args.budget)
         return
     ensure_peers()
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # _timing (only the driver needs it)
-    from _timing import machine, ratio_text
+    from _timing import machine
 
     n_small, n_big, n_rbf = (2000, 20_000, 1000) if args.quick else (10_000, 100_000, 5000)
     R = args.repeats
@@ -402,12 +403,23 @@ def main() -> None:
           "largest peak RSS - RSS before it; dev = max |grid - float64 reference| (same estimator)")
     print("speedup = fastest peer's time / this time, per round: median [min-max]\n")
 
-    # ---- linear grid at n_small
+    cases = set(args.cases.split(","))
+    if "linear" in cases:
+        linear_case(n_small, args.budget, R)
+    if "stream" in cases:
+        stream_case(n_big, args.budget)
+    if "rbf" in cases:
+        rbf_case(n_rbf, args.budget, R)
+
+
+def linear_case(n_small: int, budget: float, R: int) -> None:
+    from _timing import ratio_text
+
     print(f"== linear grid {LT} x {LS}, n = {n_small:,} ==")
-    ref_info, ref = run_worker("ref_linear", n_small, args.budget)
-    refmb_info, refmb = run_worker("ref_minibatch", n_small, args.budget)
+    ref_info, ref = run_worker("ref_linear", n_small, budget)
+    refmb_info, refmb = run_worker("ref_minibatch", n_small, budget)
     peers = ["pytorch-cka", "torch-cka", "ckatorch"]
-    rec = measure(["ours", "ours_float64", "ours_minibatch", *peers], n_small, args.budget, R)
+    rec = measure(["ours", "ours_float64", "ours_minibatch", *peers], n_small, budget, R)
     fastest = fastest_per_round(rec, peers)
     print(HDR)
     devs_all: dict[str, dict[str, float]] = {}
@@ -435,11 +447,13 @@ def main() -> None:
         print(f"  ours float64 vs fastest peer: {ratio_text(fastest, rec['ours_float64']['times'])}; "
               f"mixed vs float64: {ratio_text(rec['ours_float64']['times'], ours['times'])}\n")
 
-    # ---- linear grid at n_big: streaming
+
+
+def stream_case(n_big: int, budget: float) -> None:
     print(f"== linear grid {LT} x {LS}, n = {n_big:,} (ours streams the data; peers' Gram form needs "
           f"{n_big**2 * 4 / 2**30:.0f} GiB per layer in float32: not run; 1 round, a memory check) ==")
-    ref_info, ref = run_worker("ref_linear", n_big, args.budget)
-    rec = measure(["ours_stream", "ours_stream_mixed"], n_big, args.budget, 1)
+    ref_info, ref = run_worker("ref_linear", n_big, budget)
+    rec = measure(["ours_stream", "ours_stream_mixed"], n_big, budget, 1)
     print(HDR)
     for m, r in rec.items():
         for est in ("biased", "debiased"):
@@ -447,10 +461,14 @@ def main() -> None:
             print(fmt_row(f"{m} [{est}]", r, dev, None))
     print(f"  (float64 reference: two-pass numpy, {ref_info.get('time', float('nan')):.1f} s)\n")
 
-    # ---- RBF at n_rbf
+
+
+def rbf_case(n_rbf: int, budget: float, R: int) -> None:
+    from _timing import ratio_text
+
     print(f"== RBF CKA (threshold 0.5), one pair (teacher last x student last), n = {n_rbf:,} ==")
-    ref_info, ref = run_worker("ref_rbf", n_rbf, args.budget)
-    rec = measure(["ours_rbf", "ours_nystrom", "ckatorch_rbf"], n_rbf, args.budget, R)
+    ref_info, ref = run_worker("ref_rbf", n_rbf, budget)
+    rec = measure(["ours_rbf", "ours_nystrom", "ckatorch_rbf"], n_rbf, budget, R)
     fastest = fastest_per_round(rec, ["ckatorch_rbf"])
     print(HDR)
     for m, r in rec.items():
