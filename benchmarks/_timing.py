@@ -24,8 +24,11 @@ def machine() -> str:
 
 
 def interleaved(fns: dict[str, Callable[[], Any]], repeats: int = 3, warmup: bool = True,
-                sync: Callable[[], None] | None = None) -> dict[str, list[float]]:
-    """Seconds per call of each function, ``repeats`` rounds, order rotated each round."""
+                sync: Callable[[], None] | None = None, self_timed: bool = False) -> dict[str, list[float]]:
+    """Seconds per call of each function, ``repeats`` rounds, order rotated each round.
+
+    ``self_timed``: each function returns the seconds it measured itself (e.g. a worker subprocess timing
+    only its computation, not interpreter start-up); that is recorded instead of the wall time."""
     names = list(fns)
     if warmup:
         for n in names:
@@ -37,10 +40,10 @@ def interleaved(fns: dict[str, Callable[[], Any]], repeats: int = 3, warmup: boo
             if sync:
                 sync()
             t0 = time.perf_counter()
-            fns[n]()
+            own = fns[n]()
             if sync:
                 sync()
-            out[n].append(time.perf_counter() - t0)
+            out[n].append(float(own) if self_timed else time.perf_counter() - t0)
     return out
 
 

@@ -1,7 +1,8 @@
 """CKA benchmark: interp.cka against PyPI peers on the same data, in the same run.
 
-    .venv/bin/python benchmarks/cka.py            # default (~5 min on 2 cores)
+    .venv/bin/python benchmarks/cka.py            # default (~10 min on 2 idle cores)
     .venv/bin/python benchmarks/cka.py --quick    # smaller n, smoke test
+    .venv/bin/python benchmarks/cka.py --repeats 5
 
 Cases
   linear grid: 7 teacher x 4 student layers, d = 384, n = 10,000 and n = 100,000
@@ -10,10 +11,16 @@ Peers (installed into the venv with --no-deps if missing; they do not pin torch)
   pytorch-cka  (`cka.cka_from_features`, full-data Gram form, unbiased HSIC, float32)
   torch-cka    (`torch_cka.CKA.compare`, minibatch HSIC_1 over a DataLoader, float32)
   ckatorch     (`ckatorch.cka_base`, full-data Gram form per pair, float64; linear and rbf)
-Each method runs in its own subprocess: time is wall time of the computation, memory is peak RSS
-minus RSS before the computation (data already in memory, except n = 100,000 where ours streams
-the data batch by batch). Each method is compared with a float64 reference of the SAME estimator
-(biased CKA, debiased CKA or minibatch CKA), computed independently here in numpy.
+Each run of a method is its own subprocess: time is wall time of the computation (interpreter
+start-up and data generation excluded), memory is peak RSS minus RSS before the computation (data
+already in memory, except n = 100,000 where ours streams the data batch by batch). Runs are
+interleaved (`_timing.interleaved`: every method once per round, order rotated, `--repeats` rounds,
+3 by default) and the tables give the median and range over rounds; a speedup is the per-round ratio
+to the fastest peer of that round. Each method is compared with a float64 reference of the SAME
+estimator (biased CKA, debiased CKA or minibatch CKA), computed independently here in numpy.
+`ours` is `cka_grid(..., precision="auto")`: mixed precision (float32 products in row blocks, float64
+accumulation) where its measured error bound is <= 1e-5, else float64; the mode it chose, its bound and
+its deviation are printed, and `ours float64` is the exact reference path.
 """
 from __future__ import annotations
 
@@ -174,19 +181,23 @@ def worker(method: str, n: int, out: str, budget_s: float) -> None:
 
     torch.set_grad_enabled(False)
     info: dict = {"method": method, "n": n}
-    if method == "ours_stream":  # data generated batch by batch: memory independent of n
+    if method in ("ours_stream", "ours_stream_mixed"):  # data generated batch by batch: memory independent of n
         from interp.cka import CKAAccumulator
 
         w = _weights()
         base = rss_mb()
         t0 = time.perf_counter()
-        acc = CKAAccumulator()
+        mixed = method == "ours_stream_mixed"
+        acc = CKAAccumulator(precision="mixed" if mixed else "float64")
         for b in range(n // BLOCK):
             t, s = block(b, w)
             acc.update(t, s)
         res = {"biased": acc.result(False), "debiased": acc.result(True)}
         info["time"] = time.perf_counter() - t0
         info["note"] = "streamed; incl. data generation; biased+debiased from one pass"
+        if mixed:
+            info["bound"] = max(float(acc.error_bound(d).max()) for d in (False, True))
+            info["note"] += f"; mixed, measured bound {info['bound']:.1e}"
     elif method.startswith("ref_"):
         base = rss_mb()
         t0 = time.perf_counter()
@@ -202,13 +213,14 @@ def worker(method: str, n: int, out: str, budget_s: float) -> None:
         x, y = t[-1], s[-1]  # the RBF pair
         base = rss_mb()
         t0 = time.perf_counter()
-        if method == "ours":
-            from interp.cka import CKAAccumulator
+        if method in ("ours", "ours_float64"):
+            from interp.cka import cka_grid
 
-            acc = CKAAccumulator()
-            for i in range(0, n, 10_000):
-                acc.update([a[i : i + 10_000] for a in t], [b[i : i + 10_000] for b in s])
-            res = {"biased": acc.result(False), "debiased": acc.result(True)}
+            g = cka_grid(t, s, precision="auto" if method == "ours" else "float64")
+            res = {"biased": g.grid}
+            info["mode"] = g.precision
+            info["bound"] = float(g.error_bound["xy"].max()) if g.error_bound else 0.0
+            info["note"] = f"precision={g.precision}" + (f", measured bound {info['bound']:.1e}" if g.error_bound else "")
         elif method == "ours_minibatch":
             from interp.cka import MinibatchCKA
 
@@ -294,6 +306,7 @@ def worker(method: str, n: int, out: str, budget_s: float) -> None:
         if "extrapolated_from" in info:
             info["time"] = info["time_measured"] * LT * LS / info["extrapolated_from"]
     info["mem_mb"] = max(0.0, peak_mb() - base)
+    info["threads"] = torch.get_num_threads()
     np.savez(out, **{k: np.asarray(v, dtype=np.float64) for k, v in res.items()})
     print(json.dumps(info))
 
@@ -320,12 +333,50 @@ def ensure_peers() -> None:
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "seaborn"], check=True)
 
 
-def fmt_row(name, info, dev, fastest_peer):
+def measure(methods: list[str], n: int, budget_s: float, repeats: int) -> dict[str, dict]:
+    """Interleaved subprocess runs: per method its times (one per round), the last run's info and
+    results, and its largest memory reading."""
+    from _timing import interleaved
+
+    out: dict[str, dict] = {m: {"times": [], "mem": 0.0, "info": {}, "res": {}} for m in methods}
+
+    def run(m: str):
+        def once() -> float:
+            info, res = run_worker(m, n, budget_s)
+            rec = out[m]
+            rec["info"], rec["res"] = info, res
+            if "error" in info:
+                return float("nan")
+            rec["mem"] = max(rec["mem"], info["mem_mb"])
+            return info["time"]
+        return once
+
+    times = interleaved({m: run(m) for m in methods}, repeats=repeats, warmup=False, self_timed=True)
+    for m in methods:
+        out[m]["times"] = times[m]
+    return out
+
+
+def fastest_per_round(rec: dict[str, dict], peers: list[str]) -> list[float] | None:
+    ok = [rec[p]["times"] for p in peers if p in rec and "error" not in rec[p]["info"]]
+    return [min(ts) for ts in zip(*ok)] if ok else None
+
+
+def fmt_row(name: str, rec: dict, dev: float | None, fastest: list[float] | None) -> str:
+    from _timing import ratio, summary
+
+    info = rec["info"]
     if "error" in info:
-        return f"  {name:<28} ERROR: {info['error'][:90]}"
-    ratio = f"{fastest_peer / info['time']:8.1f}x" if fastest_peer else "        -"
-    dv = f"{dev:10.2e}" if dev is not None else "         -"
-    return f"  {name:<28} {info['time']:9.2f} s {info['mem_mb']:9.0f} MB {dv} {ratio}   {info.get('note', '')}"
+        return f"  {name:<26} ERROR: {info['error'][:90]}"
+    sp = "-"
+    if fastest:
+        m, lo, hi = ratio(fastest, rec["times"])
+        sp = f"{m:.1f}x [{lo:.1f}-{hi:.1f}]"
+    dv = f"{dev:9.1e}" if dev is not None else "        -"
+    return f"  {name:<26} {summary(rec['times']):>28} {rec['mem']:7.0f} MB {dv} {sp:>18}   {info.get('note', '')}"
+
+
+HDR = f"  {'method':<26} {'time: median [range]':>28} {'peak mem':>10} {'max|dev|':>9} {'speedup':>18}"
 
 
 def main() -> None:
@@ -333,73 +384,100 @@ def main() -> None:
     ap.add_argument("--worker")
     ap.add_argument("--n", type=int, default=0)
     ap.add_argument("--out")
-    ap.add_argument("--budget", type=float, default=60.0)
+    ap.add_argument("--budget", type=float, default=60.0, help="seconds ckatorch's linear grid may run per round")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds per case (>= 3 for README numbers)")
     ap.add_argument("--quick", action="store_true", help="n = 2,000 / 20,000 / 1,000: smoke test")
+    ap.add_argument("--cases", default="linear,stream,rbf", help="comma-separated subset of linear,stream,rbf")
     args = ap.parse_args()
     if args.worker:
         worker(args.worker, args.n, args.out, args.budget)
         return
     ensure_peers()
-    import torch
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # _timing (only the driver needs it)
+    from _timing import machine
 
     n_small, n_big, n_rbf = (2000, 20_000, 1000) if args.quick else (10_000, 100_000, 5000)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; data: {LT} teacher x {LS} student layers, d = {D}")
-    print("time = wall time of the computation; mem = peak RSS - RSS before it; dev = max |grid - float64 reference|")
-    print("speedup = fastest peer time / this time\n")
+    R = args.repeats
+    print(f"{machine()}; data: {LT} teacher x {LS} student layers, d = {D}")
+    print(f"time = wall time of the computation, median [min-max] over {R} interleaved rounds; peak mem = "
+          "largest peak RSS - RSS before it; dev = max |grid - float64 reference| (same estimator)")
+    print("speedup = fastest peer's time / this time, per round: median [min-max]\n")
 
-    hdr = f"  {'method':<28} {'time':>11} {'mem':>12} {'max|dev|':>10} {'speedup':>9}"
-    # ---- linear grid at n_small
+    cases = set(args.cases.split(","))
+    if "linear" in cases:
+        linear_case(n_small, args.budget, R)
+    if "stream" in cases:
+        stream_case(n_big, args.budget)
+    if "rbf" in cases:
+        rbf_case(n_rbf, args.budget, R)
+
+
+def linear_case(n_small: int, budget: float, R: int) -> None:
+    from _timing import ratio_text
+
     print(f"== linear grid {LT} x {LS}, n = {n_small:,} ==")
-    ref_info, ref = run_worker("ref_linear", n_small, args.budget)
-    refmb_info, refmb = run_worker("ref_minibatch", n_small, args.budget)
-    rows = []
-    for m in ("ours", "ours_minibatch", "pytorch-cka", "torch-cka", "ckatorch"):
-        info, res = run_worker(m, n_small, args.budget)
+    ref_info, ref = run_worker("ref_linear", n_small, budget)
+    refmb_info, refmb = run_worker("ref_minibatch", n_small, budget)
+    peers = ["pytorch-cka", "torch-cka", "ckatorch"]
+    rec = measure(["ours", "ours_float64", "ours_minibatch", *peers], n_small, budget, R)
+    fastest = fastest_per_round(rec, peers)
+    print(HDR)
+    devs_all: dict[str, dict[str, float]] = {}
+    for m, r in rec.items():
         devs = {}
-        for est, grid in res.items():
-            r = ref.get(est) if est != "minibatch" else refmb.get("minibatch")
-            if r is not None:
+        for est, grid in r["res"].items():
+            rf = ref.get(est) if est != "minibatch" else refmb.get("minibatch")
+            if rf is not None:
                 ok = ~np.isnan(grid)
-                devs[est] = float(np.max(np.abs(grid[ok] - r[ok])))
-        rows.append((m, info, devs))
-    peers = [i["time"] for m, i, _ in rows if m in ("pytorch-cka", "torch-cka", "ckatorch") and "error" not in i]
-    fastest = min(peers) if peers else None
-    print(hdr)
-    for m, info, devs in rows:
+                devs[est] = float(np.max(np.abs(grid[ok] - rf[ok])))
+        devs_all[m] = devs
         if not devs:
-            print(fmt_row(m, info, None, fastest))
+            print(fmt_row(m, r, None, fastest))
         for est, dev in devs.items():
-            print(fmt_row(f"{m} [{est}]", info, dev, fastest))
-    print(f"  (float64 references: two-pass numpy {ref_info.get('time', float('nan')):.1f} s; minibatch Gram form {refmb_info.get('time', float('nan')):.1f} s)")
-    ours_t = next(i["time"] for m, i, _ in rows if m == "ours")
-    ours_dev = max(next(d for m, _, d in rows if m == "ours").values())
-    peer_devs = [v for m, _, d in rows if m not in ("ours", "ours_minibatch") for v in d.values()]
-    if fastest:
-        print(f"  ours vs fastest peer: {fastest / ours_t:.1f}x faster; max|dev| ours {ours_dev:.1e} vs best peer {min(peer_devs):.1e}\n")
+            print(fmt_row(f"{m} [{est}]", r, dev, fastest))
+    print(f"  (float64 references: two-pass numpy {ref_info.get('time', float('nan')):.1f} s; minibatch Gram form "
+          f"{refmb_info.get('time', float('nan')):.1f} s; ckatorch's time is extrapolated from the pairs it "
+          "finished within the time budget)")
+    ours = rec["ours"]
+    if fastest and "error" not in ours["info"]:
+        peer_devs = [v for m in peers for v in devs_all.get(m, {}).values()]
+        print(f"  ours vs fastest peer: {ratio_text(fastest, ours['times'])}; mode {ours['info'].get('mode')}, "
+              f"measured bound {ours['info'].get('bound', 0):.1e}, deviation from float64 "
+              f"{devs_all['ours'].get('biased', float('nan')):.1e} (best peer {min(peer_devs, default=float('nan')):.1e})")
+        print(f"  ours float64 vs fastest peer: {ratio_text(fastest, rec['ours_float64']['times'])}; "
+              f"mixed vs float64: {ratio_text(rec['ours_float64']['times'], ours['times'])}\n")
 
-    # ---- linear grid at n_big: streaming
+
+
+def stream_case(n_big: int, budget: float) -> None:
     print(f"== linear grid {LT} x {LS}, n = {n_big:,} (ours streams the data; peers' Gram form needs "
-          f"{n_big**2 * 4 / 2**30:.0f} GiB per layer in float32: not run) ==")
-    ref_info, ref = run_worker("ref_linear", n_big, args.budget)
-    info, res = run_worker("ours_stream", n_big, args.budget)
-    print(hdr)
-    for est in ("biased", "debiased"):
-        dev = float(np.max(np.abs(res[est] - ref[est]))) if res and ref else None
-        print(fmt_row(f"ours [{est}]", info, dev, None))
+          f"{n_big**2 * 4 / 2**30:.0f} GiB per layer in float32: not run; 1 round, a memory check) ==")
+    ref_info, ref = run_worker("ref_linear", n_big, budget)
+    rec = measure(["ours_stream", "ours_stream_mixed"], n_big, budget, 1)
+    print(HDR)
+    for m, r in rec.items():
+        for est in ("biased", "debiased"):
+            dev = float(np.max(np.abs(r["res"][est] - ref[est]))) if r["res"] and ref else None
+            print(fmt_row(f"{m} [{est}]", r, dev, None))
     print(f"  (float64 reference: two-pass numpy, {ref_info.get('time', float('nan')):.1f} s)\n")
 
-    # ---- RBF at n_rbf
+
+
+def rbf_case(n_rbf: int, budget: float, R: int) -> None:
+    from _timing import ratio_text
+
     print(f"== RBF CKA (threshold 0.5), one pair (teacher last x student last), n = {n_rbf:,} ==")
-    ref_info, ref = run_worker("ref_rbf", n_rbf, args.budget)
-    rows = [(m, *run_worker(m, n_rbf, args.budget)) for m in ("ours_rbf", "ours_nystrom", "ckatorch_rbf")]
-    peers = [i["time"] for m, i, _ in rows if m == "ckatorch_rbf" and "error" not in i]
-    fastest = min(peers) if peers else None
-    print(hdr)
-    for m, info, res in rows:
-        dev = abs(float(res["rbf"][0, 0]) - float(ref["rbf"][0, 0])) if res and ref else None
-        print(fmt_row(m, info, dev, fastest))
-    print(f"  (float64 reference: numpy Gram form, {ref_info.get('time', float('nan')):.1f} s; value {float(ref['rbf'][0, 0]):.6f}; "
-          "pytorch-cka and torch-cka have no RBF kernel)")
+    ref_info, ref = run_worker("ref_rbf", n_rbf, budget)
+    rec = measure(["ours_rbf", "ours_nystrom", "ckatorch_rbf"], n_rbf, budget, R)
+    fastest = fastest_per_round(rec, ["ckatorch_rbf"])
+    print(HDR)
+    for m, r in rec.items():
+        dev = abs(float(r["res"]["rbf"][0, 0]) - float(ref["rbf"][0, 0])) if r["res"] and ref else None
+        print(fmt_row(m, r, dev, fastest))
+    print(f"  (float64 reference: numpy Gram form, {ref_info.get('time', float('nan')):.1f} s; value "
+          f"{float(ref['rbf'][0, 0]):.6f}; pytorch-cka and torch-cka have no RBF kernel)")
+    if fastest and "error" not in rec["ours_rbf"]["info"]:
+        print(f"  exact RBF vs ckatorch: {ratio_text(fastest, rec['ours_rbf']['times'])}")
 
 
 if __name__ == "__main__":

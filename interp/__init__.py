@@ -37,8 +37,8 @@ _EXPORTS: dict[str, str] = {
     "rbf_cka": "interp.cka",
     "rbf_cka_grid": "interp.cka",
     "minibatch_cka": "interp.cka",
-    "bootstrap_cka": "interp.cka_stats",
-    "cka_floor": "interp.cka_stats",
+    "bootstrap_cka": "interp.cka.stats",
+    "cka_floor": "interp.cka.stats",
     # one model: contrasts, patching, attribution, circuits
     "make_contrast": "interp.contrast",
     "make_metric": "interp.contrast",
@@ -85,7 +85,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from interp.capture import Capture, capture, load_capture
     from interp.circuits import discover
     from interp.cka import CKAGrid, cka_grid, head_cka_grid, linear_cka, minibatch_cka, rbf_cka, rbf_cka_grid
-    from interp.cka_stats import bootstrap_cka, cka_floor
+    from interp.cka.stats import bootstrap_cka, cka_floor
     from interp.compare import compare_checkpoints, cross_patch
     from interp.comparison_run import run_comparison
     from interp.contrast import hans_pairs, make_contrast, make_metric

@@ -1,0 +1,253 @@
+"""Feature-form sufficient statistics of linear CKA (one side of a grid) and the HSIC formulas that
+turn them into biased / debiased CKA for one pair or a whole grid."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+# Mixed precision (precision="mixed"): products in float32 over blocks of this many rows, each block's
+# result added to the float64 accumulators. Larger blocks: fewer float32 -> float64 additions, larger
+# (but still measured) rounding error.
+MIXED_BLOCK_ROWS = 4096
+# Probe vectors per layer that measure the accumulated rounding error of the mixed products (see
+# interp.cka.precision): about K / d_layer extra work.
+PROBES = 16
+
+
+class _Product:
+    """Running sum of `a^T b` over batches, in float64 (`total`).
+
+    `block_rows=None`: every batch is one float64 matmul into `total`. Else a, b are float32: products
+    go into a float32 partial sum covering at most `block_rows` rows (big batches are split, small ones
+    share a block), which is added to the float64 `total` when the next rows would overflow the block
+    and before any read (`value()`)."""
+
+    def __init__(self, rows: int, cols: int, device: torch.device, block_rows: int | None):
+        self.block_rows = block_rows
+        self.total = torch.zeros(rows, cols, dtype=torch.float64, device=device)  # [rows, cols]
+        self.part = None if block_rows is None else torch.zeros(rows, cols, dtype=torch.float32, device=device)
+        self.pending = 0  # rows summed in `part` since the last flush
+
+    def add(self, a: torch.Tensor, b: torch.Tensor) -> None:
+        if self.block_rows is None:
+            self.total.addmm_(a.T, b)
+            return
+        for i in range(0, a.shape[0], self.block_rows):
+            ai, bi = a[i : i + self.block_rows], b[i : i + self.block_rows]
+            if self.pending + ai.shape[0] > self.block_rows:
+                self.flush()
+            self.part.addmm_(ai.T, bi)
+            self.pending += ai.shape[0]
+
+    def flush(self) -> None:
+        if self.pending:
+            self.total += self.part.to(torch.float64)
+            self.part.zero_()
+            self.pending = 0
+
+    def value(self) -> torch.Tensor:
+        self.flush()
+        return self.total
+
+
+class _Side:
+    """Float64 sufficient statistics of one set of layers (one side of a grid), on the inputs' device.
+
+    `mixed`: the O(b d^2) products (Grams) are formed in float32 blocks (`_Product`); every O(b d)
+    statistic (sums, squared norms) stays float64. Probe products `X^T (X V)` are accumulated in
+    float64 beside them, so `gram V - probe` measures the accumulated rounding error.
+    """
+
+    def __init__(self, widths: list[int], full_gram: bool, device: torch.device | str = "cpu",
+                 mixed: bool = False, block_rows: int = MIXED_BLOCK_ROWS, seed: int = 0):
+        self.widths = widths
+        self.offsets = np.concatenate([[0], np.cumsum(widths)]).tolist()
+        self.full_gram = full_gram
+        self.device = torch.device(device)
+        self.block_rows = block_rows if mixed else None
+        D, L = self.offsets[-1], len(widths)
+        f64 = {"dtype": torch.float64, "device": self.device}
+        self.shift: torch.Tensor | None = None  # [D] mean of the first batch
+        self.s = torch.zeros(D, **f64)  # [D] sum of shifted rows
+        if full_gram:
+            self._gram = _Product(D, D, self.device, self.block_rows)  # [D, D]
+        else:
+            self._grams = [_Product(d, d, self.device, self.block_rows) for d in widths]  # [d_l, d_l]
+        self.xr = torch.zeros(D, L, **f64)  # [D, L] sum_i x_i r_i^(l)
+        self.rr = torch.zeros(L, L, **f64)  # [L, L] sum_i r_i^(k) r_i^(l)
+        self.rsum = torch.zeros(L, **f64)  # [L] sum_i r_i
+        self.probes: list[torch.Tensor] = []
+        if mixed:
+            g = torch.Generator().manual_seed(seed)
+            self.probes = [torch.randn(d, PROBES, generator=g, dtype=torch.float64).to(self.device)
+                           for d in widths]  # [d_l, K] Gaussian
+            # float64 probe products: full Gram -> X^T (X_l V_l) for every l [D, L*K]; else per layer [d_l, K]
+            self.pgram = (torch.zeros(D, L * PROBES, **f64) if full_gram
+                          else [torch.zeros(d, PROBES, **f64) for d in widths])
+
+    @property
+    def gram(self) -> torch.Tensor:
+        """[D, D] float64 Gram of the concatenated layers (full_gram only)."""
+        return self._gram.value()
+
+    @property
+    def grams(self) -> list[torch.Tensor]:
+        """Per-layer float64 Grams `[d_l, d_l]`."""
+        return [g.value() for g in self._grams]
+
+    def block(self, l: int) -> slice:
+        return slice(self.offsets[l], self.offsets[l + 1])
+
+    def gram_block(self, k: int, l: int) -> torch.Tensor:
+        if self.full_gram:
+            return self.gram[self.block(k), self.block(l)]
+        if k != l:
+            raise RuntimeError("self grids need full_gram=True")
+        return self._grams[k].value()
+
+    def probe(self, x: torch.Tensor) -> torch.Tensor:
+        """`[b, D]` -> `[b, L*K]`: each layer's block times its own probe vectors (float64)."""
+        return torch.cat([x[:, self.block(l)] @ v for l, v in enumerate(self.probes)], 1)
+
+    def gram_error(self, k: int, l: int) -> torch.Tensor:
+        """Rounding-error residual `(G_hat - G) V_l` of Gram block (k, l), `[d_k, K]` (mixed only)."""
+        cols = slice(l * PROBES, (l + 1) * PROBES)
+        p = self.pgram[self.block(k), cols] if self.full_gram else self.pgram[k]
+        return self.gram_block(k, l) @ self.probes[l] - p
+
+    def prepare(self, mats: list[torch.Tensor], names: list[str], label: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Shifted float64 concatenation `[b, D]` and per-layer squared row norms `[b, L]`.
+
+        One conversion pass per layer; NaN / inf show up in the row norms (checked per layer)."""
+        b = mats[0].shape[0]
+        x = torch.empty(b, self.offsets[-1], dtype=torch.float64, device=self.device)  # [b, D]
+        for l, m in enumerate(mats):
+            x[:, self.block(l)] = m  # converts (and moves to the accumulator's device)
+        if self.shift is None:
+            self.shift = x.mean(0)
+            if not bool(torch.isfinite(self.shift).all()):
+                self.shift = torch.nan_to_num(self.shift, nan=0.0, posinf=0.0, neginf=0.0)
+        x -= self.shift
+        r = torch.stack([torch.linalg.vector_norm(x[:, self.block(l)], dim=1) for l in range(len(mats))], 1) ** 2
+        bad = ~torch.isfinite(r.sum(0))  # [L]
+        if bool(bad.any()):
+            l = int(torch.nonzero(bad)[0])
+            raise ValueError(f"{label}[{names[l]!r}]: contains NaN/inf values; CKA needs finite inputs")
+        return x, r
+
+    def raw_ss(self, l: int, n: float) -> float:
+        """Sum over examples of the squared raw (unshifted) norm of layer l, from the accumulators."""
+        blk, mu = self.block(l), self.shift[self.block(l)]
+        return float(self.rsum[l] + 2 * mu @ self.s[blk] + n * mu @ mu)
+
+    def operand(self, x: torch.Tensor) -> torch.Tensor:
+        """What the big products multiply: x itself (float64), or its float32 rounding (mixed)."""
+        return x if self.block_rows is None else x.to(torch.float32)
+
+    def update(self, x: torch.Tensor, r: torch.Tensor, w: torch.Tensor | None,
+               x_op: torch.Tensor, xw_op: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor | None:
+        """Add one shifted batch: x `[b, D]` float64, r `[b, L]`, weights w `[b]`; x_op / xw_op are
+        `operand(x)` / `operand(x * w)` (shared with the cross product). Returns `(x w)^T extra`
+        (`extra [b, m]`, e.g. the other side's squared norms), fused with this side's own thin
+        products into one pass over x."""
+        xw = x if w is None else x * w[:, None]  # [b, D]
+        rw = r if w is None else r * w[:, None]  # [b, L]
+        if self.full_gram:
+            self._gram.add(xw_op, x_op)
+        else:
+            for l, g in enumerate(self._grams):
+                b = self.block(l)
+                g.add(xw_op[:, b], x_op[:, b])
+        if self.probes:
+            xv = self.probe(x)  # [b, L*K]
+            if self.full_gram:
+                self.pgram.addmm_(xw.T, xv)
+            else:
+                for l, p in enumerate(self.pgram):
+                    p.addmm_(xw[:, self.block(l)].T, xv[:, l * PROBES : (l + 1) * PROBES])
+        L = len(self.widths)
+        ones = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
+        thin = torch.cat([r, ones] + ([] if extra is None else [extra]), 1)  # [b, L + 1 + m]
+        prod = xw.T @ thin  # [D, L + 1 + m]: one pass over x for every thin product
+        self.xr += prod[:, :L]
+        self.s += prod[:, L]
+        self.rr += rw.T @ r
+        self.rsum += rw.sum(0)
+        return None if extra is None else prod[:, L + 1 :]
+
+    def cpu(self) -> _Side:
+        """The statistics finalisation needs, flushed and on the CPU (results are numpy)."""
+        prods = [self._gram] if self.full_gram else self._grams
+        for p in prods:
+            p.flush()
+        if self.device.type == "cpu":
+            return self
+        out = object.__new__(_Side)
+        out.__dict__.update(self.__dict__)
+        for k in ("shift", "s", "xr", "rr", "rsum"):
+            setattr(out, k, getattr(self, k).cpu())
+        out.probes = [v.cpu() for v in self.probes]
+        if self.probes:
+            out.pgram = self.pgram.cpu() if self.full_gram else [p.cpu() for p in self.pgram]
+        moved = [_Product(*p.total.shape, torch.device("cpu"), None) for p in prods]
+        for m, p in zip(moved, prods):
+            m.total = p.total.cpu()
+        if self.full_gram:
+            out._gram = moved[0]
+        else:
+            out._grams = moved
+        out.device = torch.device("cpu")
+        return out
+
+
+def _hsic_from_stats(
+    c: torch.Tensor, sx: torch.Tensor, sy: torch.Tensor, n: float,
+    xq: torch.Tensor, yr: torch.Tensor, rq: float, rx: float, ry: float, debiased: bool,
+) -> float:
+    """HSIC (up to a factor common to a CKA ratio) from feature-form statistics of one pair.
+
+    c = X^T Y [dx, dy], sx / sy column sums, xq = X^T q, yr = Y^T r (r, q squared row norms),
+    rq = r.q, rx = sum r, ry = sum q; X, Y shifted but not centred (both forms are translation
+    invariant). Biased: ||X_c^T Y_c||_F^2. Debiased: HSIC_1 of Song et al. (2012), with the
+    linear-kernel Gram sums written in feature form. Small per-layer work: numpy, single-threaded
+    (many tiny multithreaded torch ops crawl on an oversubscribed CPU).
+    """
+    c, sx, sy, xq, yr = (t.numpy() for t in (c, sx, sy, xq, yr))
+    if not debiased:
+        cc = c - np.outer(sx, sy) / n
+        return float((cc * cc).sum())
+    if n < 4:
+        raise ValueError(f"debiased CKA needs n >= 4 examples, got {n:g}")
+    tr = float((c * c).sum()) - rq  # tr(K~ L~)
+    kx = float(sx @ sx) - rx  # 1^T K~ 1
+    ky = float(sy @ sy) - ry  # 1^T L~ 1
+    kl1 = float(sx @ c @ sy) - float(sx @ xq) - float(sy @ yr) + rq  # 1^T K~ L~ 1
+    return (tr + kx * ky / ((n - 1) * (n - 2)) - 2.0 * kl1 / (n - 2)) / (n * (n - 3))
+
+
+def _block_sum(a: torch.Tensor, offx: list[int], offy: list[int]) -> np.ndarray:
+    """Sums of the blocks of `a [Dx, Dy]` cut at the layer offsets -> `[Lx, Ly]`."""
+    a = a.numpy()
+    return np.add.reduceat(np.add.reduceat(a, offx[:-1], axis=0), offy[:-1], axis=1)
+
+
+def _hsic_grid(
+    c: torch.Tensor, sx: torch.Tensor, sy: torch.Tensor, n: float, xq: torch.Tensor, yr: torch.Tensor,
+    rq: torch.Tensor, rx: torch.Tensor, ry: torch.Tensor, offx: list[int], offy: list[int], debiased: bool,
+) -> np.ndarray:
+    """`_hsic_from_stats` for every (X layer, Y layer) pair at once: c `[Dx, Dy]`, xq `[Dx, Ly]`,
+    yr `[Dy, Lx]`, rq `[Lx, Ly]`, rx `[Lx]`, ry `[Ly]` -> `[Lx, Ly]`."""
+    if not debiased:
+        cc = c - torch.outer(sx, sy) / n
+        return _block_sum(cc * cc, offx, offy)
+    if n < 4:
+        raise ValueError(f"debiased CKA needs n >= 4 examples, got {n:g}")
+    rq = rq.numpy()
+    tr = _block_sum(c * c, offx, offy) - rq
+    kx = _block_sum((sx * sx)[:, None], offx, [0, 1])[:, 0] - rx.numpy()  # [Lx]
+    ky = _block_sum((sy * sy)[:, None], offy, [0, 1])[:, 0] - ry.numpy()  # [Ly]
+    sxcsy = _block_sum(c * torch.outer(sx, sy), offx, offy)
+    sxxq = _block_sum(sx[:, None] * xq, offx, list(range(xq.shape[1] + 1)))
+    syyr = _block_sum(sy[:, None] * yr, offy, list(range(yr.shape[1] + 1))).T
+    kl1 = sxcsy - sxxq - syyr + rq
+    return (tr + np.outer(kx, ky) / ((n - 1) * (n - 2)) - 2.0 * kl1 / (n - 2)) / (n * (n - 3))

@@ -1,0 +1,92 @@
+"""Mixed-precision linear CKA (float32 products in row blocks, float64 accumulation): its measured error
+bound against the float64 path, the interval arithmetic behind it, and precision='auto'."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from interp import cka as C
+from interp.cka.precision import cka_bound
+
+
+def layers(n: int, seed: int, offset: float = 0.0) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Related float32 layers with different widths and scales, a shared latent, and a large common offset."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, 12, generator=g)
+    xs = [z @ torch.randn(12, d, generator=g) * s + torch.randn(n, d, generator=g) + offset
+          for d, s in ((48, 1.0), (32, 10.0), (40, 0.1))]
+    ys = [torch.tanh(z @ torch.randn(12, d, generator=g)) + 0.5 * torch.randn(n, d, generator=g) + offset
+          for d in (24, 36)]
+    return xs, ys
+
+
+@pytest.mark.parametrize("debiased", [False, True])
+def test_mixed_error_within_measured_bound(debiased):
+    xs, ys = layers(3000, seed=0, offset=300.0)
+    acc64 = C.CKAAccumulator(self_grids=True)
+    accm = C.CKAAccumulator(self_grids=True, precision="mixed", block_rows=1024)  # 3 blocks, one partial
+    for i in range(0, 3000, 1100):  # batches that straddle the float32 blocks
+        acc64.update([x[i : i + 1100] for x in xs], [y[i : i + 1100] for y in ys])
+        accm.update([x[i : i + 1100] for x in xs], [y[i : i + 1100] for y in ys])
+    for which, ref, got in (("xy", acc64.result(debiased), accm.result(debiased)),
+                            ("x", acc64.self_grid("x", debiased), accm.self_grid("x", debiased)),
+                            ("y", acc64.self_grid("y", debiased), accm.self_grid("y", debiased))):
+        bound = accm.error_bound(debiased, which)
+        dev = np.abs(got - ref)
+        assert np.all(dev <= bound), (which, dev.max(), bound.min())
+        assert dev.max() > 0  # float32 products really were used
+        assert bound.max() < 1e-4  # and the bound is useful, not vacuous
+
+
+def test_bound_catches_an_injected_product_error():
+    """The probes measure the accumulated product, whatever put the error there: a planted error in
+    X^T Y moves CKA by far more than rounding, and the bound grows to cover it."""
+    xs, ys = layers(2000, seed=1)
+    ref = C.CKAAccumulator().update(xs, ys).result()
+    acc = C.CKAAccumulator(precision="mixed").update(xs, ys)
+    b0 = acc.error_bound()
+    g = torch.Generator().manual_seed(9)
+    acc.c.add_(1e-3 * float(acc.c.abs().mean()) * torch.randn(acc.c.shape, generator=g, dtype=torch.float64))
+    dev = np.abs(acc.result() - ref)
+    b1 = acc.error_bound()
+    assert dev.max() > 100 * b0.max()
+    assert np.all(dev <= b1)
+
+
+def test_interval_bound_brute_force():
+    """cka_bound is the exact range of h / sqrt(hx hy) over the box: random points inside never exceed it."""
+    rng = np.random.default_rng(2)
+    h, hx, hy = 0.3, 1.2, 0.8
+    dh, dhx, dhy = 0.01, 0.05, 0.02
+    b = float(cka_bound(np.array(h), np.array(dh), np.array(hx), np.array(dhx), np.array(hy), np.array(dhy)))
+    u = rng.uniform(-1, 1, size=(3, 100_000))
+    vals = (h + dh * u[0]) / np.sqrt((hx + dhx * u[1]) * (hy + dhy * u[2]))
+    worst = np.abs(vals - h / np.sqrt(hx * hy)).max()
+    assert worst <= b and worst > 0.95 * b  # tight: the corners are attained
+    assert np.isinf(cka_bound(np.array(h), np.array(dh), np.array(hx), np.array(2 * hx), np.array(hy), np.array(dhy)))
+
+
+def test_auto_keeps_mixed_under_tol_and_falls_back_otherwise():
+    xs, ys = layers(1500, seed=3)
+    exact = C.cka_grid(xs, ys)
+    assert exact.precision == "float64" and exact.error_bound == {}
+    auto = C.cka_grid(xs, ys, precision="auto")
+    assert auto.precision == "mixed"
+    assert np.all(np.abs(auto.grid - exact.grid) <= auto.error_bound["xy"])
+    strict = C.cka_grid(xs, ys, precision="auto", tol=1e-15)  # no float32 result can promise this
+    assert strict.precision == "float64" and strict.error_bound == {}
+    np.testing.assert_array_equal(strict.grid, exact.grid)
+    sym = C.cka_grid(xs, None, precision="mixed", debiased=True)
+    assert np.all(np.abs(sym.grid - C.cka_grid(xs, None, debiased=True).grid) <= sym.error_bound["xx"])
+    assert C.linear_cka(xs[0], ys[0], precision="auto") == pytest.approx(exact.grid[0, 0], abs=1e-5)
+
+
+def test_precision_is_validated():
+    xs, ys = layers(100, seed=4)
+    with pytest.raises(ValueError, match="precision must be"):
+        C.cka_grid(xs, ys, precision="float32")
+    with pytest.raises(ValueError, match="precision must be"):
+        C.CKAAccumulator(precision="auto")
+    with pytest.raises(ValueError, match="mixed' only"):
+        C.CKAAccumulator().update(xs, ys).error_bound()
