@@ -35,9 +35,10 @@ import torch  # noqa: E402
 from _circuits_reference import old_edge_effects  # noqa: E402
 from _timing import interleaved, machine, ratio_text, summary  # noqa: E402
 
-from interp.backends.hooks import _first, expand_kwargs, layer_inputs  # noqa: E402
 from interp.circuits import _edge_effects, all_edges  # noqa: E402
 from interp.contrast import LogOdds, hans_pairs, make_contrast  # noqa: E402
+from interp.engine import expand_kwargs, layer_inputs  # noqa: E402
+from interp.engine import first_output as _first  # noqa: E402
 from interp.patching import CHUNK_TOKENS  # noqa: E402
 from interp.subject import load_subject  # noqa: E402
 
