@@ -166,6 +166,16 @@ class CKAAccumulator:
             cross["pc"] = self.pc.cpu()
         return self.x.cpu(), None if self.y is None else self.y.cpu(), cross
 
+    def _grid_h(self, which: str, debiased: bool) -> np.ndarray:
+        """HSIC grid `[Lx, Ly]` ("xy") or self grid ("x" / "y") from the current statistics."""
+        x, y, st = self._cpu()
+        if which == "xy":
+            return _hsic_grid(st["c"], x.s, y.s, self.n, st["xq"], st["yr"], st["rq"], x.rsum, y.rsum,
+                              x.offsets, y.offsets, debiased)
+        side = x if which == "x" else y
+        return _hsic_grid(side.gram, side.s, side.s, self.n, side.xr, side.xr, side.rr,
+                          side.rsum, side.rsum, side.offsets, side.offsets, debiased)
+
     def _self_hsic(self, side: _Side, k: int, l: int, debiased: bool) -> float:
         bk, bl = side.block(k), side.block(l)
         return _hsic_from_stats(
@@ -202,12 +212,10 @@ class CKAAccumulator:
         self._require()
         if self.symmetric:
             return self.self_grid("x", debiased)
-        x, y, st = self._cpu()
+        x, y, _ = self._cpu()
         nx = self._norms(x, self.x_names, "x", debiased)
         ny = self._norms(y, self.y_names, "y", debiased)
-        h = _hsic_grid(st["c"], x.s, y.s, self.n, st["xq"], st["yr"], st["rq"], x.rsum, y.rsum,
-                       x.offsets, y.offsets, debiased)
-        return h / np.outer(nx.numpy(), ny.numpy())
+        return self._grid_h("xy", debiased) / np.outer(nx.numpy(), ny.numpy())
 
     def _self_side(self, which: str) -> tuple[_Side, list[str]]:
         self._require()
@@ -221,23 +229,23 @@ class CKAAccumulator:
         """Reference grid X-vs-X (or Y-vs-Y); needs `self_grids=True`."""
         side, names = self._self_side(which)
         nrm = self._norms(side, names, which, debiased)
-        h = _hsic_grid(
-            side.gram, side.s, side.s, self.n, side.xr, side.xr, side.rr,
-            side.rsum, side.rsum, side.offsets, side.offsets, debiased,
-        )
-        out = h / np.outer(nrm.numpy(), nrm.numpy())
+        out = self._grid_h(which, debiased) / np.outer(nrm.numpy(), nrm.numpy())
         return (out + out.T) / 2  # exact symmetry (the two triangles agree to rounding)
 
     # ---- mixed precision: measured error bound ---------------------------------------------------
     def _cell_dh(self, c: torch.Tensor, resid: list[torch.Tensor], sx: torch.Tensor, sy: torch.Tensor,
-                 offx: list[int], offy: list[int], debiased: bool) -> np.ndarray:
+                 offx: list[int], offy: list[int], debiased: bool, h: np.ndarray | None = None) -> np.ndarray:
         """HSIC error bounds `[Lx, Ly]` of every cell of a product c `[Dx, Dy]` (blocks at the offsets),
-        given per Y layer m the probe residual `(C_hat - C)[:, block m] V_m` `[Dx, K]`."""
-        c = c.numpy()
+        given per Y layer m the probe residual `(C_hat - C)[:, block m] V_m` `[Dx, K]`. Biased HSIC is
+        ||C_c||^2 per cell, so its grid `h` (when given) supplies the norms without another pass."""
         sx, sy = sx.numpy(), sy.numpy()
-        if not debiased:
-            c = c - np.outer(sx, sy) / self.n
-        nc = np.sqrt(_block_sum(torch.from_numpy(c * c), offx, offy))  # [Lx, Ly] ||C_cell||_F
+        if not debiased and h is not None:
+            nc = np.sqrt(np.clip(h, 0.0, None))
+        else:
+            c = c.numpy()
+            if not debiased:
+                c = c - np.outer(sx, sy) / self.n
+            nc = np.sqrt(_block_sum(torch.from_numpy(c * c), offx, offy))  # [Lx, Ly] ||C_cell||_F
         ex = np.stack([np.sqrt(np.add.reduceat((r.numpy() ** 2).sum(1), offx[:-1])) for r in resid], 1)
         e = SAFETY * ex / math.sqrt(PROBES)  # [Lx, Ly] bounds on ||C_hat - C||_F per cell
         nsx = np.sqrt(np.add.reduceat(sx * sx, offx[:-1]))[:, None]
@@ -275,19 +283,17 @@ class CKAAccumulator:
             which = "x"
         if which != "xy":
             side, _ = self._self_side(which)
-            h = _hsic_grid(side.gram, side.s, side.s, self.n, side.xr, side.xr, side.rr,
-                           side.rsum, side.rsum, side.offsets, side.offsets, debiased)
+            h = self._grid_h(which, debiased)
             dh = self._cell_dh(side.gram, self._gram_resid(side), side.s, side.s, side.offsets, side.offsets,
-                               debiased)
+                               debiased, h)
             hs, dhs = np.diag(h), np.diag(dh)
             return cka_bound(h, dh, hs[:, None], dhs[:, None], hs[None, :], dhs[None, :])
         x, y, st = self._cpu()
         hx = self._norms(x, self.x_names, "x", debiased).numpy() ** 2
         hy = self._norms(y, self.y_names, "y", debiased).numpy() ** 2
-        h = _hsic_grid(st["c"], x.s, y.s, self.n, st["xq"], st["yr"], st["rq"], x.rsum, y.rsum,
-                       x.offsets, y.offsets, debiased)
+        h = self._grid_h("xy", debiased)
         resid = [st["c"][:, y.block(m)] @ v - st["pc"][:, m * PROBES : (m + 1) * PROBES]
                  for m, v in enumerate(y.probes)]  # (C_hat - C)[:, block m] V_m, [Dx, K] each
-        dh = self._cell_dh(st["c"], resid, x.s, y.s, x.offsets, y.offsets, debiased)
+        dh = self._cell_dh(st["c"], resid, x.s, y.s, x.offsets, y.offsets, debiased, h)
         return cka_bound(h, dh, hx[:, None], self._self_dh(x, debiased)[:, None],
                          hy[None, :], self._self_dh(y, debiased)[None, :])
