@@ -72,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     if bool(args.teacher) != bool(args.student):
         raise SystemExit("pass both --teacher and --student, or neither")
     if args.default_pair:
-        from interp.commands.demo import zoo_metrics_json
         from interp.provenance import atomic_write_json
+        from interp.study_run import zoo_metrics_json
         from interp.train.zoo import build_default_pair
 
         paths = build_default_pair(seed=args.seed)

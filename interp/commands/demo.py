@@ -32,13 +32,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def zoo_table(metrics: dict[str, dict]) -> str:
-    """Markdown table of the zoo models' accuracies in % (kept here for callers; see interp.study_run)."""
-    from interp.study_run import zoo_table as table
-
-    return table(metrics)
-
-
 def run(args: argparse.Namespace) -> int:
     from interp.study import find_study, load_study
     from interp.study_run import run_study
