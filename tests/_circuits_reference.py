@@ -17,6 +17,8 @@ from interp.circuits import (
     _mix,
     _mix_z,
     _parse_node,
+    _receiver_inputs,
+    _run_layer_with_receivers,
     _Values,
     _values,
     all_edges,
@@ -191,3 +193,47 @@ def old_exact_edge(subject: Any, metric: Any, base: _Values, layer: int, receive
         logits = resume.finish(subject, layer + 1, out, kw)
     return metric_values(metric, logits).double().view(k, B).sum(1).tolist()
 
+
+# interp.circuits.evaluation._edge_logits before the delta/dedup rewrite (commit 7d2fb0a), verbatim
+def old_edge_logits(subject: Any, clean: _Values, corrupt: _Values, edges: set[str]) -> torch.Tensor:
+    """Logits of the circuit run for one batch (see the module doc)."""
+    L, H = subject.n_layers, subject.n_heads
+    dev = clean.embed.device
+    z_circ: list[torch.Tensor] = []
+    mlp_circ: list[torch.Tensor] = []
+
+    def sender_on(receivers: list[str], layer_lim: int) -> tuple[torch.Tensor, list, list]:
+        emb_on = torch.tensor([f"input->{r}" in edges for r in receivers], device=dev)
+        zs, ms = [], []
+        for l in range(layer_lim):
+            on = torch.tensor([[f"L{l}H{h}->{r}" in edges for h in range(H)] for r in receivers],
+                              device=dev)  # [K, head]
+            zs.append(_mix_z(on, z_circ[l] if l < len(z_circ) else corrupt.z[l], corrupt.z[l]))
+            if l < len(mlp_circ):
+                ms.append(_mix(torch.tensor([f"L{l}M->{r}" in edges for r in receivers], device=dev), mlp_circ[l],
+                                corrupt.mlp[l]))
+        return _mix(emb_on, clean.embed, corrupt.embed), zs, ms
+
+    B = clean.embed.shape[0]
+    for l in range(L):
+        recv = receivers_at(subject, l)
+        K = len(recv)
+        # q/k/v receivers of layer l read senders of layers < l (layer l's z is written but not run)
+        emb, zs, ms = sender_on(recv, l + 1)
+        pre, _ = _receiver_inputs(subject, l, emb, zs, ms, need_mid=False)
+        pre = pre.view(K, B, *pre.shape[1:])                             # [K, B, pos, d]
+        q_in = torch.stack([pre[3 * h] for h in range(H)], dim=2)        # [B, pos, head, d]
+        k_in = torch.stack([pre[3 * h + 1] for h in range(H)], dim=2)
+        v_in = torch.stack([pre[3 * h + 2] for h in range(H)], dim=2)
+        c = _run_layer_with_receivers(subject, l, clean.kwargs, q_in, k_in, v_in, None, pre[-1],
+                                      reads=[f"blocks.{l}.attn.hook_z"])
+        z_circ.append(c[f"blocks.{l}.attn.hook_z"])
+        # MLP receiver: needs this layer's circuit z
+        emb, zs, ms = sender_on([f"L{l}M.in"], l + 1)
+        _, mid = _receiver_inputs(subject, l, emb, zs, ms, need_mid=True)
+        c = _run_layer_with_receivers(subject, l, clean.kwargs, q_in, k_in, v_in, mid, pre[-1],
+                                      reads=[f"blocks.{l}.hook_mlp_out"])
+        mlp_circ.append(c[f"blocks.{l}.hook_mlp_out"])
+    emb, zs, ms = sender_on(["logits.in"], L)
+    pres, _ = _chain(subject, emb, 0, L, zs, ms)
+    return subject.arch.head(subject.model, pres[L])

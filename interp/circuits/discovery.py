@@ -10,11 +10,12 @@ import torch
 
 from interp.circuits.circuit import Circuit
 from interp.circuits.edges import _edge_effects
-from interp.circuits.evaluation import _faith, _mean, edge_run_values, faithfulness_ci, node_run_values
+from interp.circuits.evaluation import _faith, _mean, edge_runner, faithfulness_ci, node_runner
 from interp.circuits.graph import _check_arch, all_edges, node_names
 from interp.circuits.nodes import _node_effects, _normalised, _require
 from interp.contrast import Contrast
 from interp.patching import endpoint_values, gap_signal
+from interp.progress import bar as progress_bar
 
 
 def prune(items: list[str], scores: dict[str, float], evaluate, clean: float, corrupt: float,
@@ -61,25 +62,32 @@ def discover(subject: Any, contrast: Contrast, level: str = "node", method: str 
     if level == "node":
         effects, clean, corrupt, _ = _node_effects(subject, contrast, method, direction, batch_size, steps)
         items = node_names(subject)
-        run = lambda keep: node_run_values(subject, contrast, keep, batch_size)  # noqa: E731
+        run = node_runner(subject, contrast, batch_size)
     else:
         effects, clean, corrupt = _edge_effects(subject, contrast, method, direction, batch_size, steps=steps)
         items = all_edges(subject)
-        run = lambda keep: edge_run_values(subject, contrast, keep, batch_size)  # noqa: E731
+        run = edge_runner(subject, contrast, batch_size)
     meta.update({"n_candidates": len(items), "clean_metric": clean, "corrupt_metric": corrupt})
     if not ok:
         return _no_signal_circuit(level, effects, meta)
     scores = _normalised(effects, clean, corrupt, ok)
     seen: dict[int, torch.Tensor] = {}  # prefix length of the sorted list -> per-pair metric (each run once)
+    # circuit runs: at most bit_length(n) in the binary search, then the complement
+    bar = progress_bar(total=len(items).bit_length() + 1, desc=f"pruning {level} circuit {subject.name}", unit="run")
 
     def ev(keep: list[str]) -> torch.Tensor:
         if len(keep) not in seen:
             seen[len(keep)] = run(keep)
+            bar.update()
         return seen[len(keep)]
 
-    chosen, faith = prune(items, scores, ev, clean, corrupt, target)
-    cs = set(chosen)
-    comp_v = run([x for x in items if x not in cs])  # the complement: 1 - its faithfulness = completeness
+    try:
+        chosen, faith = prune(items, scores, ev, clean, corrupt, target)
+        cs = set(chosen)
+        comp_v = run([x for x in items if x not in cs])  # the complement: 1 - its faithfulness = completeness
+        bar.update()
+    finally:
+        bar.close()
     comp = 1.0 - _faith(_mean(comp_v), clean, corrupt)
     f_lo, f_hi = faithfulness_ci(clean_v, corrupt_v, seen[len(chosen)])
     c_lo, c_hi = faithfulness_ci(clean_v, corrupt_v, comp_v)
