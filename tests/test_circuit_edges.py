@@ -195,19 +195,26 @@ def test_edge_names_and_bad_requests():
 
 
 @pytest.mark.parametrize("kind", ["bert", "distilbert"])
-def test_circuit_run_equals_the_old_per_receiver_code(kind):
+@pytest.mark.parametrize("align", ["pad", "strict"])
+def test_circuit_run_equals_the_old_per_receiver_code(kind, align):
     """The edge-circuit run (receiver inputs as corrupted values plus sender deltas, receivers with equal
-    senders computed once) equals the per-receiver mixing it replaced, on random edge sets of every density."""
+    senders computed once, nodes that send nothing or receive nothing under equal masks not recomputed)
+    equals the per-receiver mixing it replaced, on random edge sets of every density; padded pairs (masks
+    differ) and same-length pairs (masks equal)."""
     from _circuits_reference import old_edge_logits
+    from test_patching import _pairs
 
     from interp.circuits import _edge_logits, _values
 
     s, c = _f64(kind)
+    if align == "strict":
+        c = make_contrast(s, *_pairs(5, seed=3, lengths=(4, 3)), metric=LogOdds(1))
+        assert torch.equal(c.clean["attention_mask"], c.corrupt["attention_mask"])
     edges = all_edges(s)
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         cv, rv = _values(s, c.metric, c.clean), _values(s, c.metric, c.corrupt)
-        for p in (0.0, 0.01, 0.1, 0.5, 0.9, 1.0):
+        for p in (0.0, 0.003, 0.01, 0.03, 0.1, 0.5, 0.9, 1.0):
             keep = {e for e, u in zip(edges, torch.rand(len(edges), generator=gen)) if u < p}
             new, old = _edge_logits(s, cv, rv, keep), old_edge_logits(s, cv, rv, keep)
             assert torch.allclose(new, old, atol=1e-10, rtol=0), (p, (new - old).abs().max())

@@ -11,86 +11,149 @@ import torch
 
 from interp import engine
 from interp.arch import get_linear
-from interp.circuits.graph import _check_arch, _check_names, all_edges, node_names, receivers_at
+from interp.circuits.graph import _check_arch, _check_names, all_edges, node_names
 from interp.circuits.runs import _run_layer_with_receivers, _Values, _values
 from interp.contrast import Contrast, metric_values
 from interp.patching import check_pairs
 from interp.signal import bootstrap_ci, check_finite
 
 
+CPU_RUN_BATCH = 16  # pairs per edge-circuit run on CPU (see edge_runner)
+
+
 class _Deltas:
     """Per-layer differences between the circuit run and the corrupted run, in residual-stream units, so
     that a receiver's input is the corrupted value plus its circuit senders' deltas (the output projection
-    is linear): `head[l]` [head, B, pos, d], `mlp[l]` [B, pos, d], `embed` [B, pos, d]."""
+    is linear): `head[l]` [head, B, pos, d] or None (all zero), `mlp[l]` [B, pos, d] or None, `embed`."""
 
     def __init__(self, subject: Any, clean: _Values, corrupt: _Values):
         self.subject, self.corrupt = subject, corrupt
-        self.embed = clean.embed - corrupt.embed
+        self.embed = clean.embed - corrupt.embed                                # [B, pos, d]
         self.attn: list[torch.Tensor] = []   # corrupted attn_out per layer [B, pos, d]
-        self.head: list[torch.Tensor] = []
-        self.mlp: list[torch.Tensor] = []
+        self.head: list[torch.Tensor | None] = []
+        self.mlp: list[torch.Tensor | None] = []
 
-    def add_heads(self, layer: int, z_circ: torch.Tensor) -> None:
-        """Layer `layer`'s per-head deltas from its circuit-run z [B, pos, head, d_head]."""
+    def add_heads(self, layer: int, z_circ: torch.Tensor | None, heads: list[int]) -> None:
+        """Layer `layer`'s per-head deltas from its circuit-run z [B, pos, head, d_head]; heads not in
+        `heads` keep their corrupted value (delta 0)."""
+        self.attn.append(engine.attn_out_of(self.subject, layer, self.corrupt.z[layer]))
+        if z_circ is None or not heads:
+            self.head.append(None)
+            return
         w = get_linear(self.subject.layers[layer], self.subject.arch.o_proj).weight
         W = w.view(w.shape[0], self.subject.n_heads, -1)                            # [d, head, d_head]
-        dz = z_circ - self.corrupt.z[layer]                                         # [B, pos, head, d_head]
-        self.head.append(torch.einsum("bphe,dhe->hbpd", dz, W))
-        self.attn.append(engine.attn_out_of(self.subject, layer, self.corrupt.z[layer]))
+        delta = torch.zeros(self.subject.n_heads, *self.attn[-1].shape, dtype=w.dtype, device=w.device)
+        dz = z_circ[:, :, heads] - self.corrupt.z[layer][:, :, heads]               # [B, pos, active, d_head]
+        delta[heads] = torch.einsum("bphe,dhe->hbpd", dz, W[:, heads])
+        self.head.append(delta)
+
+    def _attn(self, layer: int, on: torch.Tensor) -> torch.Tensor:
+        """attn_out of layer `layer` for rows whose heads are switched on by on [P, head]: [P, B, pos, d]."""
+        base, delta = self.attn[layer], self.head[layer]
+        if delta is None:
+            return base.expand(on.shape[0], *base.shape)
+        flat = torch.addmm(base.reshape(1, -1), on, delta.reshape(delta.shape[0], -1))  # [P, B*pos*d]
+        return flat.view(on.shape[0], *base.shape)
+
+    def _mlp(self, layer: int, on: torch.Tensor) -> torch.Tensor:
+        """mlp_out of layer `layer` for rows whose MLP is switched on by on [P]: [P, B, pos, d]."""
+        base, delta = self.corrupt.mlp[layer], self.mlp[layer]
+        if delta is None:
+            return base.expand(on.shape[0], *base.shape)
+        return torch.addmm(base.reshape(1, -1), on[:, None], delta.reshape(1, -1)).view(on.shape[0], *base.shape)
 
     def inputs(self, on_e: torch.Tensor, on_h: torch.Tensor, on_m: torch.Tensor, stop: int, mid: bool
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """resid_pre of layer `stop` (and, with `mid`, its resid_mid) for K receivers whose senders are
         switched on by on_e [K], on_h [K, stop (+1 with mid), head], on_m [K, stop] (0/1 floats): the
-        residual stream rebuilt through the LayerNorms (interp.engine). Receivers with the same senders
-        share one computation. Returns [K, B, pos, d] tensors."""
-        K, H = on_e.shape[0], self.subject.n_heads
-        nh = on_h.shape[1]
-        key = torch.cat([on_e[:, None], on_h.reshape(K, -1), on_m], 1)          # [K, senders]
-        uniq, inv = torch.unique(key, dim=0, return_inverse=True)
-        U = uniq.shape[0]
-        u_e, u_h, u_m = uniq[:, 0], uniq[:, 1:1 + nh * H].view(U, nh, H), uniq[:, 1 + nh * H:]
-        c = self.corrupt
-        h = c.embed + u_e[:, None, None, None] * self.embed                       # [U, B, pos, d]
+        residual stream rebuilt through the LayerNorms (interp.engine). After layer j, receivers whose
+        senders agree up to layer j have the same stream, so each layer is computed once per distinct
+        prefix of senders (few in sparse circuits). Returns [K, B, pos, d] tensors."""
+        c, H = self.corrupt, self.subject.n_heads
+        uniq, idx = torch.unique(on_e[:, None], dim=0, return_inverse=True)     # distinct prefixes, row of each
+        h = c.embed + uniq[:, 0, None, None, None] * self.embed                 # [P, B, pos, d]
         for j in range(stop):
-            attn = self.attn[j] + torch.einsum("uh,hbpd->ubpd", u_h[:, j], self.head[j])
-            m = engine.resid_mid(self.subject, j, h, attn)
-            h = engine.from_mlp_out(self.subject, j, m, c.mlp[j] + u_m[:, j, None, None, None] * self.mlp[j])
+            key = torch.cat([idx[:, None].to(on_h.dtype), on_h[:, j], on_m[:, j, None]], 1)  # parent, layer j
+            uniq, idx = torch.unique(key, dim=0, return_inverse=True)
+            parent = uniq[:, 0].long()
+            hp = h if parent.shape[0] == h.shape[0] and bool((parent == torch.arange(len(parent))).all()) else h[parent]
+            m = engine.resid_mid(self.subject, j, hp, self._attn(j, uniq[:, 1:1 + H]))
+            h = engine.from_mlp_out(self.subject, j, m, self._mlp(j, uniq[:, -1]))
         if not mid:
-            return h[inv], None
-        attn = self.attn[stop] + torch.einsum("uh,hbpd->ubpd", u_h[:, stop], self.head[stop])
-        return h[inv], engine.resid_mid(self.subject, stop, h, attn)[inv]
+            return h[idx], None
+        return h[idx], engine.resid_mid(self.subject, stop, h[idx], self._attn(stop, on_h[:, stop]))
 
 
-def _edge_logits(subject: Any, clean: _Values, corrupt: _Values, edges: set[str]) -> torch.Tensor:
-    """Logits of the circuit run for one batch (see the module doc)."""
+def _same_kwargs(a: dict, b: dict) -> bool:
+    """Whether two runs' layer kwargs (attention masks) are equal."""
+    return a.keys() == b.keys() and all(
+        torch.equal(a[k], b[k]) if isinstance(a[k], torch.Tensor) else a[k] is b[k] or a[k] == b[k] for k in a)
+
+
+class _Plan:
+    """An edge set as 0/1 sender masks per receiver layer (built once, used for every batch): `masks[l]`
+    [receivers of layer l, senders] (layer L: `logits.in`), senders ordered input, then per layer its heads
+    and its MLP; and which nodes send and which receive circuit edges."""
+
+    def __init__(self, subject: Any, edges: set[str], dtype: torch.dtype, device: torch.device | str):
+        L, H = subject.n_layers, subject.n_heads
+        self.sends = {e.split("->", 1)[0] for e in edges}
+        self.fed = {e.split("->", 1)[1].split(".", 1)[0] for e in edges}
+        col = {"input": 0, **{f"L{l}H{h}": 1 + l * (H + 1) + h for l in range(L) for h in range(H)},
+               **{f"L{l}M": 1 + l * (H + 1) + H for l in range(L)}}
+        rows = {f"L{l}H{h}.{k}": (l, 3 * h + "qkv".index(k)) for l in range(L) for h in range(H) for k in "qkv"}
+        rows.update({f"L{l}M.in": (l, 3 * H) for l in range(L)}, **{"logits.in": (L, 0)})
+        self.masks = [torch.zeros(3 * H + 1 if l < L else 1, 1 + L * (H + 1), dtype=dtype) for l in range(L + 1)]
+        for e in edges:
+            sender, receiver = e.split("->", 1)
+            layer, row = rows[receiver]
+            self.masks[layer][row, col[sender]] = 1.0
+        self.masks = [m.to(device) for m in self.masks]
+        self.n_layers, self.n_heads = L, H
+
+    def on(self, layer: int, rows: list[int] | slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Senders of receivers `rows` of layer `layer`: input [K], heads [K, layer, head], MLPs [K, layer]."""
+        m = self.masks[layer][rows]                                              # [K, senders]
+        per_layer = m[:, 1:].view(m.shape[0], self.n_layers, self.n_heads + 1)
+        return m[:, 0], per_layer[:, :, :self.n_heads], per_layer[:, :, self.n_heads]
+
+
+def _edge_logits(subject: Any, clean: _Values, corrupt: _Values, edges: set[str] | _Plan) -> torch.Tensor:
+    """Logits of the circuit run for one batch (see the module doc). Only heads and MLPs that send
+    circuit edges and receive some (or attend with a mask the corrupted run did not) are recomputed: any
+    other keeps its corrupted value, as it is read nowhere or computes exactly that."""
     L, H = subject.n_layers, subject.n_heads
-    dev, dt = clean.embed.device, clean.embed.dtype
+    plan = edges if isinstance(edges, _Plan) else _Plan(subject, edges, clean.embed.dtype, clean.embed.device)
     d = _Deltas(subject, clean, corrupt)
+    # a node with every input corrupted computes its corrupted value only where both runs mask alike (padded
+    # pairs: the circuit run attends with the clean mask)
+    same_mask = _same_kwargs(clean.kwargs, corrupt.kwargs)
 
-    def on(receivers: list[str], n_head_layers: int, n_mlp_layers: int
-           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Which senders feed each receiver: input [K], heads [K, layer, head], MLPs [K, layer]."""
-        e = [f"input->{r}" in edges for r in receivers]
-        hs = [[[f"L{j}H{h}->{r}" in edges for h in range(H)] for j in range(n_head_layers)] for r in receivers]
-        ms = [[f"L{j}M->{r}" in edges for j in range(n_mlp_layers)] for r in receivers]
-        f = lambda x: torch.tensor(x, dtype=dt, device=dev)  # noqa: E731
-        return f(e), f(hs).view(len(receivers), n_head_layers, H), f(ms).view(len(receivers), n_mlp_layers)
+    def recomputed(node: str) -> bool:
+        return node in plan.sends and (node in plan.fed or not same_mask)
 
     for l in range(L):
-        recv = receivers_at(subject, l)[:-1]                                    # q/k/v of each head
-        # q/k/v receivers of layer l read senders of layers < l
-        pre, _ = d.inputs(*on(recv, l, l), stop=l, mid=False)                  # [3 * head, B, pos, d]
-        q_in, k_in, v_in = (pre[i::3].permute(1, 2, 0, 3) for i in range(3))    # [B, pos, head, d]
-        c = _run_layer_with_receivers(subject, l, clean.kwargs, q_in, k_in, v_in, None,
-                                      corrupt.resid[l - 1] if l else corrupt.embed,
-                                      reads=[f"blocks.{l}.attn.hook_z"])
-        d.add_heads(l, c[f"blocks.{l}.attn.hook_z"])
+        heads = [h for h in range(H) if recomputed(f"L{l}H{h}")]
+        z = None
+        if heads:
+            # q/k/v receivers of layer l read senders of layers < l; the other heads read the corrupted input
+            pre, _ = d.inputs(*plan.on(l, [3 * h + i for h in heads for i in range(3)]), stop=l, mid=False)
+            base = corrupt.resid[l - 1] if l else corrupt.embed                 # [B, pos, d]
+            q_in, k_in, v_in = (base[:, :, None].repeat(1, 1, H, 1) for _ in range(3))  # [B, pos, head, d]
+            for i, x in enumerate((q_in, k_in, v_in)):
+                x[:, :, heads] = pre[i::3].permute(1, 2, 0, 3)                 # pre: [3 * active, B, pos, d]
+            c = _run_layer_with_receivers(subject, l, clean.kwargs, q_in, k_in, v_in, None, base,
+                                          reads=[f"blocks.{l}.attn.hook_z"])
+            z = c[f"blocks.{l}.attn.hook_z"]
+        d.add_heads(l, z, heads)
         # the MLP receiver also reads this layer's heads
-        _, mid = d.inputs(*on([f"L{l}M.in"], l + 1, l), stop=l, mid=True)
-        assert mid is not None
-        d.mlp.append(engine.mlp(subject, l, mid[0]) - corrupt.mlp[l])           # [B, pos, d]
-    pre, _ = d.inputs(*on(["logits.in"], L, L), stop=L, mid=False)
+        if recomputed(f"L{l}M"):
+            _, mid = d.inputs(*plan.on(l, [3 * H]), stop=l, mid=True)
+            assert mid is not None
+            d.mlp.append(engine.mlp(subject, l, mid[0]) - corrupt.mlp[l])       # [B, pos, d]
+        else:
+            d.mlp.append(None)
+    pre, _ = d.inputs(*plan.on(L, [0]), stop=L, mid=False)
     return subject.arch.head(subject.model, pre[0])
 
 
@@ -101,6 +164,10 @@ def edge_runner(subject: Any, contrast: Contrast, batch_size: int = 32) -> Calla
     _check_arch(subject)
     check_pairs(contrast)
     names = all_edges(subject)
+    if torch.device(subject.device).type == "cpu":
+        # the circuit run is memory-bound: on CPU, batches of 16 pairs keep more of it in cache (MiniLM, 64
+        # HANS pairs, 3 edge sets: 4.4 s at 16, 5.5 s at 32, 4.5 s at 8; benchmarks/circuits.py --discover)
+        batch_size = min(batch_size, CPU_RUN_BATCH)
     with torch.no_grad():
         values = [(_values(subject, contrast.metric, b.clean, "clean"),
                    _values(subject, contrast.metric, b.corrupt, "corrupted")) for b in contrast.batches(batch_size)]
@@ -110,8 +177,9 @@ def edge_runner(subject: Any, contrast: Contrast, batch_size: int = 32) -> Calla
         _check_names(subject, edges, names, "edge")
         out = []
         with torch.no_grad():
+            plan = _Plan(subject, edges, values[0][0].embed.dtype, values[0][0].embed.device)
             for cv, rv in values:
-                vals = metric_values(contrast.metric, _edge_logits(subject, cv, rv, edges)).double().cpu()
+                vals = metric_values(contrast.metric, _edge_logits(subject, cv, rv, plan)).double().cpu()
                 out.append(check_finite(vals, f"{subject.name}, metric of an edge-circuit run ({len(edges)} edges)"))
         return torch.cat(out)
 
