@@ -77,6 +77,32 @@ def _head_write(h: int, value: torch.Tensor | None) -> Callable[[torch.Tensor], 
     return write
 
 
+
+def _layer_head_effects(subject: Subject, b: _Batch, cache: ActivationCache, layer: int, z: torch.Tensor,
+                        mean: torch.Tensor, metric: Metric) -> tuple[torch.Tensor, torch.Tensor]:
+    """Metric with each head of `layer` mean-ablated, all heads at once (copy h ablates head h) through the
+    engine's shortcuts: total [batch, head] (later layers recomputed, the last at the readout row only) and
+    direct [batch, head] (later attn_out / mlp_out clean: only the residual stream and LayerNorms, which act
+    per position, so the readout row alone is computed). z: [batch, pos, head, d_head], mean: [head, d_head]."""
+    L, H = subject.n_layers, subject.n_heads
+    B = z.shape[0]
+    idx = torch.arange(H, device=z.device)
+    zz = z.unsqueeze(0).repeat(H, 1, 1, 1, 1)                                 # [copy, batch, pos, head, d_head]
+    zz[idx, :, :, idx] = mean[:, None, None, :]
+    row = slice(engine.READOUT_POS, engine.READOUT_POS + 1)
+    h_in = b.layer_in[layer]                                                   # [batch, pos, d]
+    h = engine.from_z(subject, layer, h_in[:, row], zz[:, :, row])             # [copy, batch, 1, d]
+    for j in range(layer + 1, L):
+        mid = engine.resid_mid(subject, j, h, cache[f"blocks.{j}.hook_attn_out"][:, row])
+        h = engine.from_mlp_out(subject, j, mid, cache[f"blocks.{j}.hook_mlp_out"][:, row])
+    direct = metric(subject.arch.head(subject.model, h.flatten(0, 1))).view(H, B).T
+    if layer == L - 1:
+        return direct, direct  # nothing after the last layer: the total effect is the direct one
+    out = engine.from_z(subject, layer, h_in, zz).flatten(0, 1)                # [copy * batch, pos, d]
+    logits = engine.finish(subject, layer + 1, out, engine.expand_kwargs(b.kwargs, H))
+    return metric(logits).view(H, B).T, direct
+
+
 def head_effects(subject: Subject, data: Iterable, metric: Metric | None = None, batch_size: int = 64,
                  progress: bool = True) -> dict[str, np.ndarray]:
     """Per-example total and direct effects of mean-ablating each head's z on the metric.
@@ -99,13 +125,21 @@ def head_effects(subject: Subject, data: Iterable, metric: Metric | None = None,
     clean = torch.cat([metric(b.clean_logits) for b, _ in prepared]).cpu().numpy()
     total = np.zeros((len(examples), L, H))
     direct = np.zeros((len(examples), L, H))
-    bar = progress_bar(total=L * H * len(prepared), desc=f"head effects {subject.name}", disable=not progress)
+    fast = engine.shortcuts_supported(subject)
+    bar = progress_bar(total=L * (1 if fast else H) * len(prepared), desc=f"head effects {subject.name}",
+                       disable=not progress)
     with torch.no_grad():
         row = 0
         for b, cache in prepared:
             n = b.clean_logits.shape[0]
             base = metric(b.clean_logits)
-            for layer in range(L):
+            for layer in range(L) if fast else ():
+                z = cache[f"blocks.{layer}.attn.hook_z"]
+                t, d = _layer_head_effects(subject, b, cache, layer, z, means[f"blocks.{layer}.attn.hook_z"], metric)
+                total[row:row + n, layer] = (t - base[:, None]).cpu().numpy()
+                direct[row:row + n, layer] = (d - base[:, None]).cpu().numpy()
+                bar.update(1)
+            for layer in range(L) if not fast else ():
                 site = f"blocks.{layer}.attn.hook_z"
                 frozen = {s: cache[s] for s in later if int(s.split(".")[1]) > layer}
                 for h in range(H):

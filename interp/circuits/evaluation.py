@@ -17,7 +17,6 @@ from interp.contrast import Contrast, metric_values
 from interp.patching import check_pairs
 from interp.signal import bootstrap_ci, check_finite
 
-
 CPU_RUN_BATCH = 16  # pairs per edge-circuit run on CPU (see edge_runner)
 
 
