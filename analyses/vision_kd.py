@@ -18,7 +18,7 @@ non-distilled student, p < 0.05) and #TC (from the teacher).
 Writes to `--out`: models/ (training cache), runs.json (one record per model; resumable, atomic writes),
 results.json, results.md (tables and findings) and figures (PNG + SVG).
 
-    python analyses/vision_kd.py            # defaults: about 15 min on 2 CPU cores (see DEFAULT below)
+    python analyses/vision_kd.py            # defaults: an estimated 10-15 min on 2 CPU cores (see DEFAULT)
     python analyses/vision_kd.py --quick    # smoke run, well under a minute
 """
 from __future__ import annotations
@@ -71,9 +71,10 @@ class Config:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
 
 
-# Estimated (see the README / tests): one training of 2000 images x 8 epochs costs 8-12 s of one CPU core for
-# these models (about 0.5 s per 1000 example-epochs, KD about 1.4x); 60 trainings in study 1 and 24 in study 2,
-# plus evaluation (a few seconds each), come to about 15 minutes on 2 cores.
+# Runtime estimate (measured CPU time of single trainings, one thread, 2000 images x 8 epochs): teachers 4-6 s
+# (ResNet) and 7-8 s (ViT), students 3-4 s with KD, evaluation about 1 s per model: about 30 s per (dataset, pair,
+# seed) in study 1 (12 of them) and 32 s per seed in study 2, about 8 CPU-minutes in all, 10-15 minutes of wall
+# time on 2 idle cores with saving, loading and start-up (not run end to end at these sizes).
 DEFAULT = Config()
 QUICK = Config(debias_data=("digits",), seeds=(0, 1), temperatures=(1.0, 10.0), n_train=96, n_test=64, epochs=1.0)
 
