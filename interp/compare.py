@@ -63,6 +63,13 @@ def _prepare(subject: Subject, examples: Sequence[dict], batch_size: int, max_le
     return out
 
 
+def _token_mask(b: _Batch) -> torch.Tensor:
+    """[batch, pos] 1 at real tokens: the attention mask of text, all ones for images (ViT patches)."""
+    if "attention_mask" in b.inputs:
+        return b.inputs["attention_mask"]
+    return torch.ones(b.layer_in[0].shape[:2], dtype=b.layer_in[0].dtype, device=b.layer_in[0].device)
+
+
 def _resume(subject: Subject, b: _Batch, start: int, write: Mapping[str, Any]) -> torch.Tensor:
     logits, _ = engine.run_from(subject, start, b.layer_in[start], b.kwargs, write=write)
     return logits
@@ -117,8 +124,8 @@ def head_effects(subject: Subject, data: Iterable, metric: Metric | None = None,
     z_sites = subject.expand("blocks.*.attn.hook_z")
     later = subject.expand(["blocks.*.hook_attn_out", "blocks.*.hook_mlp_out"])
     prepared = _prepare(subject, examples, batch_size, extra_reads=[*z_sites, *later])
-    n_tokens = sum(b.inputs["attention_mask"].sum() for b, _ in prepared)
-    means = {s: sum(((c[s] * b.inputs["attention_mask"][:, :, None, None]).sum((0, 1)) for b, c in prepared),
+    n_tokens = sum(_token_mask(b).sum() for b, _ in prepared)
+    means = {s: sum(((c[s] * _token_mask(b)[:, :, None, None]).sum((0, 1)) for b, c in prepared),
                     torch.zeros(())) / n_tokens
              for s in z_sites}  # mean over real tokens: [head, d_head]
     L, H = subject.n_layers, subject.n_heads

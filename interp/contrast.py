@@ -119,7 +119,8 @@ class Contrast:
 
     @property
     def n_pos(self) -> int:
-        return int(self.clean["input_ids"].shape[1]) if "input_ids" in self.clean else 0
+        """Positions per example: tokens of text, the ViT's [CLS] + patches of images (0 for feature maps)."""
+        return int(self.clean["input_ids"].shape[1]) if "input_ids" in self.clean else int(self.meta.get("n_pos", 0))
 
     def slice(self, start: int, stop: int) -> Contrast:
         return Contrast({k: v[start:stop] for k, v in self.clean.items()},
@@ -180,9 +181,13 @@ def make_contrast(subject: Any, clean: Sequence[dict], corrupt: Sequence[dict], 
     if metric is None:
         metric = make_metric(subject, "logodds", "entailment" if "entailment" in
                              [str(x).lower() for x in subject.labels] else 0)
-    return Contrast(c, r, metric, [clean[i]["id"] for i in keep],
-                    {"align": align, "dropped": dropped, "n": len(keep),
-                     "metric": getattr(metric, "describe", lambda: repr(metric))()})
+    meta = {"align": align, "dropped": dropped, "n": len(keep),
+            "metric": getattr(metric, "describe", lambda: repr(metric))()}
+    if "input_ids" not in c and getattr(subject.arch, "layout", "tokens") == "tokens":  # ViT: positions of a layer
+        from interp.engine import layer_inputs
+        with torch.no_grad():
+            meta["n_pos"] = int(layer_inputs(subject, {k: v[:1] for k, v in c.items()})[0].shape[1])
+    return Contrast(c, r, metric, [clean[i]["id"] for i in keep], meta)
 
 
 # --- HANS pairs ----------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ Every attribution method in kd-interp is checked on these before its numbers are
   the permutation a head map must recover.
 - `planted_circuit`: a 2-layer BERT whose answer flows input -> L0H0 (v) -> L1H2 (v) -> logits by
   construction, every other component random; the answer is its nodes and edges
-  (`planted_circuit_pairs` gives clean/corrupted inputs that switch the planted path on and off).
+  (`planted_circuit_pairs` gives clean/corrupted inputs that switch the planted path on and off);
+  `planted_vit_circuit` / `planted_vit_pairs`: the same circuit planted in a pre-LayerNorm ViT.
 - `tiny_bert`, `tiny_tokenizer`, `tiny_pairs`: small random BERTs with weights scaled so effects sit
   well above float rounding, a 60-word vocabulary and seeded random sentence pairs.
 
@@ -225,6 +226,66 @@ def planted_circuit_pairs(n: int = 12, seed: int = 0) -> tuple[list[dict], list[
         h_clean[j], h_cor[j] = "w0", r.choice(others)
         clean.append({"id": f"c{i}", "premise": " ".join(p), "hypothesis": " ".join(h_clean)})
         corrupt.append({"id": f"r{i}", "premise": " ".join(p), "hypothesis": " ".join(h_cor)})
+    return clean, corrupt
+
+
+def planted_vit_circuit(noise: float = 3.0) -> PlantedCircuit:
+    """2-layer, 4-head, d=32 pre-LayerNorm ViT (16x16 images, 4x4 patches) whose answer is carried by
+    input -> L0H0 (v) -> L1H2 (v) -> logits by construction, as `planted_circuit` for BERT.
+
+    The patch embedding writes a patch's mean red value (x8) into dim 0 and nothing else into dims 0-3;
+    dim 3 is a constant 4 (patch bias, [CLS] token) so that every LayerNorm keeps the planted dims readable.
+    L0H0 attends uniformly and copies LayerNorm dim 0 into dim 1; L1H2 copies dim 1 into dim 2; the
+    classifier turns the final LayerNorm's dim 2 at [CLS] into the label-0 logit. Other heads and MLPs
+    (random weights x `noise`) never write dims 0-2."""
+    from interp.train.vision import tiny_vit
+
+    model: Any = tiny_vit(("marked", "b", "c"), image_size=16, patch_size=4, d=32, layers=2, heads=4, seed=11)
+    dh = 8
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() > 1 and "layernorm" not in name:
+                p.mul_(noise)
+        emb = model.vit.embeddings
+        proj = emb.patch_embeddings.projection  # Conv2d(3, d, 4, stride 4): weight [d, 3, 4, 4]
+        proj.weight[:4] = 0.0
+        proj.bias[:4] = 0.0
+        proj.weight[0, 0] = 8.0 / 16  # dim 0: 8 x the patch's mean red value
+        proj.bias[3] = 4.0
+        emb.cls_token[..., :4] = 0.0
+        emb.cls_token[..., 3] = 4.0
+        emb.position_embeddings[..., :4] = 0.0
+        for blk in model.vit.layers:  # other heads and MLPs do not write the planted dims 0-2
+            for lin in (blk.attention.o_proj, blk.mlp.fc2):
+                lin.weight[:3] = 0.0
+                lin.bias[:3] = 0.0
+        for layer, head, src, dst in ((0, 0, 0, 1), (1, 2, 1, 2)):  # L0H0: dim 0 -> 1; L1H2: dim 1 -> 2
+            att = model.vit.layers[layer].attention
+            rows = slice(head * dh, (head + 1) * dh)
+            for lin in (att.q_proj, att.k_proj, att.v_proj):
+                lin.weight[rows] = 0.0  # uniform attention; the value reads one dim
+                lin.bias[rows] = 0.0
+            att.v_proj.weight[head * dh, src] = 1.0
+            att.o_proj.weight[:, rows] = 0.0
+            att.o_proj.weight[dst, head * dh] = 10.0
+        model.classifier.weight.zero_()
+        model.classifier.bias.zero_()
+        model.classifier.weight[0, 2] = 5.0
+    return PlantedCircuit(model.eval(), None)
+
+
+def planted_vit_pairs(n: int = 12, seed: int = 0) -> tuple[list[dict], list[dict]]:
+    """Images [3, 16, 16] with random green and blue; clean ones have one random 4x4 patch fully red, the
+    corrupted copies no red anywhere."""
+    g = torch.Generator().manual_seed(seed)
+    clean, corrupt = [], []
+    for i in range(n):
+        x = torch.rand(3, 16, 16, generator=g)
+        x[0] = 0.0
+        corrupt.append({"id": f"r{i}", "pixel_values": x.clone()})
+        r, c = (int(v) * 4 for v in torch.randint(0, 4, (2,), generator=g))
+        x[0, r:r + 4, c:c + 4] = 1.0
+        clean.append({"id": f"c{i}", "pixel_values": x})
     return clean, corrupt
 
 

@@ -148,13 +148,16 @@ def pattern_similarity(teacher: Subject, student: Subject, data: Sequence[dict],
         for _, chunk in batches(examples, batch_size):
             bt = teacher.tokenize(chunk, max_length)
             bs = student.tokenize(chunk, max_length)
-            if not torch.equal(bt["input_ids"].cpu(), bs["input_ids"].cpu()):
+            if "input_ids" in bt and not torch.equal(bt["input_ids"].cpu(), bs["input_ids"].cpu()):
                 raise ValueError("Teacher and student tokenise the same text differently; patterns cannot be compared.")
             _, ct = teacher.run(bt, read=pt_sites)
             _, cs = student.run(bs, read=ps_sites)
-            mask = bt["attention_mask"].bool().cpu()  # [batch, pos]
             at = torch.cat([ct[s] for s in pt_sites], 1).cpu()  # [batch, Ht_all, q, k]
             as_ = torch.cat([cs[s] for s in ps_sites], 1).cpu()  # [batch, Hs_all, q, k]
+            if at.shape[-1] != as_.shape[-1]:
+                raise ValueError(f"Teacher and student see {at.shape[-1]} and {as_.shape[-1]} positions (ViT patch "
+                                 "grids differ?); patterns cannot be compared.")
+            mask = _real_positions(bt, at.shape[0], at.shape[-1])  # [batch, pos]
             for b in range(at.shape[0]):
                 n = int(mask[b].sum())
                 x, y = at[b, :, :n, :n].double(), as_[b, :, :n, :n].double()  # [H, q, k]
@@ -162,6 +165,13 @@ def pattern_similarity(teacher: Subject, student: Subject, data: Sequence[dict],
                 total += tv.sum(-1)
                 n_rows += n
     return 1.0 - (total / n_rows).numpy()
+
+
+def _real_positions(batch: dict, n: int, pos: int) -> torch.Tensor:
+    """[n, pos] bool on CPU: the attention mask of text, every position of an image (ViT [CLS] + patches)."""
+    if "attention_mask" in batch:
+        return batch["attention_mask"].bool().cpu()
+    return torch.ones(n, pos, dtype=torch.bool)
 
 
 def head_write_rms(subject: Subject, data: Sequence[dict], batch_size: int = 16, max_length: int = 128) -> np.ndarray:
@@ -183,7 +193,7 @@ def head_write_rms(subject: Subject, data: Sequence[dict], batch_size: int = 16,
         for _, chunk in batches(as_examples(data), batch_size):
             batch = subject.tokenize(chunk, max_length)
             _, cache = subject.run(batch, read=sites)
-            mask = batch["attention_mask"].bool().cpu()  # [batch, pos]
+            mask = _real_positions(batch, *cache[sites[0]].shape[:2])  # [batch, pos]
             n_tokens += int(mask.sum())
             for layer, site in enumerate(sites):
                 z = cache[site].cpu().double()[mask]  # [tokens, head, d_head]

@@ -1,4 +1,5 @@
-"""Circuit discovery for post-LayerNorm encoders (BERT, RoBERTa, DistilBERT): nodes and edges.
+"""Circuit discovery for post-LayerNorm encoders (BERT, RoBERTa, DistilBERT) and pre-LayerNorm ones (ViT):
+nodes and edges.
 
 Why not TransformerLens-style edge attribution: it writes a receiver's input as the sum of sender
 outputs, which holds for pre-LN models only. In a post-LN encoder every block ends in a LayerNorm, so
@@ -26,6 +27,13 @@ Our definition (valid for any residual architecture, exact through the LayerNorm
   corrupted run (both tested). Faithfulness = (m_circuit - m_corrupt) / (m_clean - m_corrupt);
   completeness = 1 - faithfulness of the complement (how much of the effect the rest of the model cannot
   carry). Node circuits: non-circuit heads/MLPs take corrupted values in one ordinary forward pass.
+
+Pre-LN encoders (ViT): the residual stream is the plain sum of the embedding and component outputs, and
+every receiver reads the LayerNorm of its own sum (q/k/v: the layer's attention LayerNorm; MLP: its MLP
+LayerNorm; the classifier: the final LayerNorm inside its head). Patching s -> r changes that sum by
+s's output change and recomputes r's LayerNorm; `atp` takes the change after the LayerNorm exactly and the
+gradient at the LayerNorm's output (runs.receiver_view; classifier: at the stream). Checked against
+brute force with plain hooks in tests/test_circuits_preln.py.
 
 Scores are "importance" = share of the clean-corrupt gap the component carries: for
 `direction="noise"` (patch corrupted values into the clean run) `(m_clean - m)/(m_clean - m_corrupt)`,

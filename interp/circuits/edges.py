@@ -21,7 +21,7 @@ import torch
 
 from interp.circuits.exact import head_receivers, layer_base, logit_receivers, mlp_receivers
 from interp.circuits.graph import _check_arch, all_edges, receivers_at, sender_names
-from interp.circuits.inputs import KINDS, receiver_grads, sender_inputs
+from interp.circuits.inputs import KINDS, base_input, receiver_grads, sender_inputs
 from interp.circuits.nodes import _normalised, _require
 from interp.circuits.runs import _Values, _values
 from interp.contrast import Contrast
@@ -118,11 +118,11 @@ def _gradient_effects(subject: Any, metric: Any, base: _Values, src: _Values, to
                 row = slice(0, 1)  # the classifier reads the readout position only (xs hold only that row)
                 totals.logits += _dot(xs, base.resid[L - 1][:, row], g_final[None, :, row])[:, 0].cpu()
             elif where == "pre":
-                pre_b = base.embed if l == 0 else base.resid[l - 1]
-                totals.heads[l] += _dot(xs, pre_b, g_heads[l]).view(-1, 3, H).cpu()
+                totals.heads[l] += _dot(xs, base_input(subject, base, "pre", l), g_heads[l]).view(-1, 3, H).cpu()
             else:
                 r = slice(0, xs[0].shape[2])  # the last layer's: the readout row only
-                totals.mlps[l] += _dot(xs, base.mid[l][:, r], g_mlps[l][None, :, r])[:, 0].cpu()
+                mid_b = base_input(subject, base, "mid", l)[:, r]
+                totals.mlps[l] += _dot(xs, mid_b, g_mlps[l][None, :, r])[:, 0].cpu()
             tick(1)
 
 

@@ -2,6 +2,7 @@
 
 Patching edge s -> r gives receiver r the input x_r(s) (interp.circuits.inputs) and leaves everything
 else at its base value, so r's layer is finished from base values plus one change:
+Receiver inputs are what the receivers read (pre-LN: the LayerNorm of the stream; interp.circuits.runs).
 - a head receiver (q, k or v of head h): only head h's z changes. It is recomputed from the new
   projection and the base projections of the other two, and attn_out = base attn_out +
   (z_h' - z_h) @ W_O[h]: per copy one head's projection and output rows, never the full layer's;
@@ -27,7 +28,7 @@ from interp import engine
 from interp.arch import get_linear, get_module
 from interp.circuits.graph import _check_arch, _parse_node
 from interp.circuits.inputs import head_out_weights
-from interp.circuits.runs import _Values
+from interp.circuits.runs import _Values, receiver_view
 from interp.contrast import metric_values
 from interp.engine import expand_kwargs
 
@@ -49,7 +50,8 @@ def layer_base(subject: Any, base: _Values, layer: int) -> LayerBase:
     qn, kn, vn, _ = _check_arch(subject)
     pre = base.embed if layer == 0 else base.resid[layer - 1]
     B, n, H = pre.shape[0], pre.shape[1], subject.n_heads
-    qkv = {kind: get_module(subject.layers[layer], name)(pre).view(B, n, H, -1).transpose(1, 2)
+    x = receiver_view(subject, layer, pre, "pre")  # what q/k/v read (pre-LN: the LayerNorm of the stream)
+    qkv = {kind: get_module(subject.layers[layer], name)(x).view(B, n, H, -1).transpose(1, 2)
            for kind, name in zip("qkv", (qn, kn, vn))}
     last = layer == subject.n_layers - 1
     rows = slice(engine.READOUT_POS, engine.READOUT_POS + 1) if last else slice(None)

@@ -1,5 +1,5 @@
 """Graph names of a circuit: nodes (`input`, `L{l}H{h}`, `L{l}M`, `logits`), receivers (`L{l}H{h}.q|k|v`,
-`L{l}M.in`, `logits.in`), edges `sender->receiver` and the typed `Edge`, for post-LayerNorm encoders."""
+`L{l}M.in`, `logits.in`), edges `sender->receiver` and the typed `Edge`, for post- and pre-LayerNorm encoders."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
@@ -32,10 +32,10 @@ class Edge(NamedTuple):
 
 def _check_arch(subject: Any) -> tuple[str, str, str, str]:
     """Per layer: the query, key and value projections and the module whose input is the MLP input
-    (from interp.arch). Receivers read the layer input directly, so post-LN families only."""
+    (from interp.arch): post-LN receivers read the residual stream, pre-LN ones its LayerNorm (runs.receiver_view)."""
     lm = getattr(subject.arch, "layer_math", None)
-    if lm is None or lm.pre_ln:
-        supported = sorted(f for f, a in ARCHS.items() if a.layer_math is not None and not a.layer_math.pre_ln)
+    if lm is None:
+        supported = sorted(f for f, a in ARCHS.items() if a.layer_math is not None)
         raise ValueError(f"Circuit discovery needs query/key/value and MLP-input sites, which the "
                          f"{subject.arch.family!r} architecture map lacks (supported: {supported}).")
     return lm.q, lm.k, lm.v, subject.arch.mlp_modules[0]

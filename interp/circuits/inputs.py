@@ -9,9 +9,14 @@ senders at once (rows of one tensor), with no projection or MLP run. A head send
 `(z_src - z_base)[h] @ W_O[h]`; the MLP sender replaces mlp_out. Receivers of layer l read the rows of
 the senders before it (and its own heads, for its MLP input).
 
+Pre-LN encoders: the walk sums the stream (no LayerNorm in it) and each yielded input is what the receivers
+read, the layer's LayerNorm of that sum (runs.receiver_view): the change through the LayerNorm is exact, and
+the gradients below are taken at the LayerNorm's output. The classifier reads the stream itself.
+
 Receiver gradients (`receiver_grads`): one forward and one backward pass give d metric / d input of
 every receiver: a head's q/k/v input gradient is `dm/d(q|k|v)[h] @ W_(q|k|v)[h]` (post-LN: all three
-read the layer input), the MLP's the gradient at its input, the classifier's at the last layer output.
+read the layer input; pre-LN: its LayerNorm), the MLP's the gradient at its input, the classifier's at the last
+layer output.
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ import torch
 from interp import engine
 from interp.arch import get_linear, get_module
 from interp.circuits.graph import _check_arch
-from interp.circuits.runs import _Values
+from interp.circuits.runs import _Values, receiver_view
 from interp.contrast import metric_values
 from interp.engine import run_from
 
@@ -48,11 +53,14 @@ def sender_inputs(subject: Any, base: _Values, src: _Values) -> Iterator[tuple[s
     (resid_pre; l = L: the classifier's input) or of its MLP (resid_mid) with one sender at its source value,
     one row per sender (in the last layer, "mid" and the classifier's input at the readout position only), in blocks: X = [block [s_i, B, pos, d], ...] whose rows, concatenated, are the senders
     in `sender_names` order that reach it (every earlier layer's; for "mid" also layer l's heads). Blocks (the
-    input; per layer its heads, its MLP) are never concatenated: no copy of the growing sender set."""
+    input; per layer its heads, its MLP) are never concatenated: no copy of the growing sender set. Pre-LN: the
+    blocks are the receivers' LayerNorm views of those streams (`base_input` gives the base run's)."""
     L = subject.n_layers
     xs = [src.embed[None]]                                                        # [1, B, pos, d]: `input`
+    view = (lambda w, l, blocks: [receiver_view(subject, l, x, w) for x in blocks]) if subject.arch.layer_math.pre_ln \
+        else (lambda w, l, blocks: blocks)
     for l in range(L):
-        yield "pre", l, xs
+        yield "pre", l, view("pre", l, xs)
         # after the last layer's attention only the readout row reaches the classifier
         r = slice(engine.READOUT_POS, engine.READOUT_POS + 1) if l == L - 1 else slice(None)
         pre_b = (base.embed if l == 0 else base.resid[l - 1])[:, r]               # [B, pos, d]
@@ -61,10 +69,16 @@ def sender_inputs(subject: Any, base: _Values, src: _Values) -> Iterator[tuple[s
         d_attn = torch.einsum("bphe,hed->hbpd", dz, head_out_weights(subject, l))  # [head, B, pos, d]
         mid = [engine.resid_mid(subject, l, x[:, :, r], attn_b) for x in xs]
         mid.append(engine.resid_mid(subject, l, pre_b, attn_b + d_attn))          # layer l's heads [head, B, pos, d]
-        yield "mid", l, mid
+        yield "mid", l, view("mid", l, mid)
         own = engine.from_mlp_out(subject, l, base.mid[l][:, r], src.mlp[l][:, r])  # the MLP sender [B, pos, d]
         xs = [engine.from_mlp_out(subject, l, x, base.mlp[l][:, r]) for x in mid] + [own[None]]
     yield "pre", L, xs
+
+
+def base_input(subject: Any, base: _Values, where: str, layer: int) -> torch.Tensor:
+    """The base run's receiver input in `sender_inputs`' view: [B, pos, d] (layer n_layers: the classifier's)."""
+    x = (base.embed if layer == 0 else base.resid[layer - 1]) if where == "pre" else base.mid[layer]
+    return receiver_view(subject, layer, x, where)
 
 
 def receiver_grads(subject: Any, metric: Any, h0: torch.Tensor, layer_kwargs: dict

@@ -1,6 +1,11 @@
 """Circuit runs with per-copy component values: the sites a run needs (`_Values`), per-copy mixes of
 clean and corrupted values, and the residual stream rebuilt from component outputs through the
-LayerNorms (`_chain`, interp.engine), for post-LayerNorm encoders."""
+LayerNorms (`_chain`, interp.engine).
+
+Post-LN encoders: a receiver reads the residual stream itself (every LayerNorm sits in the stream).
+Pre-LN encoders (ViT): the stream is a plain sum of the embedding and component outputs, and a receiver
+reads the LayerNorm of it: q/k/v read `ln_attn(resid_pre)`, the MLP `ln_mlp(resid_mid)`
+(`receiver_view`); the classifier's input is the stream (its final LayerNorm belongs to the head)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -32,17 +37,35 @@ class _Values:
 def _values(subject: Any, metric: Any, batch: dict, which: str = "base") -> _Values:
     """Every site a circuit run needs, for one input batch (`which` names it in NaN errors)."""
     L = subject.n_layers
-    reads = [f"blocks.{l}.{k}" for l in range(L)
-             for k in ("attn.hook_z", "hook_mlp_out", "hook_resid_post", "hook_resid_mid")]
+    pre_ln = _check_arch_math(subject).pre_ln
+    mid_kind = "hook_attn_out" if pre_ln else "hook_resid_mid"  # pre-LN: resid_mid = resid_pre + attn_out
+    reads = [f"blocks.{l}.{k}" for l in range(L) for k in ("attn.hook_z", "hook_mlp_out", "hook_resid_post", mid_kind)]
     logits, c = subject.run(batch, read=reads)
     check_run(subject, logits, c, which)
     embed, kw = layer_inputs(subject, batch)
     m = metric_values(metric, logits).double()  # [B]
+    resid = [c[f"blocks.{l}.hook_resid_post"] for l in range(L)]
+    if pre_ln:  # the same addition the layer does (attn_out + residual)
+        mid = [c[f"blocks.{l}.hook_attn_out"] + (embed if l == 0 else resid[l - 1]) for l in range(L)]
+    else:
+        mid = [c[f"blocks.{l}.hook_resid_mid"] for l in range(L)]
     return _Values(embed, [c[f"blocks.{l}.attn.hook_z"] for l in range(L)],
-                   [c[f"blocks.{l}.hook_mlp_out"] for l in range(L)],
-                   [c[f"blocks.{l}.hook_resid_post"] for l in range(L)],
-                   [c[f"blocks.{l}.hook_resid_mid"] for l in range(L)], kw,
-                   float(m.sum()), m.cpu())
+                   [c[f"blocks.{l}.hook_mlp_out"] for l in range(L)], resid, mid, kw, float(m.sum()), m.cpu())
+
+
+def _check_arch_math(subject: Any) -> Any:
+    _check_arch(subject)
+    return subject.arch.layer_math
+
+
+def receiver_view(subject: Any, layer: int, x: torch.Tensor, where: str) -> torch.Tensor:
+    """What the receivers of layer `layer` read from the residual stream x [..., pos, d]: `where` "pre" (the
+    heads' q/k/v) or "mid" (the MLP). Post-LN: x itself; pre-LN: its attention / MLP LayerNorm. Layer
+    n_layers ("pre") is the classifier, which reads the stream."""
+    p = subject.arch.layer_math
+    if not p.pre_ln or layer >= subject.n_layers:
+        return x
+    return engine.layer_module(subject, layer, p.ln_attn if where == "pre" else p.ln_mlp)(x)
 
 
 def _mix_z(on: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -91,9 +114,13 @@ def _run_layer_with_receivers(subject: Any, layer: int, kwargs: dict, q_in: torc
                               v_in: torch.Tensor, mlp_in: torch.Tensor | None, h: torch.Tensor,
                               reads: Sequence[str] = ()) -> dict[str, torch.Tensor]:
     """Run one layer from h where head j's q/k/v are projected from q_in/k_in/v_in [n, pos, head, d]
-    (per-head inputs) and the MLP reads mlp_in [n, pos, d] (None: its own input); returns the `reads`
-    and the layer output as "_out"."""
+    (per-head residual streams) and the MLP reads mlp_in [n, pos, d] (None: its own input); returns the
+    `reads` and the layer output as "_out". Pre-LN: the inputs are streams and go through the layer's
+    LayerNorms first (`receiver_view`), as the receivers read them."""
     qn, kn, vn, mn = _check_arch(subject)
+    q_in, k_in, v_in = (receiver_view(subject, layer, x, "pre") for x in (q_in, k_in, v_in))  # LN over d
+    if mlp_in is not None:
+        mlp_in = receiver_view(subject, layer, mlp_in, "mid")
     blk = subject.layers[layer]
     H = subject.n_heads
     handles = []

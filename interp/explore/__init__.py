@@ -41,7 +41,8 @@ class Explorer:
 
 def explore(teacher: Any = None, student: Any = None, out: str | Path | None = None,
             results: str | Path | None = None, n_examples: int = 30, n_pairs: int = 32, seed: int = 0,
-            device: str = "auto", circuits: bool = True, pairs: tuple | None = None) -> Explorer:
+            device: str = "auto", circuits: bool = True, pairs: tuple | None = None,
+            examples: list | None = None) -> Explorer:
     """Build the explorer of a teacher/student pair (Subjects or checkpoint folders) and/or an
     `interp compare` results folder; write it to `out` when given, and its data model to
     `results/explore/data.json` (read by `interp figures`). See `interp.explore.data.gather`."""
@@ -49,7 +50,7 @@ def explore(teacher: Any = None, student: Any = None, out: str | Path | None = N
     from interp.explore.html import render
 
     data = gather(teacher, student, results=results, n_examples=n_examples, n_pairs=n_pairs, seed=seed,
-                  device=device, circuits=circuits, pairs=pairs)
+                  device=device, circuits=circuits, pairs=pairs, examples=examples)
     names = f"{data['teacher']['name']} vs {data['student']['name']}"
     view = Explorer(data, render(data, title=f"kd-interp explorer: {names}"))
     if out is not None:

@@ -129,28 +129,49 @@ def pick_examples(n: int, seed: int = 0) -> list[dict]:
     return out
 
 
+def default_metric(labels: Sequence[str]) -> Any:
+    """The entailment margin of NLI models; the log-odds of label 0 otherwise (as make_contrast's default)."""
+    from interp.compare import entailment_margin
+    from interp.contrast import LogOdds
+
+    return entailment_margin(labels) if "entailment" in [str(x).lower() for x in labels] else LogOdds(0)
+
+
 def examples_and_attention(teacher: Any, student: Any, examples: Sequence[dict]) -> tuple[list[dict], dict]:
     """Tokens, both models' entailment margin and attention patterns for each example (one at a time,
     trimmed to its real tokens)."""
-    from interp.compare import entailment_margin
-
-    margin = entailment_margin(teacher.labels)
+    margin = default_metric(teacher.labels)
     exs: list[dict] = []
     att: dict[str, list[str]] = {"teacher": [], "student": []}
     for ex in examples:
-        ids = teacher.tokenize([ex])["input_ids"][0].tolist()
-        tokens = teacher.tokenizer.convert_ids_to_tokens(ids)
-        sep = tokens.index(teacher.tokenizer.sep_token) if teacher.tokenizer.sep_token in tokens else len(tokens) - 1
+        if "pixel_values" in ex:  # an image: [CLS] and its patches in row-major order
+            n = int(engine_positions(teacher, ex))
+            tokens, sep = ["[CLS]"] + [f"patch{i}" for i in range(n - 1)], n - 1
+            ex = {"premise": f"image {ex.get('id')}", "hypothesis": "", **ex}
+        else:
+            ids = teacher.tokenize([ex])["input_ids"][0].tolist()
+            tokens = teacher.tokenizer.convert_ids_to_tokens(ids)
+            sep = tokens.index(teacher.tokenizer.sep_token) if teacher.tokenizer.sep_token in tokens else len(tokens) - 1
         metric = {}
         for role, subject in (("teacher", teacher), ("student", student)):
             logits, cache = subject.run([ex], read="blocks.*.attn.hook_pattern")
             metric[role] = float(margin(logits)[0])
             p = np.stack([cache["pattern", l][0].float().cpu().numpy() for l in range(subject.n_layers)])
             att[role].append(encode_attention(p[:, :, : len(tokens), : len(tokens)]))
-        exs.append({"id": ex.get("id"), "premise": ex["premise"], "hypothesis": ex["hypothesis"],
+        exs.append({"id": ex.get("id"), "premise": ex["premise"], "hypothesis": ex["hypothesis"],  # images: a label
                     "subcase": ex.get("subcase"), "heuristic": ex.get("heuristic"), "label": ex.get("label"),
                     "tokens": tokens, "sep": sep, "metric": metric})
     return exs, att
+
+
+def engine_positions(subject: Any, example: dict) -> int:
+    """Positions one example has inside the layers (a ViT image: [CLS] + patches)."""
+    import torch
+
+    from interp.engine import layer_inputs
+
+    with torch.no_grad():
+        return int(layer_inputs(subject, subject.tokenize([example]))[0].shape[1])
 
 
 def cka_part(teacher: Any, student: Any, examples: Sequence[dict]) -> dict:
@@ -222,14 +243,16 @@ def _info(subject: Any) -> dict:
 
 def gather(teacher: Any = None, student: Any = None, results: str | Path | None = None, n_examples: int = 30,
            n_pairs: int = 32, seed: int = 0, device: str = "auto", circuits: bool = True,
-           pairs: tuple[Sequence[dict], Sequence[dict]] | None = None) -> dict:
+           pairs: tuple[Sequence[dict], Sequence[dict]] | None = None,
+           examples: Sequence[dict] | None = None) -> dict:
     """Everything the explorer shows, as a JSON-ready dict (see the module doc).
 
     `teacher`, `student`: Subjects or checkpoint folders (optional: without them only what `results`
     holds is shown). `results`: an `interp compare` folder (optional); computed circuits are cached in
     its `explore/` subfolder. `n_examples` HANS examples are shown; `n_pairs` clean/corrupted pairs
     drive the patching maps and circuits (HANS with the lexical overlap broken, `interp.hans_pairs`;
-    `pairs=(clean, corrupted)` replaces them).
+    `pairs=(clean, corrupted)` replaces them). `examples` replaces the HANS examples shown; image pairs
+    (ViT) need both, as dicts with `pixel_values`.
     """
     t, s = _load(teacher, "teacher", device), _load(student, "student", device)
     if (t is None) != (s is None):
@@ -269,7 +292,11 @@ def gather(teacher: Any = None, student: Any = None, results: str | Path | None 
         from interp.pair import make_pair, match_heads
 
         data["teacher"], data["student"] = _info(t), _info(s)
-        examples = pick_examples(n_examples, seed)
+        if "entailment" not in [str(x).lower() for x in t.labels]:  # image classifiers: log-odds of label 0
+            data["metric"] = default_metric(t.labels).describe()
+        examples = list(examples) if examples is not None else pick_examples(n_examples, seed)
+        if pairs is None and "pixel_values" in examples[0]:
+            raise ValueError("An image pair has no default contrast pairs: pass pairs=(clean, corrupted) images.")
         if data["layer_map"] is None:
             pair = make_pair(t, s, data=examples)
             data["layer_map"] = {str(k): v for k, v in pair.layer_map.items()}
