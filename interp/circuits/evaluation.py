@@ -12,7 +12,7 @@ import torch
 from interp import engine
 from interp.arch import get_linear
 from interp.circuits.graph import _check_arch, _check_names, all_edges, node_names
-from interp.circuits.runs import _run_layer_with_receivers, _Values, _values
+from interp.circuits.runs import _run_layer_with_receivers, _Values, _values, receiver_view
 from interp.contrast import Contrast, metric_values
 from interp.patching import check_pairs
 from interp.signal import bootstrap_ci, check_finite
@@ -149,7 +149,7 @@ def _edge_logits(subject: Any, clean: _Values, corrupt: _Values, edges: set[str]
         if recomputed(f"L{l}M"):
             _, mid = d.inputs(*plan.on(l, [3 * H]), stop=l, mid=True)
             assert mid is not None
-            d.mlp.append(engine.mlp(subject, l, mid[0]) - corrupt.mlp[l])       # [B, pos, d]
+            d.mlp.append(engine.mlp(subject, l, receiver_view(subject, l, mid[0], "mid")) - corrupt.mlp[l])
         else:
             d.mlp.append(None)
     pre, _ = d.inputs(*plan.on(L, [0]), stop=L, mid=False)
