@@ -23,7 +23,7 @@ from interp.contrast import LogOdds
 from interp.inputs import as_examples, batches
 from interp.pair import Pair, pattern_similarity
 from interp.progress import bar as progress_bar
-from interp.signal import bootstrap_ci, check_finite, measure_gap, require_signal
+from interp.signal import bootstrap_ci, check_finite, gap_share, measure_gap, require_signal
 from interp.subject import Subject
 
 Metric = Callable[[torch.Tensor], torch.Tensor]  # logits [batch, n_labels] -> [batch]
@@ -85,29 +85,44 @@ def _head_write(h: int, value: torch.Tensor | None) -> Callable[[torch.Tensor], 
 
 
 
+def _readout_chain(subject: Subject, cache: ActivationCache, start: int, h: torch.Tensor) -> torch.Tensor:
+    """Logits when the readout row h [..., 1, d] leaves layer start - 1 and every later layer's attn_out and
+    mlp_out keep their cached values: only the residual stream and LayerNorms, which act per position."""
+    row = slice(engine.READOUT_POS, engine.READOUT_POS + 1)
+    for j in range(start, subject.n_layers):
+        mid = engine.resid_mid(subject, j, h, cache[f"blocks.{j}.hook_attn_out"][:, row])
+        h = engine.from_mlp_out(subject, j, mid, cache[f"blocks.{j}.hook_mlp_out"][:, row])
+    return subject.arch.head(subject.model, h.flatten(0, -3))
+
+
+def _after_z(subject: Subject, b: _Batch, cache: ActivationCache, layer: int, zz: torch.Tensor,
+             direct_only: bool = False) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """Logits [copies * batch, labels] when layer `layer`'s z is zz [copies, batch, pos, head, d_head]
+    (copy k of row i is row k * batch + i), through the engine's shortcuts: total (later layers recomputed,
+    the last at the readout row only; None with `direct_only`) and direct (later attn_out / mlp_out at
+    their cached values: the readout row alone is computed)."""
+    row = slice(engine.READOUT_POS, engine.READOUT_POS + 1)
+    h_in = b.layer_in[layer]                                                   # [batch, pos, d]
+    direct = _readout_chain(subject, cache, layer + 1, engine.from_z(subject, layer, h_in[:, row], zz[:, :, row]))
+    if layer == subject.n_layers - 1:
+        return direct, direct  # nothing after the last layer: the total effect is the direct one
+    if direct_only:
+        return None, direct
+    out = engine.from_z(subject, layer, h_in, zz).flatten(0, 1)                # [copies * batch, pos, d]
+    return engine.finish(subject, layer + 1, out, engine.expand_kwargs(b.kwargs, zz.shape[0])), direct
+
+
 def _layer_head_effects(subject: Subject, b: _Batch, cache: ActivationCache, layer: int, z: torch.Tensor,
                         mean: torch.Tensor, metric: Metric) -> tuple[torch.Tensor, torch.Tensor]:
-    """Metric with each head of `layer` mean-ablated, all heads at once (copy h ablates head h) through the
-    engine's shortcuts: total [batch, head] (later layers recomputed, the last at the readout row only) and
-    direct [batch, head] (later attn_out / mlp_out clean: only the residual stream and LayerNorms, which act
-    per position, so the readout row alone is computed). z: [batch, pos, head, d_head], mean: [head, d_head]."""
-    L, H = subject.n_layers, subject.n_heads
-    B = z.shape[0]
+    """Metric with each head of `layer` mean-ablated, all heads at once (copy h ablates head h): total and
+    direct [batch, head] (see _after_z). z: [batch, pos, head, d_head], mean: [head, d_head]."""
+    H, B = subject.n_heads, z.shape[0]
     idx = torch.arange(H, device=z.device)
     zz = z.unsqueeze(0).repeat(H, 1, 1, 1, 1)                                 # [copy, batch, pos, head, d_head]
     zz[idx, :, :, idx] = mean[:, None, None, :]
-    row = slice(engine.READOUT_POS, engine.READOUT_POS + 1)
-    h_in = b.layer_in[layer]                                                   # [batch, pos, d]
-    h = engine.from_z(subject, layer, h_in[:, row], zz[:, :, row])             # [copy, batch, 1, d]
-    for j in range(layer + 1, L):
-        mid = engine.resid_mid(subject, j, h, cache[f"blocks.{j}.hook_attn_out"][:, row])
-        h = engine.from_mlp_out(subject, j, mid, cache[f"blocks.{j}.hook_mlp_out"][:, row])
-    direct = metric(subject.arch.head(subject.model, h.flatten(0, 1))).view(H, B).T
-    if layer == L - 1:
-        return direct, direct  # nothing after the last layer: the total effect is the direct one
-    out = engine.from_z(subject, layer, h_in, zz).flatten(0, 1)                # [copy * batch, pos, d]
-    logits = engine.finish(subject, layer + 1, out, engine.expand_kwargs(b.kwargs, H))
-    return metric(logits).view(H, B).T, direct
+    total, direct = _after_z(subject, b, cache, layer, zz)
+    assert total is not None
+    return metric(total).view(H, B).T, metric(direct).view(H, B).T
 
 
 def head_effects(subject: Subject, data: Iterable, metric: Metric | None = None, batch_size: int = 64,
@@ -214,6 +229,33 @@ def _matched_sites(pair: Pair) -> list[tuple[str, int, int, str, int | None]]:
     return out
 
 
+
+def _patch_write(layer: int, head: int, value: torch.Tensor) -> dict[str, Any]:
+    """The write of a cross-model patch: head `head`'s z at `layer` (head >= 0), else its resid_post."""
+    if head >= 0:
+        return {f"blocks.{layer}.attn.hook_z": _head_write(head, value)}
+    return {f"blocks.{layer}.hook_resid_post": value}
+
+
+def _patched_logits(student: Subject, b: _Batch, cache: ActivationCache, layer: int, head: int,
+                    value: torch.Tensor, fast: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(total, direct) logits of one cross-model patch; direct is None unless `fast` (engine shortcuts, z
+    and later outputs in `cache`), where it comes from the readout row alone."""
+    if not fast:
+        return _resume(student, b, layer, _patch_write(layer, head, value)), None
+    if head >= 0:
+        zz = cache[f"blocks.{layer}.attn.hook_z"].clone()
+        zz[:, :, head] = value
+        total, direct = _after_z(student, b, cache, layer, zz[None])
+        assert total is not None
+        return total, direct
+    row = slice(engine.READOUT_POS, engine.READOUT_POS + 1)
+    direct = _readout_chain(student, cache, layer + 1, value[None, :, row])
+    if layer == student.n_layers - 1:
+        return direct, direct
+    return engine.finish(student, layer + 1, value, b.kwargs), direct
+
+
 def cross_patch(pair: Pair, data: Iterable, maps: dict[str, LinearMap] | None = None, batch_size: int = 64,
                 progress: bool = True, direct: bool = False) -> dict:
     """Patch teacher activations into the student at matched sites, on the same inputs.
@@ -244,7 +286,9 @@ def cross_patch(pair: Pair, data: Iterable, maps: dict[str, LinearMap] | None = 
     out: dict = {"teacher": [], "student": [], "patched": {t[0]: [] for t in targets}}
     if direct:
         out["patched_direct"] = {t[0]: [] for t in targets}
-    later = student.expand(["blocks.*.hook_attn_out", "blocks.*.hook_mlp_out"]) if direct else []
+    fast = direct and engine.shortcuts_supported(student)
+    z_sites = sorted({f"blocks.{t[1]}.attn.hook_z" for t in targets if t[2] >= 0}) if fast else []
+    later = student.expand(["blocks.*.hook_attn_out", "blocks.*.hook_mlp_out"]) + z_sites if direct else []
     bar = progress_bar(total=len(targets) * -(-len(examples) // batch_size), desc="cross-model patching", disable=not progress)
     with torch.no_grad():
         for _, chunk in batches(examples, batch_size):
@@ -259,16 +303,14 @@ def cross_patch(pair: Pair, data: Iterable, maps: dict[str, LinearMap] | None = 
                 value = t_cache[t_site] if th is None else t_cache[t_site][:, :, th]
                 if key in maps:
                     value = maps[key](value)
-                write: dict[str, Any]
-                if sh >= 0:
-                    write = {f"blocks.{sl}.attn.hook_z": _head_write(sh, value)}
-                else:
-                    write = {f"blocks.{sl}.hook_resid_post": value}
                 check_finite(value, f"{teacher.name}, {t_site}" + ("" if th is None else f" head {th}"))
-                out["patched"][label].append(_resume(student, b, sl, write))
+                total, path = _patched_logits(student, b, s_cache, sl, sh, value, fast)
+                out["patched"][label].append(total)
                 if direct:
-                    frozen = {s: s_cache[s] for s in later if int(s.split(".")[1]) > sl}
-                    out["patched_direct"][label].append(_resume(student, b, sl, {**write, **frozen}))
+                    if path is None:
+                        frozen = {s: s_cache[s] for s in later if int(s.split(".")[1]) > sl}
+                        path = _resume(student, b, sl, {**_patch_write(sl, sh, value), **frozen})
+                    out["patched_direct"][label].append(path)
                 bar.update(1)
     bar.close()
     res: dict[str, Any] = {"teacher": torch.cat(out["teacher"]).cpu(), "student": torch.cat(out["student"]).cpu()}
@@ -331,7 +373,7 @@ def restoration(result: dict, metric: Metric, n_boot: int = 1000, seed: int = 0,
     for label, p in result["patched"].items():
         p = check_finite(metric(p), f"student logits with {label} patched").double().numpy()
         stacked = np.stack([t, s, p], 1)  # [n, 3]
-        ci = list(bootstrap_ci(stacked, n_boot, seed, stat=share)) if ok else [float("nan")] * 2
+        ci = list(bootstrap_ci(stacked, n_boot, seed, of_means=gap_share)) if ok else [float("nan")] * 2
         rows.append({"component": label, "restored": share(stacked) if ok else float("nan"), "ci95": ci,
                      "delta": float(p.mean() - s.mean()), "delta_ci95": list(bootstrap_ci(p - s, n_boot, seed)),
                      "metric_patched": float(p.mean()), "no_signal": not ok})

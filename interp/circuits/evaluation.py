@@ -3,7 +3,6 @@ senders, corrupted values of the rest, layer by layer), node circuits (non-circu
 corrupted), faithfulness and its paired bootstrap interval."""
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -15,7 +14,7 @@ from interp.circuits.graph import _check_arch, _check_names, all_edges, node_nam
 from interp.circuits.runs import _run_layer_with_receivers, _Values, _values, receiver_view
 from interp.contrast import Contrast, metric_values
 from interp.patching import check_pairs
-from interp.signal import bootstrap_ci, check_finite
+from interp.signal import bootstrap_ci, check_finite, gap_share
 
 CPU_RUN_BATCH = 16  # pairs per edge-circuit run on CPU (see edge_runner)
 
@@ -255,10 +254,4 @@ def faithfulness_ci(clean_v: torch.Tensor, corrupt_v: torch.Tensor, circuit_v: t
                     seed: int = 0) -> tuple[float, float]:
     """Paired bootstrap 95% interval over pairs of mean(m_circ - m_corrupt) / mean(m_clean - m_corrupt)."""
     rows = torch.stack([clean_v, corrupt_v, circuit_v], 1).double().cpu().numpy()  # [n, 3]
-
-    def ratio(v) -> float:
-        den = v[:, 0].mean() - v[:, 1].mean()
-        return float((v[:, 2].mean() - v[:, 1].mean()) / den) if den != 0 else math.nan
-
-    return bootstrap_ci(rows, n_boot, seed, stat=ratio)
-
+    return bootstrap_ci(rows, n_boot, seed, of_means=gap_share)
