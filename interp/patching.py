@@ -40,6 +40,7 @@ from interp.contrast import Contrast, metric_values
 from interp.engine import expand_kwargs, layer_inputs, run_from
 from interp.progress import bar as progress_bar
 from interp.signal import Signal, check_finite, measure_gap, normalise_or_nan, require_signal
+from interp.sweep import CHUNK_TOKENS as CHUNK_TOKENS  # re-exported: its home is interp.sweep
 from interp.sweep import in_dtype, param_dtype, subject_chunk_rows
 
 COMPONENTS = ("resid", "attn_out", "mlp_out", "head")
