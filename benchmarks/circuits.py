@@ -48,8 +48,8 @@ from interp.circuits import _edge_effects, all_edges, discover  # noqa: E402
 from interp.contrast import LogOdds, hans_pairs, make_contrast, make_metric  # noqa: E402
 from interp.engine import expand_kwargs, layer_inputs  # noqa: E402
 from interp.engine import first_output as _first  # noqa: E402
-from interp.patching import CHUNK_TOKENS  # noqa: E402
 from interp.subject import load_subject  # noqa: E402
+from interp.sweep import CHUNK_TOKENS  # noqa: E402
 
 
 def exact_macs(subject, n: int) -> dict[str, float]:

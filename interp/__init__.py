@@ -59,7 +59,7 @@ _EXPORTS: dict[str, str] = {
 }
 _SUBMODULES = ("arch", "attribution", "bias_only", "cache", "capture", "circuits", "cka", "cka_stats", "compare",
                "comparison_run", "contrast", "data", "inputs", "metrics", "organisms", "pair", "patching", "plot",
-               "report", "resume", "signal", "sites", "subject", "weight_patching")
+               "report", "resume", "signal", "sites", "subject", "sweep", "weight_patching")
 
 __all__ = sorted(_EXPORTS)
 

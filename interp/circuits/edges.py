@@ -25,8 +25,9 @@ from interp.circuits.inputs import KINDS, base_input, receiver_grads, sender_inp
 from interp.circuits.nodes import _normalised, _require
 from interp.circuits.runs import _Values, _values
 from interp.contrast import Contrast
-from interp.patching import CHUNK_TOKENS, endpoint_values, gap_signal
+from interp.patching import endpoint_values, gap_signal
 from interp.progress import bar as progress_bar
+from interp.sweep import CHUNK_TOKENS
 
 METHODS = ("exact", "atp", "ig")
 
@@ -151,7 +152,8 @@ def _exact_effects(subject: Any, metric: Any, base: _Values, src: _Values, total
 def _edge_effects(subject: Any, contrast: Contrast, method: str, direction: str, batch_size: int, steps: int = 8,
                   max_rows: int | None = None) -> tuple[dict[str, float], float, float]:
     """Unnormalised effect of every edge (mean metric change, signed like importance) and the endpoint means.
-    `max_rows`: sequences per expanded forward of `exact` (default about CHUNK_TOKENS tokens)."""
+    `max_rows`: sequences per expanded forward of `exact` (default about CHUNK_TOKENS tokens on every device;
+    the GPU default of `patch` (interp.sweep.chunk_rows) is not measured for this path yet)."""
     _check_method(method, steps)
     L = subject.n_layers
     max_rows = max(1, CHUNK_TOKENS // max(1, contrast.n_pos)) if max_rows is None else max_rows

@@ -23,6 +23,13 @@ from interp.cka.precision import SAFETY, cka_bound, hsic_error
 Precision = Literal["float64", "mixed"]
 
 
+def _fused(p: torch.Tensor | None) -> torch.Tensor:
+    """`_Side.update`'s fused product `(x w)^T extra`, present whenever `extra` was given."""
+    if p is None:
+        raise RuntimeError("_Side.update returned no fused product although `extra` was given")
+    return p
+
+
 class CKAAccumulator:
     """Exact streaming linear CKA grid: every X layer x every Y layer, in float64.
 
@@ -60,22 +67,26 @@ class CKAAccumulator:
         self.y_names: list[str] = []
         self._ids_seen = 0
 
-    def _init(self, xn: list[str], xm: list[torch.Tensor], yn: list[str] | None, ym: list[torch.Tensor] | None):
+    def _init(self, xn: list[str], xm: list[torch.Tensor], yn: list[str] | None,
+              ym: list[torch.Tensor] | None) -> None:
         self.x_names = xn
         dev = xm[0].device
-        kw = {"device": dev, "mixed": self.precision == "mixed", "block_rows": self.block_rows}
-        self.x = _Side([m.shape[1] for m in xm], self.self_grids, seed=0, **kw)
+        mixed = self.precision == "mixed"
+        x = _Side([m.shape[1] for m in xm], self.self_grids, device=dev, mixed=mixed, block_rows=self.block_rows,
+                  seed=0)
+        self.x = x
         if ym is not None:
             self.y_names = yn or []
-            self.y = _Side([m.shape[1] for m in ym], self.self_grids, seed=1, **kw)
-            Dx, Dy, Lx, Ly = self.x.offsets[-1], self.y.offsets[-1], len(xm), len(ym)
-            f64 = {"dtype": torch.float64, "device": dev}
-            self._c = _Product(Dx, Dy, dev, self.x.block_rows)  # [Dx, Dy] sum x_i y_i^T
-            self.xq = torch.zeros(Dx, Ly, **f64)  # [Dx, Ly] sum x_i q_i
-            self.yr = torch.zeros(Dy, Lx, **f64)  # [Dy, Lx] sum y_i r_i
-            self.rq = torch.zeros(Lx, Ly, **f64)  # [Lx, Ly] sum r_i q_i
-            if kw["mixed"]:
-                self.pc = torch.zeros(Dx, Ly * PROBES, **f64)  # [Dx, Ly*K] sum x_i (y_i V)
+            y = _Side([m.shape[1] for m in ym], self.self_grids, device=dev, mixed=mixed, block_rows=self.block_rows,
+                      seed=1)
+            self.y = y
+            Dx, Dy, Lx, Ly = x.offsets[-1], y.offsets[-1], len(xm), len(ym)
+            self._c = _Product(Dx, Dy, dev, x.block_rows)  # [Dx, Dy] sum x_i y_i^T
+            self.xq = torch.zeros(Dx, Ly, dtype=torch.float64, device=dev)  # [Dx, Ly] sum x_i q_i
+            self.yr = torch.zeros(Dy, Lx, dtype=torch.float64, device=dev)  # [Dy, Lx] sum y_i r_i
+            self.rq = torch.zeros(Lx, Ly, dtype=torch.float64, device=dev)  # [Lx, Ly] sum r_i q_i
+            if mixed:
+                self.pc = torch.zeros(Dx, Ly * PROBES, dtype=torch.float64, device=dev)  # [Dx, Ly*K] sum x_i (y_i V)
 
     @staticmethod
     def _check(names: list[str], mats: list[torch.Tensor], side: _Side | None, known: list[str], label: str) -> None:
@@ -97,10 +108,12 @@ class CKAAccumulator:
         ids_y: Sequence | None = None,
         weights: ArrayLike | None = None,
     ) -> CKAAccumulator:
+        """Add one batch: every layer of xs (and ys) holds the same `b` examples in the same order."""
         xn, xm = _names_and_mats(xs, "x", convert=False)
         self._check(xn, xm, self.x, self.x_names, "x")
         b = xm[0].shape[0]
-        yn = ym = None
+        yn: list[str] | None = None
+        ym: list[torch.Tensor] | None = None
         if self.symmetric:
             if ys is not None:
                 raise ValueError("symmetric accumulator takes xs only")
@@ -130,29 +143,36 @@ class CKAAccumulator:
                 raise ValueError("weights must be non-negative with one entry per row")
         if self.x is None:
             self._init(xn, xm, yn, ym)
+        x, y = self._sides()
         if w is not None:
-            w = w.to(self.x.device)
-        xx, r = self.x.prepare(xm, xn, "x")
-        x_op = self.x.operand(xx)
-        xw_op = x_op if w is None else self.x.operand(xx * w[:, None])
-        if ym is None:
-            self.x.update(xx, r, w, x_op, xw_op)
+            w = w.to(x.device)
+        xx, r = x.prepare(xm, xn, "x")
+        x_op = x.operand(xx)
+        xw_op = x_op if w is None else x.operand(xx * w[:, None])
+        if y is None or ym is None or yn is None:  # symmetric: X vs X only (all three None together)
+            x.update(xx, r, w, x_op, xw_op)
         else:
-            yy, q = self.y.prepare(ym, yn, "y")
-            y_op = self.y.operand(yy)
-            yw_op = y_op if w is None else self.y.operand(yy * w[:, None])
+            yy, q = y.prepare(ym, yn, "y")
+            y_op = y.operand(yy)
+            yw_op = y_op if w is None else y.operand(yy * w[:, None])
             self._c.add(xw_op, y_op)  # one [Dx, b] @ [b, Dy] product for the whole grid
             mixed = self.precision == "mixed"
-            extra = torch.cat([q, self.y.probe(yy)], 1) if mixed else q  # [b, Ly (+ Ly*K)]
-            px = self.x.update(xx, r, w, x_op, xw_op, extra)
+            extra = torch.cat([q, y.probe(yy)], 1) if mixed else q  # [b, Ly (+ Ly*K)]
+            px = _fused(x.update(xx, r, w, x_op, xw_op, extra))  # [Dx, Ly (+ Ly*K)]
             self.xq += px[:, : q.shape[1]]  # sum_i w_i x_i q_i
             if mixed:
                 self.pc += px[:, q.shape[1] :]  # sum_i w_i x_i (y_i V)
-            self.yr += self.y.update(yy, q, w, y_op, yw_op, r)  # sum_i w_i y_i r_i
+            self.yr += _fused(y.update(yy, q, w, y_op, yw_op, r))  # sum_i w_i y_i r_i
             self.rq += (r if w is None else r * w[:, None]).T @ q
         self.n += float(b if w is None else w.sum())
         self.n_rows += b
         return self
+
+    def _sides(self) -> tuple[_Side, _Side | None]:
+        """The X side and the Y side (None for a symmetric accumulator), once a batch has been added."""
+        if self.x is None:
+            raise ValueError("no batch added yet")
+        return self.x, self.y
 
     @property
     def c(self) -> torch.Tensor:
@@ -161,18 +181,26 @@ class CKAAccumulator:
 
     # ---- finalisation (on CPU copies of the statistics; results are numpy) ----------------------
     def _cpu(self) -> tuple[_Side, _Side | None, dict[str, torch.Tensor]]:
-        cross = {} if self.y is None else {k: getattr(self, k).cpu() for k in ("c", "xq", "yr", "rq")}
-        if self.y is not None and self.precision == "mixed":
+        x, y = self._sides()
+        cross = {} if y is None else {k: getattr(self, k).cpu() for k in ("c", "xq", "yr", "rq")}
+        if y is not None and self.precision == "mixed":
             cross["pc"] = self.pc.cpu()
-        return self.x.cpu(), None if self.y is None else self.y.cpu(), cross
+        return x.cpu(), None if y is None else y.cpu(), cross
 
-    def _grid_h(self, which: str, debiased: bool) -> np.ndarray:
-        """HSIC grid `[Lx, Ly]` ("xy") or self grid ("x" / "y") from the current statistics."""
+    def _cross_cpu(self) -> tuple[_Side, _Side, dict[str, torch.Tensor]]:
+        """`_cpu()` of a two-sided accumulator (X vs Y)."""
         x, y, st = self._cpu()
+        if y is None:
+            raise ValueError("a symmetric accumulator has no X-vs-Y grid; use self_grid('x')")
+        return x, y, st
+
+    def _grid_h(self, which: Literal["xy", "x", "y"], debiased: bool) -> np.ndarray:
+        """HSIC grid `[Lx, Ly]` ("xy") or self grid ("x" / "y") from the current statistics."""
         if which == "xy":
+            x, y, st = self._cross_cpu()
             return _hsic_grid(st["c"], x.s, y.s, self.n, st["xq"], st["yr"], st["rq"], x.rsum, y.rsum,
                               x.offsets, y.offsets, debiased)
-        side = x if which == "x" else y
+        side, _ = self._self_side(which)
         return _hsic_grid(side.gram, side.s, side.s, self.n, side.xr, side.xr, side.rr,
                           side.rsum, side.rsum, side.offsets, side.offsets, debiased)
 
@@ -212,12 +240,12 @@ class CKAAccumulator:
         self._require()
         if self.symmetric:
             return self.self_grid("x", debiased)
-        x, y, _ = self._cpu()
+        x, y, _ = self._cross_cpu()
         nx = self._norms(x, self.x_names, "x", debiased)
         ny = self._norms(y, self.y_names, "y", debiased)
         return self._grid_h("xy", debiased) / np.outer(nx.numpy(), ny.numpy())
 
-    def _self_side(self, which: str) -> tuple[_Side, list[str]]:
+    def _self_side(self, which: Literal["x", "y"]) -> tuple[_Side, list[str]]:
         self._require()
         x, y, _ = self._cpu()
         side, names = (x, self.x_names) if which == "x" else (y, self.y_names)
@@ -238,26 +266,25 @@ class CKAAccumulator:
         """HSIC error bounds `[Lx, Ly]` of every cell of a product c `[Dx, Dy]` (blocks at the offsets),
         given per Y layer m the probe residual `(C_hat - C)[:, block m] V_m` `[Dx, K]`. Biased HSIC is
         ||C_c||^2 per cell, so its grid `h` (when given) supplies the norms without another pass."""
-        sx, sy = sx.numpy(), sy.numpy()
+        sxn, syn = sx.numpy(), sy.numpy()
         if not debiased and h is not None:
             nc = np.sqrt(np.clip(h, 0.0, None))
         else:
-            c = c.numpy()
+            cn = c.numpy()
             if not debiased:
-                c = c - np.outer(sx, sy) / self.n
-            nc = np.sqrt(_block_sum(torch.from_numpy(c * c), offx, offy))  # [Lx, Ly] ||C_cell||_F
+                cn = cn - np.outer(sxn, syn) / self.n
+            nc = np.sqrt(_block_sum(torch.from_numpy(cn * cn), offx, offy))  # [Lx, Ly] ||C_cell||_F
         ex = np.stack([np.sqrt(np.add.reduceat((r.numpy() ** 2).sum(1), offx[:-1])) for r in resid], 1)
         e = SAFETY * ex / math.sqrt(PROBES)  # [Lx, Ly] bounds on ||C_hat - C||_F per cell
-        nsx = np.sqrt(np.add.reduceat(sx * sx, offx[:-1]))[:, None]
-        nsy = np.sqrt(np.add.reduceat(sy * sy, offy[:-1]))[None, :]
+        nsx = np.sqrt(np.add.reduceat(sxn * sxn, offx[:-1]))[:, None]
+        nsy = np.sqrt(np.add.reduceat(syn * syn, offy[:-1]))[None, :]
         return hsic_error(nc, e, self.n, debiased, nsx, nsy)
 
     @staticmethod
     def _gram_resid(side: _Side) -> list[torch.Tensor]:
         """Per layer l the probe residual of Gram column block l, `[D, K]` (full Gram) or `[d_l, K]`."""
         if side.full_gram:
-            return [side.gram[:, side.block(l)] @ v - side.pgram[:, l * PROBES : (l + 1) * PROBES]
-                    for l, v in enumerate(side.probes)]
+            return [side.gram_column_error(l) for l in range(len(side.probes))]
         return [side.gram_error(l, l) for l in range(len(side.widths))]
 
     def _self_dh(self, side: _Side, debiased: bool) -> np.ndarray:
@@ -288,7 +315,7 @@ class CKAAccumulator:
                                debiased, h)
             hs, dhs = np.diag(h), np.diag(dh)
             return cka_bound(h, dh, hs[:, None], dhs[:, None], hs[None, :], dhs[None, :])
-        x, y, st = self._cpu()
+        x, y, st = self._cross_cpu()
         hx = self._norms(x, self.x_names, "x", debiased).numpy() ** 2
         hy = self._norms(y, self.y_names, "y", debiased).numpy() ** 2
         h = self._grid_h("xy", debiased)

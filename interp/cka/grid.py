@@ -5,15 +5,19 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 from interp.cka.accumulator import CKAAccumulator
+from interp.cka.accumulator import Precision as AccPrecision
 from interp.cka.inputs import ArrayLike, _batched, _check_ids, _names_and_mats, _rows_per_batch, as_matrix
 
 Precision = Literal["float64", "mixed", "auto"]
 # "auto" keeps the mixed-precision result only where its measured error bound is at most this on every
 # cell: 1e-5 is far below the sampling error of CKA (bootstrap half-widths are ~1e-2 at n = 10,000).
 AUTO_TOL = 1e-5
+# self-grid key -> the accumulator side it comes from
+_SELF_SIDE: dict[str, Literal["x", "y"]] = {"xx": "x", "yy": "y"}
 
 
 def _check_precision(precision: str) -> None:
@@ -61,7 +65,7 @@ class CKAGrid(dict):
     def shape(self) -> tuple[int, ...]:
         return self.grid.shape
 
-    def __array__(self, dtype: object = None, copy: object = None) -> np.ndarray:
+    def __array__(self, dtype: npt.DTypeLike | None = None, copy: bool | None = None) -> np.ndarray:
         return np.asarray(self.grid, dtype=dtype)
 
     def __getitem__(self, key: str | tuple[str, str]) -> np.ndarray | float:
@@ -92,9 +96,9 @@ def _short(labels: Sequence[str]) -> list[str]:
 
 
 def _accumulate(xn: list[str], xm: list[torch.Tensor], yn: list[str] | None, ym: list[torch.Tensor] | None,
-                bs: int, self_grids: bool, precision: str) -> CKAAccumulator:
+                bs: int, self_grids: bool, precision: AccPrecision) -> CKAAccumulator:
     acc = CKAAccumulator(symmetric=ym is None, self_grids=self_grids, precision=precision)
-    if ym is None:
+    if ym is None or yn is None:  # symmetric (both None together)
         for xb in _batched(xm, bs):
             acc.update(dict(zip(xn, xb)))
     else:
@@ -127,7 +131,8 @@ def cka_grid(
     _check_precision(precision)
     _check_ids(xs, ys)
     xn, xm = _names_and_mats(xs, "x", convert=False)
-    yn = ym = None
+    yn: list[str] | None = None
+    ym: list[torch.Tensor] | None = None
     width = sum(m.shape[1] for m in xm)
     if ys is not None:
         yn, ym = _names_and_mats(ys, "y", convert=False)
@@ -138,13 +143,13 @@ def cka_grid(
     keys = ["xx"] if ym is None else ["xy"] + (["xx", "yy"] if self_grids else [])
 
     def grids(acc: CKAAccumulator) -> dict[str, np.ndarray]:
-        return {k: acc.result(debiased) if k == "xy" else acc.self_grid(k[0], debiased) for k in keys}
+        return {k: acc.result(debiased) if k == "xy" else acc.self_grid(_SELF_SIDE[k], debiased) for k in keys}
 
-    used = "float64" if precision == "float64" else "mixed"
+    used: AccPrecision = "float64" if precision == "float64" else "mixed"
     acc = _accumulate(xn, xm, yn, ym, bs, self_grids, used)
     out, bound = grids(acc), {}
     if used == "mixed":
-        bound = {k: acc.error_bound(debiased, "xy" if k == "xy" else k[0]) for k in keys}
+        bound = {k: acc.error_bound(debiased, "xy" if k == "xy" else _SELF_SIDE[k]) for k in keys}
         if precision == "auto" and max(float(b.max()) for b in bound.values()) > tol:
             used, bound = "float64", {}
             out = grids(_accumulate(xn, xm, yn, ym, bs, self_grids, used))

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 
 ArrayLike = torch.Tensor | np.ndarray
+# a set of layers: {name: [n, d]}, a list of [n, d], or one [n, d]
+Layers = Mapping[str, ArrayLike] | Sequence[ArrayLike] | ArrayLike
 Kernel = Literal["linear", "rbf"]
 
 # An (almost) all-constant representation: centred variance below this fraction of the raw mean
@@ -64,18 +66,21 @@ def _check_ids(xs: object, ys: object) -> None:
 
 
 def _names_and_mats(
-    xs: Mapping[str, ArrayLike] | Sequence[ArrayLike] | ArrayLike, side: str, convert: bool = True,
-    keep_device: bool = False,
+    xs: Layers | object, side: str, convert: bool = True, keep_device: bool = False,
 ) -> tuple[list[str], list[torch.Tensor]]:
-    xs = _acts(xs)  # type: ignore[assignment]
-    if isinstance(xs, Mapping):
-        names = [str(k) for k in xs]
-        mats = [as_matrix(v, f"{side}[{k!r}]", convert=convert, keep_device=keep_device) for k, v in xs.items()]
-    elif isinstance(xs, (torch.Tensor, np.ndarray)):
-        names, mats = ["0"], [as_matrix(xs, side, convert=convert, keep_device=keep_device)]
-    else:
-        mats = [as_matrix(v, f"{side}[{i}]", convert=convert, keep_device=keep_device) for i, v in enumerate(xs)]
+    """Layer names and `[n, d]` tensors of a mapping, a sequence, one array or a Capture (`object`)."""
+    src = _acts(xs)
+    if isinstance(src, Mapping):
+        names = [str(k) for k in src]
+        mats = [as_matrix(v, f"{side}[{k!r}]", convert=convert, keep_device=keep_device) for k, v in src.items()]
+    elif isinstance(src, (torch.Tensor, np.ndarray)):
+        names, mats = ["0"], [as_matrix(src, side, convert=convert, keep_device=keep_device)]
+    elif isinstance(src, Iterable):
+        mats = [as_matrix(v, f"{side}[{i}]", convert=convert, keep_device=keep_device) for i, v in enumerate(src)]
         names = [str(i) for i in range(len(mats))]
+    else:
+        raise TypeError(f"{side}: expected layers (a mapping, a list of arrays, an array or a Capture), "
+                        f"got {type(src).__name__}")
     if not mats:
         raise ValueError(f"{side}: no representations given")
     return names, mats

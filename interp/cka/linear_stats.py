@@ -14,6 +14,11 @@ MIXED_BLOCK_ROWS = 4096
 PROBES = 16
 
 
+def _zeros64(*shape: int, device: torch.device) -> torch.Tensor:
+    """A float64 accumulator of zeros on `device`."""
+    return torch.zeros(*shape, dtype=torch.float64, device=device)
+
+
 class _Product:
     """Running sum of `a^T b` over batches, in float64 (`total`).
 
@@ -29,18 +34,19 @@ class _Product:
         self.pending = 0  # rows summed in `part` since the last flush
 
     def add(self, a: torch.Tensor, b: torch.Tensor) -> None:
-        if self.block_rows is None:
+        part, rows = self.part, self.block_rows  # both None (float64) or both set (mixed)
+        if part is None or rows is None:
             self.total.addmm_(a.T, b)
             return
-        for i in range(0, a.shape[0], self.block_rows):
-            ai, bi = a[i : i + self.block_rows], b[i : i + self.block_rows]
-            if self.pending + ai.shape[0] > self.block_rows:
+        for i in range(0, a.shape[0], rows):
+            ai, bi = a[i : i + rows], b[i : i + rows]
+            if self.pending + ai.shape[0] > rows:
                 self.flush()
-            self.part.addmm_(ai.T, bi)
+            part.addmm_(ai.T, bi)
             self.pending += ai.shape[0]
 
     def flush(self) -> None:
-        if self.pending:
+        if self.pending and self.part is not None:
             self.total += self.part.to(torch.float64)
             self.part.zero_()
             self.pending = 0
@@ -61,29 +67,33 @@ class _Side:
     def __init__(self, widths: list[int], full_gram: bool, device: torch.device | str = "cpu",
                  mixed: bool = False, block_rows: int = MIXED_BLOCK_ROWS, seed: int = 0):
         self.widths = widths
-        self.offsets = np.concatenate([[0], np.cumsum(widths)]).tolist()
+        self.offsets: list[int] = np.concatenate([[0], np.cumsum(widths)]).tolist()
         self.full_gram = full_gram
         self.device = torch.device(device)
         self.block_rows = block_rows if mixed else None
-        D, L = self.offsets[-1], len(widths)
-        f64 = {"dtype": torch.float64, "device": self.device}
+        D, L, dev = self.offsets[-1], len(widths), self.device
         self.shift: torch.Tensor | None = None  # [D] mean of the first batch
-        self.s = torch.zeros(D, **f64)  # [D] sum of shifted rows
+        self.s = _zeros64(D, device=dev)  # [D] sum of shifted rows
         if full_gram:
             self._gram = _Product(D, D, self.device, self.block_rows)  # [D, D]
         else:
             self._grams = [_Product(d, d, self.device, self.block_rows) for d in widths]  # [d_l, d_l]
-        self.xr = torch.zeros(D, L, **f64)  # [D, L] sum_i x_i r_i^(l)
-        self.rr = torch.zeros(L, L, **f64)  # [L, L] sum_i r_i^(k) r_i^(l)
-        self.rsum = torch.zeros(L, **f64)  # [L] sum_i r_i
+        self.xr = _zeros64(D, L, device=dev)  # [D, L] sum_i x_i r_i^(l)
+        self.rr = _zeros64(L, L, device=dev)  # [L, L] sum_i r_i^(k) r_i^(l)
+        self.rsum = _zeros64(L, device=dev)  # [L] sum_i r_i
         self.probes: list[torch.Tensor] = []
+        # float64 probe products (mixed only): full Gram -> X^T (X_l V_l) for every l in `pgram` [D, L*K];
+        # per-layer Grams -> X_l^T (X_l V_l) in `pgrams` [d_l, K] each
+        self.pgram: torch.Tensor | None = None
+        self.pgrams: list[torch.Tensor] = []
         if mixed:
             g = torch.Generator().manual_seed(seed)
             self.probes = [torch.randn(d, PROBES, generator=g, dtype=torch.float64).to(self.device)
                            for d in widths]  # [d_l, K] Gaussian
-            # float64 probe products: full Gram -> X^T (X_l V_l) for every l [D, L*K]; else per layer [d_l, K]
-            self.pgram = (torch.zeros(D, L * PROBES, **f64) if full_gram
-                          else [torch.zeros(d, PROBES, **f64) for d in widths])
+            if full_gram:
+                self.pgram = _zeros64(D, L * PROBES, device=dev)
+            else:
+                self.pgrams = [_zeros64(d, PROBES, device=dev) for d in widths]
 
     @property
     def gram(self) -> torch.Tensor:
@@ -112,8 +122,14 @@ class _Side:
     def gram_error(self, k: int, l: int) -> torch.Tensor:
         """Rounding-error residual `(G_hat - G) V_l` of Gram block (k, l), `[d_k, K]` (mixed only)."""
         cols = slice(l * PROBES, (l + 1) * PROBES)
-        p = self.pgram[self.block(k), cols] if self.full_gram else self.pgram[k]
+        p = self.pgram[self.block(k), cols] if self.pgram is not None else self.pgrams[k]
         return self.gram_block(k, l) @ self.probes[l] - p
+
+    def gram_column_error(self, l: int) -> torch.Tensor:
+        """Residual `(G_hat - G)[:, block l] V_l` of the whole column block l, `[D, K]` (full Gram, mixed)."""
+        if self.pgram is None:
+            raise RuntimeError("column residuals need full_gram=True and mixed precision")
+        return self.gram[:, self.block(l)] @ self.probes[l] - self.pgram[:, l * PROBES : (l + 1) * PROBES]
 
     def prepare(self, mats: list[torch.Tensor], names: list[str], label: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Shifted float64 concatenation `[b, D]` and per-layer squared row norms `[b, L]`.
@@ -124,9 +140,8 @@ class _Side:
         for l, m in enumerate(mats):
             x[:, self.block(l)] = m  # converts (and moves to the accumulator's device)
         if self.shift is None:
-            self.shift = x.mean(0)
-            if not bool(torch.isfinite(self.shift).all()):
-                self.shift = torch.nan_to_num(self.shift, nan=0.0, posinf=0.0, neginf=0.0)
+            mu = x.mean(0)  # [D]
+            self.shift = mu if bool(torch.isfinite(mu).all()) else torch.nan_to_num(mu, nan=0.0, posinf=0.0, neginf=0.0)
         x -= self.shift
         r = torch.stack([torch.linalg.vector_norm(x[:, self.block(l)], dim=1) for l in range(len(mats))], 1) ** 2
         bad = ~torch.isfinite(r.sum(0))  # [L]
@@ -137,6 +152,8 @@ class _Side:
 
     def raw_ss(self, l: int, n: float) -> float:
         """Sum over examples of the squared raw (unshifted) norm of layer l, from the accumulators."""
+        if self.shift is None:
+            raise RuntimeError("no batch added yet")
         blk, mu = self.block(l), self.shift[self.block(l)]
         return float(self.rsum[l] + 2 * mu @ self.s[blk] + n * mu @ mu)
 
@@ -160,10 +177,10 @@ class _Side:
                 g.add(xw_op[:, b], x_op[:, b])
         if self.probes:
             xv = self.probe(x)  # [b, L*K]
-            if self.full_gram:
+            if self.pgram is not None:
                 self.pgram.addmm_(xw.T, xv)
             else:
-                for l, p in enumerate(self.pgram):
+                for l, p in enumerate(self.pgrams):
                     p.addmm_(xw[:, self.block(l)].T, xv[:, l * PROBES : (l + 1) * PROBES])
         L = len(self.widths)
         ones = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
@@ -184,12 +201,13 @@ class _Side:
             return self
         out = object.__new__(_Side)
         out.__dict__.update(self.__dict__)
-        for k in ("shift", "s", "xr", "rr", "rsum"):
+        out.shift = None if self.shift is None else self.shift.cpu()
+        for k in ("s", "xr", "rr", "rsum"):
             setattr(out, k, getattr(self, k).cpu())
         out.probes = [v.cpu() for v in self.probes]
-        if self.probes:
-            out.pgram = self.pgram.cpu() if self.full_gram else [p.cpu() for p in self.pgram]
-        moved = [_Product(*p.total.shape, torch.device("cpu"), None) for p in prods]
+        out.pgram = None if self.pgram is None else self.pgram.cpu()
+        out.pgrams = [p.cpu() for p in self.pgrams]
+        moved = [_Product(p.total.shape[0], p.total.shape[1], torch.device("cpu"), None) for p in prods]
         for m, p in zip(moved, prods):
             m.total = p.total.cpu()
         if self.full_gram:
@@ -212,23 +230,23 @@ def _hsic_from_stats(
     linear-kernel Gram sums written in feature form. Small per-layer work: numpy, single-threaded
     (many tiny multithreaded torch ops crawl on an oversubscribed CPU).
     """
-    c, sx, sy, xq, yr = (t.numpy() for t in (c, sx, sy, xq, yr))
+    cn, sxn, syn, xqn, yrn = (t.numpy() for t in (c, sx, sy, xq, yr))
     if not debiased:
-        cc = c - np.outer(sx, sy) / n
+        cc = cn - np.outer(sxn, syn) / n
         return float((cc * cc).sum())
     if n < 4:
         raise ValueError(f"debiased CKA needs n >= 4 examples, got {n:g}")
-    tr = float((c * c).sum()) - rq  # tr(K~ L~)
-    kx = float(sx @ sx) - rx  # 1^T K~ 1
-    ky = float(sy @ sy) - ry  # 1^T L~ 1
-    kl1 = float(sx @ c @ sy) - float(sx @ xq) - float(sy @ yr) + rq  # 1^T K~ L~ 1
+    tr = float((cn * cn).sum()) - rq  # tr(K~ L~)
+    kx = float(sxn @ sxn) - rx  # 1^T K~ 1
+    ky = float(syn @ syn) - ry  # 1^T L~ 1
+    kl1 = float(sxn @ cn @ syn) - float(sxn @ xqn) - float(syn @ yrn) + rq  # 1^T K~ L~ 1
     return (tr + kx * ky / ((n - 1) * (n - 2)) - 2.0 * kl1 / (n - 2)) / (n * (n - 3))
 
 
 def _block_sum(a: torch.Tensor, offx: list[int], offy: list[int]) -> np.ndarray:
     """Sums of the blocks of `a [Dx, Dy]` cut at the layer offsets -> `[Lx, Ly]`."""
-    a = a.numpy()
-    return np.add.reduceat(np.add.reduceat(a, offx[:-1], axis=0), offy[:-1], axis=1)
+    an = a.numpy()
+    return np.add.reduceat(np.add.reduceat(an, offx[:-1], axis=0), offy[:-1], axis=1)
 
 
 def _hsic_grid(
@@ -242,12 +260,12 @@ def _hsic_grid(
         return _block_sum(cc * cc, offx, offy)
     if n < 4:
         raise ValueError(f"debiased CKA needs n >= 4 examples, got {n:g}")
-    rq = rq.numpy()
-    tr = _block_sum(c * c, offx, offy) - rq
+    rqn = rq.numpy()
+    tr = _block_sum(c * c, offx, offy) - rqn
     kx = _block_sum((sx * sx)[:, None], offx, [0, 1])[:, 0] - rx.numpy()  # [Lx]
     ky = _block_sum((sy * sy)[:, None], offy, [0, 1])[:, 0] - ry.numpy()  # [Ly]
     sxcsy = _block_sum(c * torch.outer(sx, sy), offx, offy)
     sxxq = _block_sum(sx[:, None] * xq, offx, list(range(xq.shape[1] + 1)))
     syyr = _block_sum(sy[:, None] * yr, offy, list(range(yr.shape[1] + 1))).T
-    kl1 = sxcsy - sxxq - syyr + rq
+    kl1 = sxcsy - sxxq - syyr + rqn
     return (tr + np.outer(kx, ky) / ((n - 1) * (n - 2)) - 2.0 * kl1 / (n - 2)) / (n * (n - 3))

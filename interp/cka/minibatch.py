@@ -46,7 +46,10 @@ class MinibatchCKA:
 
     def __init__(self, kernel: Kernel = "linear", threshold: float = 0.5):
         self.kernel, self.threshold = kernel, threshold
-        self.xy = self.xx = self.yy = None
+        # running sums of per-batch HSIC_1: [Lx, Ly], [Lx], [Ly]; None before the first batch
+        self.xy: torch.Tensor | None = None
+        self.xx: torch.Tensor | None = None
+        self.yy: torch.Tensor | None = None
 
     def update(self, xs: Sequence[ArrayLike] | ArrayLike, ys: Sequence[ArrayLike] | ArrayLike) -> MinibatchCKA:
         _, xm = _names_and_mats(xs, "x")
@@ -59,7 +62,7 @@ class MinibatchCKA:
         xy = hsic1_grams(kx, ky)
         xx = torch.stack([hsic1_grams(kx[i : i + 1], kx[i : i + 1])[0, 0] for i in range(len(kx))])
         yy = torch.stack([hsic1_grams(ky[i : i + 1], ky[i : i + 1])[0, 0] for i in range(len(ky))])
-        if self.xy is None:
+        if self.xy is None or self.xx is None or self.yy is None:
             self.xy, self.xx, self.yy = xy, xx, yy
         else:
             self.xy += xy
@@ -68,7 +71,8 @@ class MinibatchCKA:
         return self
 
     def result(self) -> np.ndarray:
-        if self.xy is None:
+        """Minibatch CKA grid `[Lx, Ly]`."""
+        if self.xy is None or self.xx is None or self.yy is None:
             raise ValueError("no batches seen")
         return (self.xy / torch.sqrt(torch.outer(self.xx, self.yy))).numpy()
 

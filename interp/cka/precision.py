@@ -24,8 +24,8 @@ import numpy as np
 SAFETY = 1.0 / math.sqrt(0.05)
 
 
-def hsic_error(norm_c: float, e: float, n: float, debiased: bool, norm_sx: float = 0.0,
-               norm_sy: float = 0.0) -> float:
+def hsic_error(norm_c: np.ndarray, e: np.ndarray, n: float, debiased: bool, norm_sx: np.ndarray | float = 0.0,
+               norm_sy: np.ndarray | float = 0.0) -> np.ndarray:
     """Bound on |HSIC_hat - HSIC| when the product matrix C is off by at most e in Frobenius norm.
 
     Biased HSIC is ||C_c||_F^2 (C_c = C - s_x s_y^T / n, the correction exact in float64): off by at most

@@ -139,9 +139,9 @@ def _median_by_histogram(x: torch.Tensor, budget_bytes: float) -> float:
 
 def _kernel_blocks_hsic(
     mats: list[torch.Tensor], sig2: list[float], pairs: list[tuple[int, int]], budget_bytes: float
-) -> dict[str, object]:
-    """One triangular pass over row chunks of the RBF Grams of all `mats`: per pair sum(K * L), per
-    matrix the row sums `[n]` (unit diagonal included)."""
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """One triangular pass over row chunks of the RBF Grams of all `mats`: per pair sum(K * L) `[P]`,
+    per matrix the row sums `[n]` (unit diagonal included); both on the CPU."""
     n = mats[0].shape[0]
     dev = mats[0].device
     sqs = [(m * m).sum(1) for m in mats]
@@ -161,7 +161,7 @@ def _kernel_blocks_hsic(
             whole = torch.dot(ks[i].reshape(-1), ks[j].reshape(-1))
             square = (ks[i][:, :c] * ks[j][:, :c]).sum()
             kl[p] += 2.0 * whole - square  # the rectangle counts twice (it and its transpose)
-    return {"kl": kl.cpu(), "rows": [r.cpu() for r in rows]}
+    return kl.cpu(), [r.cpu() for r in rows]
 def _kernel_hsic(kl: float, rk: torch.Tensor, rl: torch.Tensor, n: int, debiased: bool) -> float:
     """HSIC from sum(K*L), row sums of K and L (RBF: unit diagonal). Biased: tr(KHLH)."""
     if not debiased:
@@ -205,8 +205,7 @@ def rbf_cka_grid(
         sig2.append(threshold**2 * med)
     Lx, Ly = len(xm), len(ym)
     pairs = [(i, i) for i in range(Lx + Ly)] + [(i, Lx + j) for i in range(Lx) for j in range(Ly)]
-    st = _kernel_blocks_hsic(mats, sig2, pairs, budget_bytes)
-    kl, rows = st["kl"], st["rows"]
+    kl, rows = _kernel_blocks_hsic(mats, sig2, pairs, budget_bytes)  # [P], [n] per matrix
     self_h = [_kernel_hsic(float(kl[i]), rows[i], rows[i], n, debiased) for i in range(Lx + Ly)]
     for i, h in enumerate(self_h):
         if not h > 0:

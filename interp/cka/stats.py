@@ -151,8 +151,8 @@ def condition_grids(
             for r in range(n_boot):
                 reps = []
                 for k in (a, b):
-                    m = masks[k].numel()
-                    w = torch.from_numpy(g.multinomial(m, np.full(m, 1.0 / m)).astype(np.float64))
+                    nk = masks[k].numel()
+                    w = torch.from_numpy(g.multinomial(nk, np.full(nk, 1.0 / nk)).astype(np.float64))
                     reps.append(_grid_from([t[masks[k]] for t in xm], [t[masks[k]] for t in ym], debiased, weights=w))
                 diffs[r] = reps[0] - reps[1]
             out["difference_lo"], out["difference_hi"] = np.quantile(diffs, [alpha / 2, 1 - alpha / 2], axis=0)
