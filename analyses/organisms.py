@@ -21,7 +21,8 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from interp.compare import cross_patch, entailment_margin, restoration
+    from interp.compare import entailment_margin, restoration
+    from interp.cross_patch import cross_patch
     from interp.organisms import damaged_student, tiny_bert, tiny_pairs
     from interp.pair import HeadMap, Pair
     from interp.subject import load_subject

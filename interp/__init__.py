@@ -50,7 +50,7 @@ _EXPORTS: dict[str, str] = {
     "make_pair": "interp.pair",
     "match_heads": "interp.pair",
     "weight_patch": "interp.weight_patching",
-    "cross_patch": "interp.compare",
+    "cross_patch": "interp.cross_patch",
     "compare_checkpoints": "interp.compare",
     "run_comparison": "interp.comparison_run",
     # the offline HTML explorer
@@ -58,7 +58,7 @@ _EXPORTS: dict[str, str] = {
     "NoSignalError": "interp.signal",
 }
 _SUBMODULES = ("arch", "attribution", "bias_only", "cache", "capture", "circuits", "cka", "cka_stats", "compare",
-               "comparison_run", "contrast", "data", "inputs", "metrics", "organisms", "pair", "patching", "plot",
+               "comparison_run", "contrast", "cross_patch", "data", "inputs", "interventions", "metrics", "organisms", "pair", "patching", "plot",
                "report", "resume", "signal", "sites", "subject", "sweep", "weight_patching")
 
 __all__ = sorted(_EXPORTS)
@@ -86,9 +86,10 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from interp.circuits import discover
     from interp.cka import CKAGrid, cka_grid, head_cka_grid, linear_cka, minibatch_cka, rbf_cka, rbf_cka_grid
     from interp.cka.stats import bootstrap_cka, cka_floor
-    from interp.compare import compare_checkpoints, cross_patch
+    from interp.compare import compare_checkpoints
     from interp.comparison_run import run_comparison
     from interp.contrast import hans_pairs, make_contrast, make_metric
+    from interp.cross_patch import cross_patch
     from interp.explore import explore
     from interp.pair import make_pair, match_heads
     from interp.patching import patch

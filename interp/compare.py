@@ -10,9 +10,7 @@ the layers before it are computed once per batch, not once per component.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -20,7 +18,8 @@ import torch
 from interp import engine
 from interp.cache import ActivationCache
 from interp.contrast import LogOdds
-from interp.inputs import as_examples, batches
+from interp.inputs import as_examples
+from interp.interventions import Batch, after_z, head_write, prepare, resume, token_mask
 from interp.pair import Pair, pattern_similarity
 from interp.progress import bar as progress_bar
 from interp.signal import bootstrap_ci, check_finite, gap_share, measure_gap, require_signal
@@ -37,82 +36,7 @@ def entailment_margin(labels: Sequence[str]) -> Metric:
     return LogOdds(names.index("entailment"))
 
 
-@dataclass
-class _Batch:
-    """A tokenised batch with the clean value of every layer input cached."""
-
-    inputs: dict[str, torch.Tensor]
-    layer_in: list[torch.Tensor]    # [n_layers] of [batch, pos, d_model]
-    kwargs: dict
-    clean_logits: torch.Tensor      # [batch, n_labels]
-
-
-def _prepare(subject: Subject, examples: Sequence[dict], batch_size: int, max_length: int = 128,
-             extra_reads: Sequence[str] = ()) -> list[tuple[_Batch, ActivationCache]]:
-    out = []
-    resid = subject.expand("blocks.*.hook_resid_post")
-    with torch.no_grad():
-        for _, chunk in batches(examples, batch_size):
-            inputs = subject.tokenize(chunk, max_length)
-            h0, kwargs = engine.layer_inputs(subject, inputs)
-            logits, cache = subject.run(inputs, read=[*resid, *extra_reads])
-            for s in resid:  # the first layer that turns NaN / inf is the one named
-                check_finite(cache[s], f"{subject.name}, {s}")
-            layer_in = [h0] + [cache[s] for s in resid[:-1]]
-            out.append((_Batch(inputs, layer_in, kwargs, logits), cache))
-    return out
-
-
-def _token_mask(b: _Batch) -> torch.Tensor:
-    """[batch, pos] 1 at real tokens: the attention mask of text, all ones for images (ViT patches)."""
-    if "attention_mask" in b.inputs:
-        return b.inputs["attention_mask"]
-    return torch.ones(b.layer_in[0].shape[:2], dtype=b.layer_in[0].dtype, device=b.layer_in[0].device)
-
-
-def _resume(subject: Subject, b: _Batch, start: int, write: Mapping[str, Any]) -> torch.Tensor:
-    logits, _ = engine.run_from(subject, start, b.layer_in[start], b.kwargs, write=write)
-    return logits
-
-
-def _head_write(h: int, value: torch.Tensor | None) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Replace head h of z [batch, pos, head, d_head] by `value` ([batch, pos, d_head] or [d_head])."""
-    def write(z: torch.Tensor) -> torch.Tensor:
-        z = z.clone()
-        z[:, :, h] = value if value is not None else 0.0
-        return z
-    return write
-
-
-
-def _readout_chain(subject: Subject, cache: ActivationCache, start: int, h: torch.Tensor) -> torch.Tensor:
-    """Logits when the readout row h [..., 1, d] leaves layer start - 1 and every later layer's attn_out and
-    mlp_out keep their cached values: only the residual stream and LayerNorms, which act per position."""
-    row = slice(engine.READOUT_POS, engine.READOUT_POS + 1)
-    for j in range(start, subject.n_layers):
-        mid = engine.resid_mid(subject, j, h, cache[f"blocks.{j}.hook_attn_out"][:, row])
-        h = engine.from_mlp_out(subject, j, mid, cache[f"blocks.{j}.hook_mlp_out"][:, row])
-    return subject.arch.head(subject.model, h.flatten(0, -3))
-
-
-def _after_z(subject: Subject, b: _Batch, cache: ActivationCache, layer: int, zz: torch.Tensor,
-             direct_only: bool = False) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """Logits [copies * batch, labels] when layer `layer`'s z is zz [copies, batch, pos, head, d_head]
-    (copy k of row i is row k * batch + i), through the engine's shortcuts: total (later layers recomputed,
-    the last at the readout row only; None with `direct_only`) and direct (later attn_out / mlp_out at
-    their cached values: the readout row alone is computed)."""
-    row = slice(engine.READOUT_POS, engine.READOUT_POS + 1)
-    h_in = b.layer_in[layer]                                                   # [batch, pos, d]
-    direct = _readout_chain(subject, cache, layer + 1, engine.from_z(subject, layer, h_in[:, row], zz[:, :, row]))
-    if layer == subject.n_layers - 1:
-        return direct, direct  # nothing after the last layer: the total effect is the direct one
-    if direct_only:
-        return None, direct
-    out = engine.from_z(subject, layer, h_in, zz).flatten(0, 1)                # [copies * batch, pos, d]
-    return engine.finish(subject, layer + 1, out, engine.expand_kwargs(b.kwargs, zz.shape[0])), direct
-
-
-def _layer_head_effects(subject: Subject, b: _Batch, cache: ActivationCache, layer: int, z: torch.Tensor,
+def _layer_head_effects(subject: Subject, b: Batch, cache: ActivationCache, layer: int, z: torch.Tensor,
                         mean: torch.Tensor, metric: Metric) -> tuple[torch.Tensor, torch.Tensor]:
     """Metric with each head of `layer` mean-ablated, all heads at once (copy h ablates head h): total and
     direct [batch, head] (see _after_z). z: [batch, pos, head, d_head], mean: [head, d_head]."""
@@ -120,7 +44,7 @@ def _layer_head_effects(subject: Subject, b: _Batch, cache: ActivationCache, lay
     idx = torch.arange(H, device=z.device)
     zz = z.unsqueeze(0).repeat(H, 1, 1, 1, 1)                                 # [copy, batch, pos, head, d_head]
     zz[idx, :, :, idx] = mean[:, None, None, :]
-    total, direct = _after_z(subject, b, cache, layer, zz)
+    total, direct = after_z(subject, b, cache, layer, zz)
     assert total is not None
     return metric(total).view(H, B).T, metric(direct).view(H, B).T
 
@@ -138,9 +62,9 @@ def head_effects(subject: Subject, data: Iterable, metric: Metric | None = None,
     metric = metric or entailment_margin(subject.labels)
     z_sites = subject.expand("blocks.*.attn.hook_z")
     later = subject.expand(["blocks.*.hook_attn_out", "blocks.*.hook_mlp_out"])
-    prepared = _prepare(subject, examples, batch_size, extra_reads=[*z_sites, *later])
-    n_tokens = sum(_token_mask(b).sum() for b, _ in prepared)
-    means = {s: sum(((c[s] * _token_mask(b)[:, :, None, None]).sum((0, 1)) for b, c in prepared),
+    prepared = prepare(subject, examples, batch_size, extra_reads=[*z_sites, *later])
+    n_tokens = sum(token_mask(b).sum() for b, _ in prepared)
+    means = {s: sum(((c[s] * token_mask(b)[:, :, None, None]).sum((0, 1)) for b, c in prepared),
                     torch.zeros(())) / n_tokens
              for s in z_sites}  # mean over real tokens: [head, d_head]
     L, H = subject.n_layers, subject.n_heads
@@ -165,183 +89,14 @@ def head_effects(subject: Subject, data: Iterable, metric: Metric | None = None,
                 site = f"blocks.{layer}.attn.hook_z"
                 frozen = {s: cache[s] for s in later if int(s.split(".")[1]) > layer}
                 for h in range(H):
-                    w = {site: _head_write(h, means[site][h])}
-                    total[row:row + n, layer, h] = (metric(_resume(subject, b, layer, w)) - base).cpu().numpy()
+                    w = {site: head_write(h, means[site][h])}
+                    total[row:row + n, layer, h] = (metric(resume(subject, b, layer, w)) - base).cpu().numpy()
                     direct[row:row + n, layer, h] = (
-                        metric(_resume(subject, b, layer, {**w, **frozen})) - base).cpu().numpy()
+                        metric(resume(subject, b, layer, {**w, **frozen})) - base).cpu().numpy()
                     bar.update(1)
             row += n
     bar.close()
     return {"total": total, "direct": direct, "clean": clean}
-
-
-# --- cross-model patching ------------------------------------------------------------------------
-
-@dataclass
-class LinearMap:
-    """Ridge regression from teacher to student activations: y ~ (x - mx) W + my."""
-
-    W: torch.Tensor   # [d_teacher, d_student]
-    mx: torch.Tensor  # [d_teacher]
-    my: torch.Tensor  # [d_student]
-    r2: float         # held-out R^2 of the fit
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return ((x.double() - self.mx) @ self.W + self.my).to(x.dtype)
-
-
-def fit_ridge(x: torch.Tensor, y: torch.Tensor, lam: float = 1e-2, holdout: float = 0.2, seed: int = 0) -> LinearMap:
-    """Closed-form ridge map x [n, dx] -> y [n, dy] (lam relative to the mean eigenvalue of x^T x).
-
-    R^2 is measured on a held-out fraction; the returned map is refitted on all rows.
-    """
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"fit_ridge: x has {x.shape[0]} rows, y has {y.shape[0]}.")
-
-    def solve(xa: torch.Tensor, ya: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        mx, my = xa.mean(0), ya.mean(0)
-        xc, yc = xa - mx, ya - my
-        gram = xc.T @ xc
-        reg = lam * torch.trace(gram) / gram.shape[0]
-        W = torch.linalg.solve(gram + reg * torch.eye(gram.shape[0], dtype=gram.dtype), xc.T @ yc)
-        return W, mx, my
-
-    x, y = x.double(), y.double()
-    perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))
-    k = max(1, int(holdout * x.shape[0]))
-    test, train = perm[:k], perm[k:]
-    W, mx, my = solve(x[train], y[train])
-    pred = (x[test] - mx) @ W + my
-    r2 = float(1 - ((pred - y[test]) ** 2).sum() / ((y[test] - y[test].mean(0)) ** 2).sum())
-    W, mx, my = solve(x, y)
-    return LinearMap(W, mx, my, r2)
-
-
-def _matched_sites(pair: Pair) -> list[tuple[str, int, int, str, int | None]]:
-    """(label, student layer, student head|-1, teacher site, teacher head) for heads and layers."""
-    out: list[tuple[str, int, int, str, int | None]] = []
-    if pair.head_map is not None:
-        for (sl, sh), t in sorted(pair.head_map.matches.items()):
-            if t is not None:
-                out.append((f"head {sl}.{sh}<-T{t[0]}.{t[1]}", sl, sh, f"blocks.{t[0]}.attn.hook_z", t[1]))
-    for sl, tl in sorted(pair.layer_map.items()):
-        out.append((f"layer {sl}<-T{tl}", sl, -1, f"blocks.{tl}.hook_resid_post", None))
-    return out
-
-
-
-def _patch_write(layer: int, head: int, value: torch.Tensor) -> dict[str, Any]:
-    """The write of a cross-model patch: head `head`'s z at `layer` (head >= 0), else its resid_post."""
-    if head >= 0:
-        return {f"blocks.{layer}.attn.hook_z": _head_write(head, value)}
-    return {f"blocks.{layer}.hook_resid_post": value}
-
-
-def _patched_logits(student: Subject, b: _Batch, cache: ActivationCache, layer: int, head: int,
-                    value: torch.Tensor, fast: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(total, direct) logits of one cross-model patch; direct is None unless `fast` (engine shortcuts, z
-    and later outputs in `cache`), where it comes from the readout row alone."""
-    if not fast:
-        return _resume(student, b, layer, _patch_write(layer, head, value)), None
-    if head >= 0:
-        zz = cache[f"blocks.{layer}.attn.hook_z"].clone()
-        zz[:, :, head] = value
-        total, direct = _after_z(student, b, cache, layer, zz[None])
-        assert total is not None
-        return total, direct
-    row = slice(engine.READOUT_POS, engine.READOUT_POS + 1)
-    direct = _readout_chain(student, cache, layer + 1, value[None, :, row])
-    if layer == student.n_layers - 1:
-        return direct, direct
-    return engine.finish(student, layer + 1, value, b.kwargs), direct
-
-
-def cross_patch(pair: Pair, data: Iterable, maps: dict[str, LinearMap] | None = None, batch_size: int = 64,
-                progress: bool = True, direct: bool = False) -> dict:
-    """Patch teacher activations into the student at matched sites, on the same inputs.
-
-    Heads: the student head's z is replaced by its matched teacher head's z; layers: the student's
-    resid_post by the mapped teacher layer's. Where widths differ a fitted `maps[teacher_site]`
-    (see `fit_site_maps`) translates teacher values first. Returns logits:
-    {"teacher": [n, labels], "student": [n, labels], "patched": {component: [n, labels]}} and, with
-    `direct`, "patched_direct": the same patches with every later student layer's attn_out and
-    mlp_out held at the student's own values (path patching to the readout: the patch reaches the
-    logits only through the residual stream and the LayerNorms). Total minus direct is what flows
-    through later components.
-    """
-    examples = as_examples(data)
-    teacher, student = pair.teacher, pair.student
-    maps = maps or {}
-    targets = _matched_sites(pair)
-    t_sites = sorted({t[3] for t in targets})
-    for label, _, _, t_site, th in targets:
-        dt = teacher.d_head if th is not None else teacher.d_model
-        ds = student.d_head if th is not None else student.d_model
-        key = t_site if th is None else f"{t_site}[{th}]"
-        if dt != ds and key not in maps:
-            raise ValueError(f"{label}: teacher width {dt} differs from student width {ds} and no fitted map was "
-                             f"given for {key!r}. Fit one with fit_site_maps(pair, held_out_data).")
-    if not examples:
-        raise ValueError("cross_patch: no examples; pass the inputs to patch on.")
-    out: dict = {"teacher": [], "student": [], "patched": {t[0]: [] for t in targets}}
-    if direct:
-        out["patched_direct"] = {t[0]: [] for t in targets}
-    fast = direct and engine.shortcuts_supported(student)
-    z_sites = sorted({f"blocks.{t[1]}.attn.hook_z" for t in targets if t[2] >= 0}) if fast else []
-    later = student.expand(["blocks.*.hook_attn_out", "blocks.*.hook_mlp_out"]) + z_sites if direct else []
-    bar = progress_bar(total=len(targets) * -(-len(examples) // batch_size), desc="cross-model patching", disable=not progress)
-    with torch.no_grad():
-        for _, chunk in batches(examples, batch_size):
-            t_logits, t_cache = teacher.run(teacher.tokenize(chunk), read=t_sites)
-            (b, s_cache), = _prepare(student, chunk, len(chunk), extra_reads=later)
-            check_finite(t_logits, f"{teacher.name}, logits")
-            check_finite(b.clean_logits, f"{student.name}, logits")
-            out["teacher"].append(t_logits)
-            out["student"].append(b.clean_logits)
-            for label, sl, sh, t_site, th in targets:
-                key = t_site if th is None else f"{t_site}[{th}]"
-                value = t_cache[t_site] if th is None else t_cache[t_site][:, :, th]
-                if key in maps:
-                    value = maps[key](value)
-                check_finite(value, f"{teacher.name}, {t_site}" + ("" if th is None else f" head {th}"))
-                total, path = _patched_logits(student, b, s_cache, sl, sh, value, fast)
-                out["patched"][label].append(total)
-                if direct:
-                    if path is None:
-                        frozen = {s: s_cache[s] for s in later if int(s.split(".")[1]) > sl}
-                        path = _resume(student, b, sl, {**_patch_write(sl, sh, value), **frozen})
-                    out["patched_direct"][label].append(path)
-                bar.update(1)
-    bar.close()
-    res: dict[str, Any] = {"teacher": torch.cat(out["teacher"]).cpu(), "student": torch.cat(out["student"]).cpu()}
-    for key in ("patched", "patched_direct"):
-        if key in out:
-            res[key] = {k: check_finite(torch.cat(v).cpu(), f"{student.name} patched at {k}, logits")
-                        for k, v in out[key].items()}  # results live on CPU
-    return res
-
-
-def fit_site_maps(pair: Pair, data: Iterable, lam: float = 1e-2, batch_size: int = 64) -> dict[str, LinearMap]:
-    """Ridge maps teacher -> student for every matched site, fitted on held-out token activations."""
-    examples = as_examples(data)
-    targets = _matched_sites(pair)
-    xs: dict[str, list] = {}
-    ys: dict[str, list] = {}
-    with torch.no_grad():
-        for _, chunk in batches(examples, batch_size):
-            bt, bs = pair.teacher.tokenize(chunk), pair.student.tokenize(chunk)
-            _, ct = pair.teacher.run(bt, read=sorted({t[3] for t in targets}))
-            s_sites = sorted({f"blocks.{t[1]}.attn.hook_z" if t[2] >= 0 else f"blocks.{t[1]}.hook_resid_post"
-                              for t in targets})
-            _, cs = pair.student.run(bs, read=s_sites)
-            m = bt["attention_mask"].bool()
-            for _, sl, sh, t_site, th in targets:
-                key = t_site if th is None else f"{t_site}[{th}]"
-                xv = ct[t_site] if th is None else ct[t_site][:, :, th]
-                yv = cs[f"blocks.{sl}.hook_resid_post"] if sh < 0 else cs[f"blocks.{sl}.attn.hook_z"][:, :, sh]
-                xs.setdefault(key, []).append(xv[m])
-                ys.setdefault(key, []).append(yv[m])
-    return {k: fit_ridge(torch.cat(xs[k]), torch.cat(ys[k]), lam) for k in xs}
 
 
 def entailment_rate(labels: Sequence[str]) -> Metric:

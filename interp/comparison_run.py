@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from interp.compare import cross_patch, entailment_margin, entailment_rate, fit_site_maps, head_by_head, restoration
+from interp.compare import entailment_margin, entailment_rate, head_by_head, restoration
+from interp.cross_patch import cross_patch, fit_site_maps
 from interp.pair import HeadMap, Pair, default_layer_map, make_pair, match_heads
 from interp.plot.compare import plot_head_map, plot_restoration
 from interp.provenance import atomic_write_json, record

@@ -71,6 +71,21 @@ class Context:
         return self.values[key]
 
 
+    def forward(self, model: str) -> Any:
+        """One pass of `model` over the evaluation examples, kept for this run: a Capture of the logits and
+        the pooled embedding and layer outputs, read by the HANS step (predictions) and the CKA step, so the
+        examples go through each model once."""
+        from interp.capture import capture
+
+        key = f"forward:{model}"
+        if key not in self.values:
+            m = self.subjects[model]
+            self.values[key] = capture(m, self.eval_examples, ["embed", *m.expand("blocks.*.hook_resid_post"), "logits"],
+                                       pool=self.study.options["pool"], batch_size=self.size("batch-size"),
+                                       max_length=self.size("max-length"), seed=self.study.seed, progress=self.progress)
+        return self.values[key]
+
+
 def _seeded(seed: int, fn: Callable[[], Any]) -> Callable[[], Any]:
     """`fn` after seeding every global generator: a step's value does not depend on what ran before it."""
     def run() -> Any:
@@ -83,22 +98,6 @@ def _seeded(seed: int, fn: Callable[[], Any]) -> Callable[[], Any]:
     return run
 
 
-def predict(subject: Any, examples: Sequence[dict], batch_size: int, max_length: int,
-            progress: bool = True) -> list[str]:
-    """The predicted label name of every example."""
-    from interp.progress import bar
-
-    labels = subject.labels
-    out: list[str] = []
-    with bar(total=len(examples), desc=f"predict {subject.name}", unit="ex", disable=not progress) as b:
-        for i in range(0, len(examples), batch_size):
-            chunk = examples[i:i + batch_size]
-            logits, _ = subject.run(chunk, max_length=max_length)  # [batch, n_labels]
-            out += [labels[j] for j in logits.argmax(-1).tolist()]
-            b.update(len(chunk))
-    return out
-
-
 def step_hans(ctx: Context, step: Step) -> Any:
     from interp.data.hans import score_hans, to_binary
 
@@ -107,8 +106,8 @@ def step_hans(ctx: Context, step: Step) -> Any:
               "max-length": ctx.size("max-length")}
 
     def compute() -> dict:
-        preds = predict(ctx.subjects[m], ctx.eval_examples, ctx.size("batch-size"), ctx.size("max-length"),
-                        ctx.progress)
+        labels = ctx.subjects[m].labels
+        preds = [labels[j] for j in ctx.forward(m).acts["logits"].argmax(-1).tolist()]
         scores = score_hans(ctx.eval_examples, preds)
         return {"scores": scores, "spurious_gap": spurious_gap(scores),
                 "correct": [int(to_binary(p) == e["label"]) for p, e in zip(preds, ctx.eval_examples)]}
@@ -163,28 +162,25 @@ def step_circuits(ctx: Context, step: Step) -> Any:
 
 
 def step_cka(ctx: Context, step: Step) -> Any:
-    from interp.capture import capture
     from interp.cka import cka_grid
     from interp.cka_stats import condition_grids
 
     p = ctx.pair(step.target)
-    t, s = ctx.subjects[p.teacher], ctx.subjects[p.student]
     o = ctx.study.options
     config = {"teacher": ctx.fp(p.teacher), "student": ctx.fp(p.student), "data": _example_key(ctx.eval_examples),
               "pool": o["pool"], "debiased": o["debiased"], "n-boot": ctx.size("n-boot"), "seed": ctx.study.seed,
               "batch-size": ctx.size("batch-size"), "max-length": ctx.size("max-length")}
 
     def compute() -> dict:
-        kw = dict(pool=o["pool"], batch_size=ctx.size("batch-size"), max_length=ctx.size("max-length"),
-                  seed=ctx.study.seed, progress=ctx.progress)
-        caps = {role: capture(m, ctx.eval_examples, ["embed", *m.expand("blocks.*.hook_resid_post")], **kw)
-                for role, m in (("teacher", t), ("student", s))}
+        caps = {"teacher": ctx.forward(p.teacher), "student": ctx.forward(p.student)}
         # a site identical for every example (the embedding at [CLS]) has no variance: CKA is undefined there
         acts: dict[str, dict[str, Any]] = {}
         dropped: list[str] = []
         for role, cap in caps.items():
             acts[role] = {}
             for site, v in cap.acts.items():  # [n, d]
+                if site == "logits":
+                    continue
                 if bool((v == v[:1]).all()):
                     dropped.append(f"{role}:{site}")
                 else:

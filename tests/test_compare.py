@@ -11,13 +11,11 @@ from conftest import make_bert, make_pairs
 from interp.compare import (
     bootstrap_ci,
     compare_checkpoints,
-    cross_patch,
     entailment_margin,
-    fit_ridge,
-    fit_site_maps,
     head_effects,
     restoration,
 )
+from interp.cross_patch import cross_patch, fit_ridge, fit_site_maps
 from interp.organisms import permuted_heads
 from interp.pair import HeadMap, Pair, make_pair, match_heads
 from interp.subject import load_subject

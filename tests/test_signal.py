@@ -23,8 +23,9 @@ from test_patching import _pairs
 
 from interp.attribution import attribute
 from interp.circuits import discover, edge_scores, node_scores
-from interp.compare import cross_patch, entailment_margin, entailment_rate, restoration
+from interp.compare import entailment_margin, entailment_rate, restoration
 from interp.contrast import LogOdds, hans_pairs, make_contrast
+from interp.cross_patch import cross_patch
 from interp.pair import Pair
 from interp.patching import patch
 from interp.signal import NoSignalError, measure_gap

@@ -9,8 +9,9 @@ from dataclasses import replace
 import pytest
 import torch
 
-from interp.compare import cross_patch, head_effects
+from interp.compare import head_effects
 from interp.contrast import LogOdds
+from interp.cross_patch import cross_patch
 from interp.data.vision import coloured_digits
 from interp.pair import make_pair, match_heads
 from interp.subject import load_subject

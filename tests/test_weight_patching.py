@@ -9,7 +9,8 @@ import pytest
 import torch
 from conftest import make_vit
 
-from interp.compare import cross_patch, entailment_margin, restoration
+from interp.compare import entailment_margin, restoration
+from interp.cross_patch import cross_patch
 from interp.organisms import damaged_student, tiny_bert, tiny_pairs, tiny_tokenizer
 from interp.pair import HeadMap, Pair
 from interp.subject import load_subject
