@@ -56,9 +56,9 @@ def head_map_figure(score: np.ndarray, matches: dict, n_heads_t: int, n_heads_s:
     n_t, n_s = score.shape[0] // n_heads_t, score.shape[1] // n_heads_s
     fig, ax = new_figure(figsize=(max(5.5, 0.22 * score.shape[1] + 2.5), 0.16 * score.shape[0] + 2))
     im = ax.imshow(score, aspect="auto", cmap="viridis", vmin=0, vmax=1, origin="upper")
-    for (sl, sh), t in matches.items():
-        if t is not None:
-            ax.plot(sl * n_heads_s + sh, t[0] * n_heads_t + t[1], "o", mfc="none", mec="red", ms=5)
+    pts = [(sl * n_heads_s + sh, t[0] * n_heads_t + t[1]) for (sl, sh), t in matches.items() if t is not None]
+    if pts:  # one artist for all circles (one per match drew slowly)
+        ax.plot(*zip(*pts), "o", mfc="none", mec="red", ms=5, ls="none")
     for b in range(1, n_s):
         ax.axvline(b * n_heads_s - 0.5, color="w", lw=0.5)
     for b in range(1, n_t):
