@@ -461,7 +461,7 @@ def test_shipped_default_study_runs_on_a_stand_in_zoo(tiny, tmp_path, monkeypatc
     study = load_study(find_study("default"))
     assert [(p.name, p.reference) for p in study.pairs] == [("debiased_pair", "student_erm"),
                                                             ("erm_pair", "student_debiased")]
-    assert study.sizes["n"] == 120 and study.data_seed == 1000 and study.n_per_subcase == 100  # the README's sample
+    assert study.sizes["n"] == 64 and study.data_seed == 1000 and study.n_per_subcase == 50  # the README's sample
     out = tmp_path / "demo"
     assert main(["run", "default", "--out", str(out), "--quiet", "--set", "data.n-per-subcase=2",
                  "--set", "sizes.n=12", "--set", "sizes.n-pairs=8", "--set", "sizes.n-examples=4"]) == 0
