@@ -175,6 +175,7 @@ def main() -> None:
     ap.add_argument("--discover", metavar="MODEL", help="time edge AtP circuit discovery on this trained classifier "
                                                          "folder instead (in process and `interp circuit`)")
     ap.add_argument("--with-old", action="store_true", help="--discover: also with the old circuit runs (slow)")
+    ap.add_argument("--no-old", action="store_true", help="edge scores: skip the old per-receiver code (slow)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.discover:
@@ -200,17 +201,21 @@ def main() -> None:
     for method in ("atp", "exact"):
         if method == args.skip:
             continue
-        fns = {f"{method} new": run(f"{method} new", lambda m=method: _edge_effects(subject, contrast, m, "noise", bs)),
-               f"{method} old": run(f"{method} old", lambda m=method: old_edge_effects(subject, contrast, m, "noise", bs))}
+        fns = {f"{method} new": run(f"{method} new", lambda m=method: _edge_effects(subject, contrast, m, "noise", bs))}
+        if not args.no_old:
+            fns[f"{method} old"] = run(f"{method} old", lambda m=method: old_edge_effects(subject, contrast, m, "noise", bs))
         if method == "exact":
             fns["forward chunk"] = run("forward chunk", lambda: forward_rate(subject, contrast))
         times = interleaved(fns, repeats=args.repeats, warmup=False)
-        new, old = results[f"{method} new"][0], results[f"{method} old"][0]
-        diff = max(abs(new[e] - old[e]) for e in old)
-        scale = max(abs(v) for v in old.values())
-        print(f"{method}: new {summary(times[f'{method} new'])}, old {summary(times[f'{method} old'])}; "
-              f"old / new {ratio_text(times[f'{method} old'], times[f'{method} new'])}; max |new - old| {diff:.2e} "
-              f"(largest |effect| {scale:.2e})")
+        if args.no_old:
+            print(f"{method}: {summary(times[f'{method} new'])} (the old code not run: --no-old)")
+        else:
+            new, old = results[f"{method} new"][0], results[f"{method} old"][0]
+            diff = max(abs(new[e] - old[e]) for e in old)
+            scale = max(abs(v) for v in old.values())
+            print(f"{method}: new {summary(times[f'{method} new'])}, old {summary(times[f'{method} old'])}; "
+                  f"old / new {ratio_text(times[f'{method} old'], times[f'{method} new'])}; max |new - old| "
+                  f"{diff:.2e} (largest |effect| {scale:.2e})")
         if method == "exact":
             macs = {k: v * len(contrast) for k, v in exact_macs(subject, contrast.n_pos).items()}
             dt, fm = results["forward chunk"]
