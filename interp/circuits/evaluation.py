@@ -74,7 +74,7 @@ class _Deltas:
             key = torch.cat([idx[:, None].to(on_h.dtype), on_h[:, j], on_m[:, j, None]], 1)  # parent, layer j
             uniq, idx = torch.unique(key, dim=0, return_inverse=True)
             parent = uniq[:, 0].long()
-            hp = h if parent.shape[0] == h.shape[0] and bool((parent == torch.arange(len(parent))).all()) else h[parent]
+            hp = h if parent.shape[0] == h.shape[0] and bool((parent == torch.arange(len(parent), device=parent.device)).all()) else h[parent]
             m = engine.resid_mid(self.subject, j, hp, self._attn(j, uniq[:, 1:1 + H]))
             h = engine.from_mlp_out(self.subject, j, m, self._mlp(j, uniq[:, -1]))
         if not mid:
