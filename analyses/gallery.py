@@ -51,6 +51,21 @@ def compute_parts(results: Path, teacher: str, student: str, n_pairs: int, seed:
             raise SystemExit(f"failed: interp {' '.join(argv)}")
 
 
+def pair_folder(study: Path) -> Path:
+    """A study's `debiased_pair` folder (the default pair), else its first pair folder; the study's zoo
+    metrics (for the HANS figures) are copied next to it."""
+    import shutil
+
+    pairs = sorted(d for d in study.iterdir() if d.is_dir() and (d / "results.json").is_file())
+    if not pairs:
+        raise SystemExit(f"{study} is a study folder without pair folders: has `interp run` finished?")
+    folder = next((d for d in pairs if d.name == "debiased_pair"), pairs[0])
+    if (study / "zoo_metrics.json").is_file() and not (folder / "zoo_metrics.json").is_file():
+        shutil.copy(study / "zoo_metrics.json", folder / "zoo_metrics.json")
+    print(f"{study} is a study: drawing {folder}")
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--results", default="runs/demo", help="results folder of the default pair (interp demo's)")
@@ -69,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     results = Path(args.results)
     if not results.is_dir():
         raise SystemExit(f"{results} does not exist: run `interp demo --out {results}` first (or pass --results).")
+    if (results / "study.json").is_file():  # `make demo`'s study folder: draw from one pair's comparison
+        results = pair_folder(results)
     if bool(args.teacher) != bool(args.student):
         raise SystemExit("pass both --teacher and --student, or neither")
     if args.default_pair:

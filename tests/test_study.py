@@ -474,6 +474,17 @@ def test_shipped_default_study_runs_on_a_stand_in_zoo(tiny, tmp_path, monkeypatc
     assert re.search(r"HANS non-entailment accuracy \| \d+\.\d% \| \d+\.\d% \|", tables)
     for f in ("erm_pair/explorer.html", "debiased_pair/explorer.html", "report.html", "zoo_metrics.md"):
         assert (out / f).exists(), f
+    # `make figures` on the study folder draws the default (debiased) pair's comparison, HANS from the zoo
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_gallery", Path(__file__).resolve().parents[1] / "analyses" / "gallery.py")
+    assert spec is not None and spec.loader is not None
+    gallery = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gallery)
+    assert gallery.main(["--results", str(out), "--out", str(tmp_path / "gallery")]) == 0
+    for name in ("head_map", "restoration", "patching_heads"):
+        assert (tmp_path / "gallery" / f"gallery_{name}.png").is_file(), name
+    assert (out / "debiased_pair" / "zoo_metrics.json").is_file()  # the HANS figures read the zoo's metrics
 
 
 def test_demo_is_the_default_study(monkeypatch, tmp_path):
