@@ -45,7 +45,6 @@ def _layer_head_effects(subject: Subject, b: Batch, cache: ActivationCache, laye
     zz = z.unsqueeze(0).repeat(H, 1, 1, 1, 1)                                 # [copy, batch, pos, head, d_head]
     zz[idx, :, :, idx] = mean[:, None, None, :]
     total, direct = after_z(subject, b, cache, layer, zz)
-    assert total is not None
     return metric(total).view(H, B).T, metric(direct).view(H, B).T
 
 

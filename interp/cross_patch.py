@@ -88,9 +88,7 @@ def _patched_logits(student: Subject, b: Batch, cache: ActivationCache, layer: i
     if head >= 0:
         zz = cache[f"blocks.{layer}.attn.hook_z"].clone()
         zz[:, :, head] = value
-        total, direct = after_z(student, b, cache, layer, zz[None])
-        assert total is not None
-        return total, direct
+        return after_z(student, b, cache, layer, zz[None])
     row = slice(engine.READOUT_POS, engine.READOUT_POS + 1)
     direct = readout_chain(student, cache, layer + 1, value[None, :, row])
     if layer == student.n_layers - 1:

@@ -29,7 +29,8 @@ class Batch:
 
 
 def prepare(subject: Subject, examples: Sequence[dict], batch_size: int, max_length: int = 128,
-             extra_reads: Sequence[str] = ()) -> list[tuple[Batch, ActivationCache]]:
+            extra_reads: Sequence[str] = ()) -> list[tuple[Batch, ActivationCache]]:
+    """The examples in tokenised batches, each with its clean layer inputs, logits and the `extra_reads`."""
     out = []
     resid = subject.expand("blocks.*.hook_resid_post")
     with torch.no_grad():
@@ -52,6 +53,7 @@ def token_mask(b: Batch) -> torch.Tensor:
 
 
 def resume(subject: Subject, b: Batch, start: int, write: Mapping[str, Any]) -> torch.Tensor:
+    """Logits of the batch resumed at layer `start` with the hook `write`s (interp.engine.run_from)."""
     logits, _ = engine.run_from(subject, start, b.layer_in[start], b.kwargs, write=write)
     return logits
 
@@ -65,7 +67,6 @@ def head_write(h: int, value: torch.Tensor | None) -> Callable[[torch.Tensor], t
     return write
 
 
-
 def readout_chain(subject: Subject, cache: ActivationCache, start: int, h: torch.Tensor) -> torch.Tensor:
     """Logits when the readout row h [..., 1, d] leaves layer start - 1 and every later layer's attn_out and
     mlp_out keep their cached values: only the residual stream and LayerNorms, which act per position."""
@@ -76,18 +77,16 @@ def readout_chain(subject: Subject, cache: ActivationCache, start: int, h: torch
     return subject.arch.head(subject.model, h.flatten(0, -3))
 
 
-def after_z(subject: Subject, b: Batch, cache: ActivationCache, layer: int, zz: torch.Tensor,
-             direct_only: bool = False) -> tuple[torch.Tensor | None, torch.Tensor]:
+def after_z(subject: Subject, b: Batch, cache: ActivationCache, layer: int, zz: torch.Tensor
+            ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits [copies * batch, labels] when layer `layer`'s z is zz [copies, batch, pos, head, d_head]
     (copy k of row i is row k * batch + i), through the engine's shortcuts: total (later layers recomputed,
-    the last at the readout row only; None with `direct_only`) and direct (later attn_out / mlp_out at
-    their cached values: the readout row alone is computed)."""
+    the last at the readout row only) and direct (later attn_out / mlp_out at their cached values: the
+    readout row alone is computed)."""
     row = slice(engine.READOUT_POS, engine.READOUT_POS + 1)
     h_in = b.layer_in[layer]                                                   # [batch, pos, d]
     direct = readout_chain(subject, cache, layer + 1, engine.from_z(subject, layer, h_in[:, row], zz[:, :, row]))
     if layer == subject.n_layers - 1:
         return direct, direct  # nothing after the last layer: the total effect is the direct one
-    if direct_only:
-        return None, direct
     out = engine.from_z(subject, layer, h_in, zz).flatten(0, 1)                # [copies * batch, pos, d]
     return engine.finish(subject, layer + 1, out, engine.expand_kwargs(b.kwargs, zz.shape[0])), direct
