@@ -8,16 +8,12 @@ from typing import Any
 
 import torch
 
-from interp import resume
+from interp import engine, resume
 from interp.arch import get_module
 from interp.backends.hooks import expand_kwargs
 from interp.circuits import (
-    _chain,
     _check_arch,
-    _mix,
-    _mix_z,
     _parse_node,
-    _receiver_inputs,
     _run_layer_with_receivers,
     _Values,
     _values,
@@ -28,6 +24,49 @@ from interp.circuits import (
 from interp.contrast import Contrast, metric_values
 from interp.progress import bar as progress_bar
 
+
+# the per-copy mixes and the residual chain the old code built receiver inputs with (interp.circuits.runs
+# before the delta rewrite of interp.circuits.evaluation), verbatim
+def _mix_z(on: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per copy and head: a where on else b. on [K, head]; a, b [B, pos, head, d_head] -> [K*B, ...]."""
+    K = on.shape[0]
+    out = torch.where(on[:, None, None, :, None], a[None], b[None])  # [K, B, pos, head, d_head]
+    return out.reshape(K * a.shape[0], *a.shape[1:])
+
+
+def _mix(on: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per copy: a where on else b. on [K]; a, b [B, pos, d] -> [K*B, pos, d]."""
+    out = torch.where(on[:, None, None, None], a[None], b[None])
+    return out.reshape(on.shape[0] * a.shape[0], *a.shape[1:])
+
+
+def _chain(subject: Any, h: torch.Tensor, start: int, stop: int, z_vals: Any, mlp_vals: Any, mid_at_stop: bool = False
+           ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+    """The residual stream through layers start..stop-1 when each one's z and mlp_out are given
+    (z_vals / mlp_vals: lists or dicts indexed by layer, [rows, ...]) and h [rows, pos, d] enters
+    layer `start`.
+
+    Returns pres (pres[l]: input of layer l, start <= l <= stop) and mids (mids[l]: the MLP input
+    resid_mid of layer l; with `mid_at_stop` also of layer `stop`, from z_vals[stop]). Attention and
+    MLPs never run, only output projections and the residual/LayerNorm algebra (interp.resume), which
+    gives what a forward pass with those z and mlp_out written would.
+    """
+    pres, mids = {start: h}, {}
+    for l in range(start, stop):
+        mids[l], h = engine.from_outputs(subject, l, h, z_vals[l], mlp_vals[l])
+        pres[l + 1] = h
+    if mid_at_stop:
+        mids[stop] = engine.resid_mid(subject, stop, h, engine.attn_out_of(subject, stop, z_vals[stop]))
+    return pres, mids
+
+
+def _receiver_inputs(subject: Any, layer: int, embed: torch.Tensor, z_vals: list[torch.Tensor],
+                     mlp_vals: list[torch.Tensor], need_mid: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Inputs of layer `layer` (resid_pre) and of its MLP (resid_mid) when the z / mlp_out of every
+    layer <= `layer` are set to the given expanded tensors [K*B, ...] (LayerNorms recomputed)."""
+    need_mid = need_mid and layer < subject.n_layers
+    pres, mids = _chain(subject, embed, 0, layer, z_vals, mlp_vals, mid_at_stop=need_mid)
+    return pres[layer], mids.get(layer)
 
 def old_sender_paths(subject: Any, base: _Values, src: _Values, layer: int | None
                   ) -> tuple[list[str], list[torch.Tensor], list[torch.Tensor | None]]:

@@ -170,9 +170,9 @@ def test_cli_patch_and_circuit_write_results(tmp_path):
 
 @pytest.mark.parametrize("kind", ["bert", "distilbert"])
 def test_chain_equals_a_forward_pass_with_outputs_written(kind):
-    """circuits._chain (no attention or MLP run) against a hooks forward pass in which every layer's z
+    """The old circuit code's _chain (interp.engine's output/LayerNorm algebra, no attention or MLP run) against a hooks forward pass in which every layer's z
     and mlp_out are overwritten with another input's values: same resid_pre and resid_mid everywhere."""
-    from interp.circuits import _chain
+    from _circuits_reference import _chain
     s = _subject(kind)
     clean, corrupt = _pairs(4, seed=3)
     c = make_contrast(s, clean, corrupt, metric=LogOdds(1))

@@ -1,6 +1,6 @@
-"""Circuit runs with per-copy component values: the sites a run needs (`_Values`), per-copy mixes of
-clean and corrupted values, and the residual stream rebuilt from component outputs through the
-LayerNorms (`_chain`, interp.engine).
+"""Circuit runs: the sites a run needs (`_Values`), what a receiver reads of the stream (`receiver_view`)
+and one layer run with per-head q/k/v inputs (`_run_layer_with_receivers`); the residual stream is rebuilt
+from component outputs through the LayerNorms in interp.circuits.evaluation (interp.engine).
 
 Post-LN encoders: a receiver reads the residual stream itself (every LayerNorm sits in the stream).
 Pre-LN encoders (ViT): the stream is a plain sum of the embedding and component outputs, and a receiver
@@ -66,48 +66,6 @@ def receiver_view(subject: Any, layer: int, x: torch.Tensor, where: str) -> torc
     if not p.pre_ln or layer >= subject.n_layers:
         return x
     return engine.layer_module(subject, layer, p.ln_attn if where == "pre" else p.ln_mlp)(x)
-
-
-def _mix_z(on: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per copy and head: a where on else b. on [K, head]; a, b [B, pos, head, d_head] -> [K*B, ...]."""
-    K = on.shape[0]
-    out = torch.where(on[:, None, None, :, None], a[None], b[None])  # [K, B, pos, head, d_head]
-    return out.reshape(K * a.shape[0], *a.shape[1:])
-
-
-def _mix(on: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per copy: a where on else b. on [K]; a, b [B, pos, d] -> [K*B, pos, d]."""
-    out = torch.where(on[:, None, None, None], a[None], b[None])
-    return out.reshape(on.shape[0] * a.shape[0], *a.shape[1:])
-
-
-def _chain(subject: Any, h: torch.Tensor, start: int, stop: int, z_vals: Any, mlp_vals: Any, mid_at_stop: bool = False
-           ) -> tuple[dict[int, torch.Tensor], dict[int, torch.Tensor]]:
-    """The residual stream through layers start..stop-1 when each one's z and mlp_out are given
-    (z_vals / mlp_vals: lists or dicts indexed by layer, [rows, ...]) and h [rows, pos, d] enters
-    layer `start`.
-
-    Returns pres (pres[l]: input of layer l, start <= l <= stop) and mids (mids[l]: the MLP input
-    resid_mid of layer l; with `mid_at_stop` also of layer `stop`, from z_vals[stop]). Attention and
-    MLPs never run, only output projections and the residual/LayerNorm algebra (interp.resume), which
-    gives what a forward pass with those z and mlp_out written would.
-    """
-    pres, mids = {start: h}, {}
-    for l in range(start, stop):
-        mids[l], h = engine.from_outputs(subject, l, h, z_vals[l], mlp_vals[l])
-        pres[l + 1] = h
-    if mid_at_stop:
-        mids[stop] = engine.resid_mid(subject, stop, h, engine.attn_out_of(subject, stop, z_vals[stop]))
-    return pres, mids
-
-
-def _receiver_inputs(subject: Any, layer: int, embed: torch.Tensor, z_vals: list[torch.Tensor],
-                     mlp_vals: list[torch.Tensor], need_mid: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Inputs of layer `layer` (resid_pre) and of its MLP (resid_mid) when the z / mlp_out of every
-    layer <= `layer` are set to the given expanded tensors [K*B, ...] (LayerNorms recomputed)."""
-    need_mid = need_mid and layer < subject.n_layers
-    pres, mids = _chain(subject, embed, 0, layer, z_vals, mlp_vals, mid_at_stop=need_mid)
-    return pres[layer], mids.get(layer)
 
 
 def _run_layer_with_receivers(subject: Any, layer: int, kwargs: dict, q_in: torch.Tensor, k_in: torch.Tensor,
