@@ -119,16 +119,12 @@ def restoration(result: dict, metric: Metric, n_boot: int = 1000, seed: int = 0,
     sig = measure_gap(t, s, what="teacher - student metric", n_boot=n_boot, seed=seed)
     ok = require_signal(sig, allow_no_signal, fix="Use examples on which teacher and student differ, more examples")
 
-    def share(v: np.ndarray) -> float:  # [n, 3] (teacher, student, patched) -> share of the gap restored
-        denom = v[:, 0].mean() - v[:, 1].mean()
-        return float((v[:, 2].mean() - v[:, 1].mean()) / denom) if denom != 0 else float("nan")
-
     rows = []
     for label, p in result["patched"].items():
         p = check_finite(metric(p), f"student logits with {label} patched").double().numpy()
         stacked = np.stack([t, s, p], 1)  # [n, 3]
         ci = list(bootstrap_ci(stacked, n_boot, seed, of_means=gap_share)) if ok else [float("nan")] * 2
-        rows.append({"component": label, "restored": share(stacked) if ok else float("nan"), "ci95": ci,
+        rows.append({"component": label, "restored": float(gap_share(stacked.mean(0))) if ok else float("nan"), "ci95": ci,
                      "delta": float(p.mean() - s.mean()), "delta_ci95": list(bootstrap_ci(p - s, n_boot, seed)),
                      "metric_patched": float(p.mean()), "no_signal": not ok})
     key = "restored" if ok else "delta"
