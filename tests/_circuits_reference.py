@@ -4,6 +4,7 @@ verbatim for the equality tests (tests/test_circuit_edges.py) and the old-vs-new
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -14,14 +15,15 @@ from interp.backends.hooks import expand_kwargs
 from interp.circuits import (
     _check_arch,
     _parse_node,
-    _run_layer_with_receivers,
     _Values,
     _values,
     all_edges,
     receivers_at,
     senders_before,
 )
+from interp.circuits.runs import receiver_view
 from interp.contrast import Contrast, metric_values
+from interp.engine import first_output, installed
 from interp.progress import bar as progress_bar
 
 
@@ -276,3 +278,48 @@ def old_edge_logits(subject: Any, clean: _Values, corrupt: _Values, edges: set[s
     emb, zs, ms = sender_on(["logits.in"], L)
     pres, _ = _chain(subject, emb, 0, L, zs, ms)
     return subject.arch.head(subject.model, pres[L])
+
+
+# one layer run with per-head q/k/v inputs through hooks on the HuggingFace block (interp.circuits.runs
+# before the direct-attention rewrite of interp.circuits.evaluation), verbatim; also the hooked reference
+# of tests/test_circuits.py
+def _run_layer_with_receivers(subject: Any, layer: int, kwargs: dict, q_in: torch.Tensor, k_in: torch.Tensor,
+                              v_in: torch.Tensor, mlp_in: torch.Tensor | None, h: torch.Tensor,
+                              reads: Sequence[str] = ()) -> dict[str, torch.Tensor]:
+    """Run one layer from h where head j's q/k/v are projected from q_in/k_in/v_in [n, pos, head, d]
+    (per-head residual streams) and the MLP reads mlp_in [n, pos, d] (None: its own input); returns the
+    `reads` and the layer output as "_out". Pre-LN: the inputs are streams and go through the layer's
+    LayerNorms first (`receiver_view`), as the receivers read them."""
+    qn, kn, vn, mn = _check_arch(subject)
+    q_in, k_in, v_in = (receiver_view(subject, layer, x, "pre") for x in (q_in, k_in, v_in))  # LN over d
+    if mlp_in is not None:
+        mlp_in = receiver_view(subject, layer, mlp_in, "mid")
+    blk = subject.layers[layer]
+    H = subject.n_heads
+    handles = []
+
+    def proj_hook(x_in: torch.Tensor):
+        def hook(module, args, output):
+            W = module.weight.view(H, -1, module.weight.shape[1])           # [head, d_head, d]
+            new = torch.einsum("nphd,hed->nphe", x_in, W)                  # [n, pos, head, d_head]
+            if module.bias is not None:
+                new = new + module.bias.view(H, -1)
+            return new.reshape(output.shape)
+        return hook
+
+    def mlp_hook(module, args):
+        return (mlp_in,) + tuple(args[1:])
+
+    cache: dict[str, torch.Tensor] = {}
+    try:
+        for name, x in ((qn, q_in), (kn, k_in), (vn, v_in)):
+            handles.append(get_module(blk, name).register_forward_hook(proj_hook(x)))
+        if mlp_in is not None:
+            handles.append(get_module(blk, mn).register_forward_pre_hook(mlp_hook))
+        with installed(subject, reads, {}, cache):
+            cache["_out"] = first_output(blk(h, **kwargs))
+    finally:
+        for hd in handles:
+            hd.remove()
+    return cache
+

@@ -200,7 +200,9 @@ def test_chain_equals_a_forward_pass_with_outputs_written(kind):
 def _exact_edge_full(s, metric, base, layer, receiver, xs):
     """Reference: run the receiver's whole layer with that head's q/k/v (or the MLP input) read from
     xs through hooks, every other projection from the layer input, then every later layer in full."""
-    from interp.circuits import _parse_node, _run_layer_with_receivers
+    from _circuits_reference import _run_layer_with_receivers
+
+    from interp.circuits import _parse_node
     from interp.engine import expand_kwargs, first_output
     k, B = xs.shape[:2]
     flat = xs.reshape(k * B, *xs.shape[2:])

@@ -84,11 +84,11 @@ from interp.circuits.graph import (
 )
 from interp.circuits.inputs import receiver_grads, sender_inputs
 from interp.circuits.nodes import _node_effects, _normalised, _require, _signal_of, node_scores
-from interp.circuits.runs import _run_layer_with_receivers, _Values, _values
+from interp.circuits.runs import _Values, _values
 
 __all__ = ["Circuit", "Edge", "METHODS", "all_edges", "auroc", "discover", "edge_run_values", "edge_runner", "edge_scores",
            "evaluate_edges", "evaluate_nodes", "faithfulness_ci", "node_names", "node_run_values", "node_runner", "node_scores",
            "prune", "receiver_grads", "receivers_at", "sender_inputs", "sender_names", "senders_before",
            "_check_arch", "_check_names", "_edge_effects", "_edge_logits", "_exact_edge", "_faith", "_mean",
            "_no_signal_circuit", "_node_effects", "_normalised", "_parse_node", "_receiver_inputs",
-           "_require", "_run_layer_with_receivers", "_signal_of", "_values", "_Values"]
+           "_require", "_signal_of", "_values", "_Values"]

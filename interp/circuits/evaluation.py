@@ -11,7 +11,7 @@ import torch
 from interp import engine
 from interp.arch import get_linear
 from interp.circuits.graph import _check_arch, _check_names, all_edges, node_names
-from interp.circuits.runs import _run_layer_with_receivers, _Values, _values, receiver_view
+from interp.circuits.runs import _Values, _values, receiver_view
 from interp.contrast import Contrast, metric_values
 from interp.patching import check_pairs
 from interp.signal import bootstrap_ci, check_finite, gap_share
@@ -22,65 +22,103 @@ CPU_RUN_BATCH = 16  # pairs per edge-circuit run on CPU (see edge_runner)
 class _Deltas:
     """Per-layer differences between the circuit run and the corrupted run, in residual-stream units, so
     that a receiver's input is the corrupted value plus its circuit senders' deltas (the output projection
-    is linear): `head[l]` [head, B, pos, d] or None (all zero), `mlp[l]` [B, pos, d] or None, `embed`."""
+    is linear): `head[l]` (recomputed heads, their deltas [active, B, q, d]) or None (all zero), `mlp[l]`
+    [B, q, d] or None, `embed` [B, pos, d]; `rows[l]` the positions q that layer l's deltas cover (every
+    position, or the readout row in the last layer, whose other rows nothing reads)."""
 
     def __init__(self, subject: Any, clean: _Values, corrupt: _Values):
         self.subject, self.corrupt = subject, corrupt
         self.embed = clean.embed - corrupt.embed                                # [B, pos, d]
         self.attn: list[torch.Tensor] = []   # corrupted attn_out per layer [B, pos, d]
-        self.head: list[torch.Tensor | None] = []
+        self.head: list[tuple[list[int], torch.Tensor] | None] = []
         self.mlp: list[torch.Tensor | None] = []
+        self.rows: list[slice] = []
 
-    def add_heads(self, layer: int, z_circ: torch.Tensor | None, heads: list[int]) -> None:
-        """Layer `layer`'s per-head deltas from its circuit-run z [B, pos, head, d_head]; heads not in
-        `heads` keep their corrupted value (delta 0)."""
+    def add_heads(self, layer: int, z_circ: torch.Tensor | None, heads: list[int], rows: slice) -> None:
+        """Layer `layer`'s deltas from the circuit-run z [B, q, active, d_head] of `heads` at positions
+        `rows`; the other heads keep their corrupted value (delta 0)."""
         self.attn.append(engine.attn_out_of(self.subject, layer, self.corrupt.z[layer]))
+        self.rows.append(rows)
         if z_circ is None or not heads:
             self.head.append(None)
             return
         w = get_linear(self.subject.layers[layer], self.subject.arch.o_proj).weight
-        W = w.view(w.shape[0], self.subject.n_heads, -1)                            # [d, head, d_head]
-        delta = torch.zeros(self.subject.n_heads, *self.attn[-1].shape, dtype=w.dtype, device=w.device)
-        dz = z_circ[:, :, heads] - self.corrupt.z[layer][:, :, heads]               # [B, pos, active, d_head]
-        delta[heads] = torch.einsum("bphe,dhe->hbpd", dz, W[:, heads])
-        self.head.append(delta)
+        W = w.view(w.shape[0], self.subject.n_heads, -1)[:, heads]                 # [d, active, d_head]
+        dz = z_circ - self.corrupt.z[layer][:, rows][:, :, heads]                   # [B, q, active, d_head]
+        self.head.append((heads, torch.einsum("bphe,dhe->hbpd", dz, W)))          # [active, B, q, d]
 
-    def _attn(self, layer: int, on: torch.Tensor) -> torch.Tensor:
-        """attn_out of layer `layer` for rows whose heads are switched on by on [P, head]: [P, B, pos, d]."""
-        base, delta = self.attn[layer], self.head[layer]
-        if delta is None:
+    def _delta_rows(self, layer: int, delta: torch.Tensor, rows: slice) -> torch.Tensor:
+        """delta [..., B, q, d] of layer `layer` at positions `rows` (a subset of those it covers)."""
+        if self.rows[layer] == rows:
+            return delta
+        if self.rows[layer] != slice(None):
+            raise AssertionError(f"layer {layer}'s deltas cover {self.rows[layer]}, not {rows}")
+        return delta[..., rows, :]
+
+    def _attn(self, layer: int, on: torch.Tensor, rows: slice) -> torch.Tensor:
+        """attn_out of layer `layer` at positions `rows` for rows of senders switched on by on [P, head]:
+        [P, B, q, d]."""
+        base = self.attn[layer][:, rows]
+        entry = self.head[layer]
+        if entry is None:
             return base.expand(on.shape[0], *base.shape)
-        flat = torch.addmm(base.reshape(1, -1), on, delta.reshape(delta.shape[0], -1))  # [P, B*pos*d]
+        heads, delta = entry
+        delta = self._delta_rows(layer, delta, rows)
+        flat = torch.addmm(base.reshape(1, -1), on[:, heads], delta.reshape(len(heads), -1))  # [P, B*q*d]
         return flat.view(on.shape[0], *base.shape)
 
-    def _mlp(self, layer: int, on: torch.Tensor) -> torch.Tensor:
-        """mlp_out of layer `layer` for rows whose MLP is switched on by on [P]: [P, B, pos, d]."""
-        base, delta = self.corrupt.mlp[layer], self.mlp[layer]
+    def _mlp(self, layer: int, on: torch.Tensor, rows: slice) -> torch.Tensor:
+        """mlp_out of layer `layer` at positions `rows` for rows whose MLP is switched on by on [P]:
+        [P, B, q, d]."""
+        base, delta = self.corrupt.mlp[layer][:, rows], self.mlp[layer]
         if delta is None:
             return base.expand(on.shape[0], *base.shape)
+        delta = self._delta_rows(layer, delta, rows)
         return torch.addmm(base.reshape(1, -1), on[:, None], delta.reshape(1, -1)).view(on.shape[0], *base.shape)
 
-    def inputs(self, on_e: torch.Tensor, on_h: torch.Tensor, on_m: torch.Tensor, stop: int, mid: bool
-               ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """resid_pre of layer `stop` (and, with `mid`, its resid_mid) for K receivers whose senders are
-        switched on by on_e [K], on_h [K, stop (+1 with mid), head], on_m [K, stop] (0/1 floats): the
-        residual stream rebuilt through the LayerNorms (interp.engine). After layer j, receivers whose
-        senders agree up to layer j have the same stream, so each layer is computed once per distinct
-        prefix of senders (few in sparse circuits). Returns [K, B, pos, d] tensors."""
+    def inputs(self, on_e: torch.Tensor, on_h: torch.Tensor, on_m: torch.Tensor, stop: int, mid: bool,
+               rows: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """resid_pre of layer `stop` (and, with `mid`, its resid_mid) at positions `rows` for K receivers
+        whose senders are switched on by on_e [K], on_h [K, stop (+1 with mid), head], on_m [K, stop] (0/1
+        floats): the residual stream rebuilt through the LayerNorms (interp.engine), which act on each
+        position alone. After layer j, receivers whose senders agree up to layer j have the same stream,
+        so each layer is computed once per distinct prefix of senders (few in sparse circuits). Returns
+        [K, B, q, d] tensors."""
         c, H = self.corrupt, self.subject.n_heads
         uniq, idx = torch.unique(on_e[:, None], dim=0, return_inverse=True)     # distinct prefixes, row of each
-        h = c.embed + uniq[:, 0, None, None, None] * self.embed                 # [P, B, pos, d]
+        h = c.embed[:, rows] + uniq[:, 0, None, None, None] * self.embed[:, rows]  # [P, B, q, d]
         for j in range(stop):
             key = torch.cat([idx[:, None].to(on_h.dtype), on_h[:, j], on_m[:, j, None]], 1)  # parent, layer j
             uniq, idx = torch.unique(key, dim=0, return_inverse=True)
             parent = uniq[:, 0].long()
             same = parent.shape[0] == h.shape[0] and bool((parent == torch.arange(len(parent), device=parent.device)).all())
             hp = h if same else h[parent]                                       # each row's stream after j - 1
-            m = engine.resid_mid(self.subject, j, hp, self._attn(j, uniq[:, 1:1 + H]))
-            h = engine.from_mlp_out(self.subject, j, m, self._mlp(j, uniq[:, -1]))
+            m = engine.resid_mid(self.subject, j, hp, self._attn(j, uniq[:, 1:1 + H], rows))
+            h = engine.from_mlp_out(self.subject, j, m, self._mlp(j, uniq[:, -1], rows))
+        h = h if h.shape[0] == 1 and idx.shape[0] == 1 else h[idx]
         if not mid:
-            return h[idx], None
-        return h[idx], engine.resid_mid(self.subject, stop, h[idx], self._attn(stop, on_h[:, stop]))
+            return h, None
+        return h, engine.resid_mid(self.subject, stop, h, self._attn(stop, on_h[:, stop], rows))
+
+
+def _heads_z(subject: Any, layer: int, heads: list[int], q_in: torch.Tensor, k_in: torch.Tensor, v_in: torch.Tensor,
+             attention_mask: torch.Tensor | None, rows: slice) -> torch.Tensor:
+    """z [B, q, active, d_head] of `heads` when head heads[a] projects its query from q_in[a] [active, B, q, d]
+    (positions `rows`) and its key and value from k_in[a], v_in[a] [active, B, pos, d]: the receivers'
+    streams (pre-LN: through the attention LayerNorm, `receiver_view`). The rest of the layer is not run."""
+    p, H = subject.arch.layer_math, subject.n_heads
+    idx = torch.tensor(heads, device=q_in.device)
+
+    def proj(path: str, x: torch.Tensor) -> torch.Tensor:  # [active, B, n, d] -> [B, active, n, d_head]
+        lin = get_linear(subject.layers[layer], path)
+        W = lin.weight.view(H, -1, lin.weight.shape[1])[idx]                    # [active, d_head, d]
+        x = receiver_view(subject, layer, x, "pre")
+        out = torch.matmul(x.flatten(1, 2), W.transpose(1, 2))                 # [active, B * n, d_head]
+        if lin.bias is not None:
+            out = out + lin.bias.view(H, 1, -1)[idx]
+        return out.view(x.shape[0], x.shape[1], x.shape[2], -1).transpose(0, 1)
+
+    return engine.attend(subject, layer, proj(p.q, q_in), proj(p.k, k_in), proj(p.v, v_in), attention_mask, rows)
 
 
 def _same_kwargs(a: dict, b: dict) -> bool:
@@ -131,28 +169,33 @@ def _edge_logits(subject: Any, clean: _Values, corrupt: _Values, edges: set[str]
     def recomputed(node: str) -> bool:
         return node in plan.sends and (node in plan.fed or not same_mask)
 
+    readout = slice(engine.READOUT_POS, engine.READOUT_POS + 1)
+    mask = clean.kwargs.get("attention_mask")
     for l in range(L):
+        # the classifier reads the readout row of the last layer only: there, queries and the MLP too
+        rows = readout if l == L - 1 else slice(None)
         heads = [h for h in range(H) if recomputed(f"L{l}H{h}")]
         z = None
         if heads:
-            # q/k/v receivers of layer l read senders of layers < l; the other heads read the corrupted input
-            pre, _ = d.inputs(*plan.on(l, [3 * h + i for h in heads for i in range(3)]), stop=l, mid=False)
-            base = corrupt.resid[l - 1] if l else corrupt.embed                 # [B, pos, d]
-            q_in, k_in, v_in = (base[:, :, None].repeat(1, 1, H, 1) for _ in range(3))  # [B, pos, head, d]
-            for i, x in enumerate((q_in, k_in, v_in)):
-                x[:, :, heads] = pre[i::3].permute(1, 2, 0, 3)                 # pre: [3 * active, B, pos, d]
-            c = _run_layer_with_receivers(subject, l, clean.kwargs, q_in, k_in, v_in, None, base,
-                                          reads=[f"blocks.{l}.attn.hook_z"])
-            z = c[f"blocks.{l}.attn.hook_z"]
-        d.add_heads(l, z, heads)
+            # q/k/v receivers of layer l read senders of layers < l; the other heads keep their corrupted z
+            if rows == slice(None):
+                pre, _ = d.inputs(*plan.on(l, [3 * h + i for h in heads for i in range(3)]), stop=l, mid=False)
+                q_in, k_in, v_in = pre[0::3], pre[1::3], pre[2::3]             # [active, B, pos, d] each
+            else:
+                q_in, _ = d.inputs(*plan.on(l, [3 * h for h in heads]), stop=l, mid=False, rows=rows)
+                kv, _ = d.inputs(*plan.on(l, [3 * h + i for h in heads for i in (1, 2)]), stop=l, mid=False)
+                k_in, v_in = kv[0::2], kv[1::2]
+            z = _heads_z(subject, l, heads, q_in, k_in, v_in, mask, rows)
+        d.add_heads(l, z, heads, rows)
         # the MLP receiver also reads this layer's heads
         if recomputed(f"L{l}M"):
-            _, mid = d.inputs(*plan.on(l, [3 * H]), stop=l, mid=True)
+            _, mid = d.inputs(*plan.on(l, [3 * H]), stop=l, mid=True, rows=rows)
             assert mid is not None
-            d.mlp.append(engine.mlp(subject, l, receiver_view(subject, l, mid[0], "mid")) - corrupt.mlp[l])
+            out = engine.mlp(subject, l, receiver_view(subject, l, mid[0], "mid"))   # [B, q, d]
+            d.mlp.append(out - corrupt.mlp[l][:, rows])
         else:
             d.mlp.append(None)
-    pre, _ = d.inputs(*plan.on(L, [0]), stop=L, mid=False)
+    pre, _ = d.inputs(*plan.on(L, [0]), stop=L, mid=False, rows=readout)
     return subject.arch.head(subject.model, pre[0])
 
 

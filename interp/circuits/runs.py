@@ -1,6 +1,6 @@
 """Circuit runs: the sites a run needs (`_Values`), what a receiver reads of the stream (`receiver_view`)
-and one layer run with per-head q/k/v inputs (`_run_layer_with_receivers`); the residual stream is rebuilt
-from component outputs through the LayerNorms in interp.circuits.evaluation (interp.engine).
+and the rest of a circuit run is in interp.circuits.evaluation: the residual stream rebuilt from component
+outputs through the LayerNorms (interp.engine), the recomputed heads' attention from their receivers' streams.
 
 Post-LN encoders: a receiver reads the residual stream itself (every LayerNorm sits in the stream).
 Pre-LN encoders (ViT): the stream is a plain sum of the embedding and component outputs, and a receiver
@@ -8,17 +8,15 @@ reads the LayerNorm of it: q/k/v read `ln_attn(resid_pre)`, the MLP `ln_mlp(resi
 (`receiver_view`); the classifier's input is the stream (its final LayerNorm belongs to the head)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from interp import engine
-from interp.arch import get_module
 from interp.circuits.graph import _check_arch
 from interp.contrast import metric_values
-from interp.engine import first_output, installed, layer_inputs
+from interp.engine import layer_inputs
 from interp.patching import check_run
 
 
@@ -66,45 +64,3 @@ def receiver_view(subject: Any, layer: int, x: torch.Tensor, where: str) -> torc
     if not p.pre_ln or layer >= subject.n_layers:
         return x
     return engine.layer_module(subject, layer, p.ln_attn if where == "pre" else p.ln_mlp)(x)
-
-
-def _run_layer_with_receivers(subject: Any, layer: int, kwargs: dict, q_in: torch.Tensor, k_in: torch.Tensor,
-                              v_in: torch.Tensor, mlp_in: torch.Tensor | None, h: torch.Tensor,
-                              reads: Sequence[str] = ()) -> dict[str, torch.Tensor]:
-    """Run one layer from h where head j's q/k/v are projected from q_in/k_in/v_in [n, pos, head, d]
-    (per-head residual streams) and the MLP reads mlp_in [n, pos, d] (None: its own input); returns the
-    `reads` and the layer output as "_out". Pre-LN: the inputs are streams and go through the layer's
-    LayerNorms first (`receiver_view`), as the receivers read them."""
-    qn, kn, vn, mn = _check_arch(subject)
-    q_in, k_in, v_in = (receiver_view(subject, layer, x, "pre") for x in (q_in, k_in, v_in))  # LN over d
-    if mlp_in is not None:
-        mlp_in = receiver_view(subject, layer, mlp_in, "mid")
-    blk = subject.layers[layer]
-    H = subject.n_heads
-    handles = []
-
-    def proj_hook(x_in: torch.Tensor):
-        def hook(module, args, output):
-            W = module.weight.view(H, -1, module.weight.shape[1])           # [head, d_head, d]
-            new = torch.einsum("nphd,hed->nphe", x_in, W)                  # [n, pos, head, d_head]
-            if module.bias is not None:
-                new = new + module.bias.view(H, -1)
-            return new.reshape(output.shape)
-        return hook
-
-    def mlp_hook(module, args):
-        return (mlp_in,) + tuple(args[1:])
-
-    cache: dict[str, torch.Tensor] = {}
-    try:
-        for name, x in ((qn, q_in), (kn, k_in), (vn, v_in)):
-            handles.append(get_module(blk, name).register_forward_hook(proj_hook(x)))
-        if mlp_in is not None:
-            handles.append(get_module(blk, mn).register_forward_pre_hook(mlp_hook))
-        with installed(subject, reads, {}, cache):
-            cache["_out"] = first_output(blk(h, **kwargs))
-    finally:
-        for hd in handles:
-            hd.remove()
-    return cache
-
