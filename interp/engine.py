@@ -240,18 +240,21 @@ def mlp(subject: Any, layer: int, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def after_sum(subject: Any, layer: int, x: torch.Tensor, which: str) -> torch.Tensor:
+    """The stream from the residual sum x [..., pos, d_model] after the layer's attention (`which` "attn":
+    x = h + attn_out) or MLP ("mlp": x = resid_mid + mlp_out): post-LN, that sum's LayerNorm; pre-LN, x."""
+    p = subject.arch.layer_math
+    return x if p.pre_ln else layer_module(subject, layer, p.ln_attn if which == "attn" else p.ln_mlp)(x)
+
+
 def resid_mid(subject: Any, layer: int, h: torch.Tensor, attn_out: torch.Tensor) -> torch.Tensor:
     """The layer's state after attention, from its input h and attn_out [..., pos, d_model]."""
-    p = subject.arch.layer_math
-    x = attn_out + h
-    return x if p.pre_ln else layer_module(subject, layer, p.ln_attn)(x)
+    return after_sum(subject, layer, attn_out + h, "attn")
 
 
 def from_mlp_out(subject: Any, layer: int, mid: torch.Tensor, mlp_out: torch.Tensor) -> torch.Tensor:
     """The layer's output from its post-attention state and (patched) mlp_out."""
-    p = subject.arch.layer_math
-    x = mlp_out + mid
-    return x if p.pre_ln else layer_module(subject, layer, p.ln_mlp)(x)
+    return after_sum(subject, layer, mlp_out + mid, "mlp")
 
 
 def from_attn_out(subject: Any, layer: int, h: torch.Tensor, attn_out: torch.Tensor) -> torch.Tensor:

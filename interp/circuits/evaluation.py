@@ -10,6 +10,7 @@ import torch
 
 from interp import engine
 from interp.arch import get_linear
+from interp.circuits.deltas import READOUT, _Deltas
 from interp.circuits.graph import _check_arch, _check_names, all_edges, node_names
 from interp.circuits.runs import _Values, _values, receiver_view
 from interp.contrast import Contrast, metric_values
@@ -17,88 +18,6 @@ from interp.patching import check_pairs
 from interp.signal import bootstrap_ci, check_finite, gap_share
 
 CPU_RUN_BATCH = 16  # pairs per edge-circuit run on CPU (see edge_runner)
-
-
-class _Deltas:
-    """Per-layer differences between the circuit run and the corrupted run, in residual-stream units, so
-    that a receiver's input is the corrupted value plus its circuit senders' deltas (the output projection
-    is linear): `head[l]` (recomputed heads, their deltas [active, B, q, d]) or None (all zero), `mlp[l]`
-    [B, q, d] or None, `embed` [B, pos, d]; `rows[l]` the positions q that layer l's deltas cover (every
-    position, or the readout row in the last layer, whose other rows nothing reads)."""
-
-    def __init__(self, subject: Any, clean: _Values, corrupt: _Values):
-        self.subject, self.corrupt = subject, corrupt
-        self.embed = clean.embed - corrupt.embed                                # [B, pos, d]
-        self.attn: list[torch.Tensor] = []   # corrupted attn_out per layer [B, pos, d]
-        self.head: list[tuple[list[int], torch.Tensor] | None] = []
-        self.mlp: list[torch.Tensor | None] = []
-        self.rows: list[slice] = []
-
-    def add_heads(self, layer: int, z_circ: torch.Tensor | None, heads: list[int], rows: slice) -> None:
-        """Layer `layer`'s deltas from the circuit-run z [B, q, active, d_head] of `heads` at positions
-        `rows`; the other heads keep their corrupted value (delta 0)."""
-        self.attn.append(engine.attn_out_of(self.subject, layer, self.corrupt.z[layer]))
-        self.rows.append(rows)
-        if z_circ is None or not heads:
-            self.head.append(None)
-            return
-        w = get_linear(self.subject.layers[layer], self.subject.arch.o_proj).weight
-        W = w.view(w.shape[0], self.subject.n_heads, -1)[:, heads]                 # [d, active, d_head]
-        dz = z_circ - self.corrupt.z[layer][:, rows][:, :, heads]                   # [B, q, active, d_head]
-        self.head.append((heads, torch.einsum("bphe,dhe->hbpd", dz, W)))          # [active, B, q, d]
-
-    def _delta_rows(self, layer: int, delta: torch.Tensor, rows: slice) -> torch.Tensor:
-        """delta [..., B, q, d] of layer `layer` at positions `rows` (a subset of those it covers)."""
-        if self.rows[layer] == rows:
-            return delta
-        if self.rows[layer] != slice(None):
-            raise AssertionError(f"layer {layer}'s deltas cover {self.rows[layer]}, not {rows}")
-        return delta[..., rows, :]
-
-    def _attn(self, layer: int, on: torch.Tensor, rows: slice) -> torch.Tensor:
-        """attn_out of layer `layer` at positions `rows` for rows of senders switched on by on [P, head]:
-        [P, B, q, d]."""
-        base = self.attn[layer][:, rows]
-        entry = self.head[layer]
-        if entry is None:
-            return base.expand(on.shape[0], *base.shape)
-        heads, delta = entry
-        delta = self._delta_rows(layer, delta, rows)
-        flat = torch.addmm(base.reshape(1, -1), on[:, heads], delta.reshape(len(heads), -1))  # [P, B*q*d]
-        return flat.view(on.shape[0], *base.shape)
-
-    def _mlp(self, layer: int, on: torch.Tensor, rows: slice) -> torch.Tensor:
-        """mlp_out of layer `layer` at positions `rows` for rows whose MLP is switched on by on [P]:
-        [P, B, q, d]."""
-        base, delta = self.corrupt.mlp[layer][:, rows], self.mlp[layer]
-        if delta is None:
-            return base.expand(on.shape[0], *base.shape)
-        delta = self._delta_rows(layer, delta, rows)
-        return torch.addmm(base.reshape(1, -1), on[:, None], delta.reshape(1, -1)).view(on.shape[0], *base.shape)
-
-    def inputs(self, on_e: torch.Tensor, on_h: torch.Tensor, on_m: torch.Tensor, stop: int, mid: bool,
-               rows: slice = slice(None)) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """resid_pre of layer `stop` (and, with `mid`, its resid_mid) at positions `rows` for K receivers
-        whose senders are switched on by on_e [K], on_h [K, stop (+1 with mid), head], on_m [K, stop] (0/1
-        floats): the residual stream rebuilt through the LayerNorms (interp.engine), which act on each
-        position alone. After layer j, receivers whose senders agree up to layer j have the same stream,
-        so each layer is computed once per distinct prefix of senders (few in sparse circuits). Returns
-        [K, B, q, d] tensors."""
-        c, H = self.corrupt, self.subject.n_heads
-        uniq, idx = torch.unique(on_e[:, None], dim=0, return_inverse=True)     # distinct prefixes, row of each
-        h = c.embed[:, rows] + uniq[:, 0, None, None, None] * self.embed[:, rows]  # [P, B, q, d]
-        for j in range(stop):
-            key = torch.cat([idx[:, None].to(on_h.dtype), on_h[:, j], on_m[:, j, None]], 1)  # parent, layer j
-            uniq, idx = torch.unique(key, dim=0, return_inverse=True)
-            parent = uniq[:, 0].long()
-            same = parent.shape[0] == h.shape[0] and bool((parent == torch.arange(len(parent), device=parent.device)).all())
-            hp = h if same else h[parent]                                       # each row's stream after j - 1
-            m = engine.resid_mid(self.subject, j, hp, self._attn(j, uniq[:, 1:1 + H], rows))
-            h = engine.from_mlp_out(self.subject, j, m, self._mlp(j, uniq[:, -1], rows))
-        h = h if h.shape[0] == 1 and idx.shape[0] == 1 else h[idx]
-        if not mid:
-            return h, None
-        return h, engine.resid_mid(self.subject, stop, h, self._attn(stop, on_h[:, stop], rows))
 
 
 def _heads_z(subject: Any, layer: int, heads: list[int], q_in: torch.Tensor, k_in: torch.Tensor, v_in: torch.Tensor,
@@ -169,7 +88,7 @@ def _edge_logits(subject: Any, clean: _Values, corrupt: _Values, edges: set[str]
     def recomputed(node: str) -> bool:
         return node in plan.sends and (node in plan.fed or not same_mask)
 
-    readout = slice(engine.READOUT_POS, engine.READOUT_POS + 1)
+    readout = READOUT
     mask = clean.kwargs.get("attention_mask")
     for l in range(L):
         # the classifier reads the readout row of the last layer only: there, queries and the MLP too
