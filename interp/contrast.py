@@ -244,8 +244,15 @@ def hans_pairs(n: int = 256, kind: str = "break_overlap", seed: int = 0, tokeniz
     rng.shuffle(pool)
     same = None
     if tokenizer is not None:
+        pieces: dict[str, int] = {}  # word -> number of word pieces (each word tokenized once)
+
+        def n_pieces(w: str) -> int:
+            if w not in pieces:
+                pieces[w] = len(tokenizer.tokenize(w))
+            return pieces[w]
+
         def same(a: str, b: str) -> bool:
-            return len(tokenizer.tokenize(a)) == len(tokenizer.tokenize(b))
+            return n_pieces(a) == n_pieces(b)
     clean = pool[:n]
     corrupt = [break_overlap(e, rng, same) for e in clean]
     return _nonempty(clean, corrupt, kind, subcases)

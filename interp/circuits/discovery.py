@@ -3,14 +3,14 @@ then report faithfulness and completeness with paired bootstrap intervals; AUROC
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 
 from interp.circuits.circuit import Circuit
 from interp.circuits.edges import _edge_effects
-from interp.circuits.evaluation import _faith, _mean, edge_runner, faithfulness_ci, node_runner
+from interp.circuits.evaluation import _faith, _mean, edge_runner, faithfulness_ci, node_runner, record_pairs
 from interp.circuits.graph import _check_arch, all_edges, node_names
 from interp.circuits.nodes import _node_effects, _normalised, _require
 from interp.contrast import Contrast
@@ -18,19 +18,64 @@ from interp.patching import endpoint_values, gap_signal
 from interp.progress import bar as progress_bar
 
 
-def prune(items: list[str], scores: dict[str, float], evaluate, clean: float, corrupt: float,
-          target: float) -> tuple[list[str], float]:
-    """Fewest top-|score| items whose faithfulness reaches `target` (binary search on the count).
-    `evaluate(kept)` returns the mean metric of the circuit run, or its per-pair values."""
-    order = sorted(items, key=lambda x: -abs(scores[x]))
-    lo, hi = 0, len(order)
-    while lo < hi:
+def start_count(order: list[str], scores: dict[str, float], target: float) -> int:
+    """Where the search starts: the first count of the sorted items whose |score| share reaches `target` (a
+    linear guess at the circuit's size; it changes how many runs the search takes, not what it checks)."""
+    s = torch.tensor([abs(scores[x]) for x in order], dtype=torch.float64)
+    total = float(s.sum())
+    if not total > 0:
+        return max(1, len(order) // 2)
+    return int(torch.searchsorted(s.cumsum(0) / total, torch.tensor(target, dtype=torch.float64))) + 1
+
+
+def crossing(n: int, reaches: Callable[[int], bool], start: int, tolerance: float = 0.0) -> int:
+    """A count k in [1, n] with reaches(k) and not reaches(j) for some j >= k - max(1, tolerance * k) (j = 0
+    counts as not reaching): gallop from `start` (doubling up or halving down) until the answer flips,
+    then bisect. reaches(n) is assumed, not evaluated (the full set). Where `reaches` is not monotone
+    this is one crossing, which depends on the path."""
+    lo, hi = 0, n
+
+    def done() -> bool:
+        return hi - lo <= max(1, int(tolerance * hi))
+
+    if not done():
+        k = min(max(start, 1), n - 1)
+        if reaches(k):
+            hi = k
+            while not done():                       # halve down until below the target
+                k = max(hi // 2, lo + 1)
+                if not reaches(k):
+                    lo = k
+                    break
+                hi = k
+        else:
+            lo = k
+            while not done():                       # double up until the target is reached
+                k = min(2 * lo, hi - 1)
+                if reaches(k):
+                    hi = k
+                    break
+                lo = k
+    while not done():
         mid = (lo + hi) // 2
-        if _faith(_mean(evaluate(order[:mid])), clean, corrupt) >= target:
+        if reaches(mid):
             hi = mid
         else:
-            lo = mid + 1
-    chosen = order[:hi]
+            lo = mid
+    return hi
+
+
+def prune(items: list[str], scores: dict[str, float], evaluate, clean: float, corrupt: float,
+          target: float, tolerance: float = 0.0) -> tuple[list[str], float]:
+    """Fewest top-|score| items whose faithfulness reaches `target`, to within `tolerance` (relative: the
+    kept count is at most that share above a count that does not reach it; 0 = exact), by `crossing`.
+    `evaluate(kept)` returns the mean metric of the circuit run, or its per-pair values."""
+    order = sorted(items, key=lambda x: -abs(scores[x]))
+
+    def reaches(k: int) -> bool:
+        return _faith(_mean(evaluate(order[:k])), clean, corrupt) >= target
+
+    chosen = order[:crossing(len(order), reaches, start_count(order, scores, target), tolerance)]
     return chosen, _faith(_mean(evaluate(chosen)), clean, corrupt)
 
 
@@ -43,19 +88,26 @@ def _no_signal_circuit(level: str, effects: dict[str, float], meta: dict[str, An
 
 def discover(subject: Any, contrast: Contrast, level: str = "node", method: str = "exact",
              direction: str = "noise", target: float = 0.8, batch_size: int = 32,
-             allow_no_signal: bool = False, steps: int = 8) -> Circuit:
+             allow_no_signal: bool = False, steps: int = 8, tolerance: float = 0.02) -> Circuit:
     """Score nodes or edges (`method` exact, atp or ig; `steps` integration points of ig), prune to
-    `target` faithfulness, report faithfulness and completeness with paired bootstrap 95% intervals. The
+    `target` faithfulness (the fewest top-|score| items to within `tolerance`, relative: see `prune`;
+    0 = exact), report faithfulness and completeness with paired bootstrap 95% intervals. The
     clean - corrupted gap is checked first (see interp.circuits): NoSignalError when it is not significant;
     `allow_no_signal=True` returns raw scores, unpruned."""
     if level not in ("node", "edge"):
         raise ValueError(f"level must be 'node' or 'edge', not {level!r}.")
     _check_arch(subject)
-    clean_v, corrupt_v = endpoint_values(subject, contrast, batch_size)  # [n] each; NaN-checked per layer
+    if not 0.0 <= tolerance < 1.0:
+        raise ValueError(f"tolerance is a relative share of the circuit's size in [0, 1), not {tolerance!r}.")
+    recorded = record_pairs(subject, contrast, batch_size) if level == "edge" else None
+    if recorded is not None:  # the edge runs' recorded passes give the endpoints too  [n] each
+        clean_v, corrupt_v = (torch.cat([side.metric for side in sides]) for sides in zip(*recorded))
+    else:
+        clean_v, corrupt_v = endpoint_values(subject, contrast, batch_size)  # [n] each; NaN-checked per layer
     sig = gap_signal(clean_v, corrupt_v, allow_no_signal=True)[0]
     ok = _require(sig, allow_no_signal)
     meta = {"level": level, "method": method, **({"steps": steps} if method == "ig" else {}), "direction": direction,
-            "target": target, "n_pairs": len(contrast),
+            "target": target, "tolerance": tolerance, "n_pairs": len(contrast),
             "model": subject.name, "fingerprint": subject.fingerprint, "n_layers": subject.n_layers,
             "n_heads": subject.n_heads, "metric": contrast.meta.get("metric", ""), "signal": sig.to_dict(),
             "no_signal": not ok}
@@ -64,25 +116,28 @@ def discover(subject: Any, contrast: Contrast, level: str = "node", method: str 
         items = node_names(subject)
         run = node_runner(subject, contrast, batch_size)
     else:
-        effects, clean, corrupt = _edge_effects(subject, contrast, method, direction, batch_size, steps=steps)
+        effects, clean, corrupt = _edge_effects(subject, contrast, method, direction, batch_size, steps=steps,
+                                                recorded=recorded)
         items = all_edges(subject)
-        run = edge_runner(subject, contrast, batch_size)
+        run = edge_runner(subject, contrast, batch_size, recorded)
     meta.update({"n_candidates": len(items), "clean_metric": clean, "corrupt_metric": corrupt})
     if not ok:
         return _no_signal_circuit(level, effects, meta)
     scores = _normalised(effects, clean, corrupt, ok)
     seen: dict[int, torch.Tensor] = {}  # prefix length of the sorted list -> per-pair metric (each run once)
-    # circuit runs: at most bit_length(n) in the binary search, then the complement
-    bar = progress_bar(total=len(items).bit_length() + 1, desc=f"pruning {level} circuit {subject.name}", unit="run")
+    # circuit runs: the search's (their number depends on where it starts), then the complement
+    bar = progress_bar(total=None, desc=f"pruning {level} circuit {subject.name}", unit="run")
 
     def ev(keep: list[str]) -> torch.Tensor:
         if len(keep) not in seen:
+            bar.set_postfix(size=len(keep))
             seen[len(keep)] = run(keep)
             bar.update()
         return seen[len(keep)]
 
     try:
-        chosen, faith = prune(items, scores, ev, clean, corrupt, target)
+        chosen, faith = prune(items, scores, ev, clean, corrupt, target, tolerance)
+        bar.set_postfix(size=len(chosen), then="complement")
         cs = set(chosen)
         comp_v = run([x for x in items if x not in cs])  # the complement: 1 - its faithfulness = completeness
         bar.update()

@@ -15,6 +15,7 @@ Effects are summed over pairs in float64; importance signs and normalisation are
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -149,16 +150,27 @@ def _exact_effects(subject: Any, metric: Any, base: _Values, src: _Values, total
                 totals.heads[l][:, i] += (sums - base.metric_sum).view(-1, H).cpu()
 
 
+def _record(subject: Any, contrast: Contrast, batch_size: int) -> Iterator[tuple[_Values, _Values]]:
+    """Each batch's clean and corrupted sites, one batch at a time."""
+    for b in contrast.batches(batch_size):
+        with torch.no_grad():
+            yield _values(subject, contrast.metric, b.clean, "clean"), _values(subject, contrast.metric, b.corrupt,
+                                                                               "corrupted")
+
+
 def _edge_effects(subject: Any, contrast: Contrast, method: str, direction: str, batch_size: int, steps: int = 8,
-                  max_rows: int | None = None) -> tuple[dict[str, float], float, float]:
+                  max_rows: int | None = None, recorded: list[tuple[_Values, _Values]] | None = None
+                  ) -> tuple[dict[str, float], float, float]:
     """Unnormalised effect of every edge (mean metric change, signed like importance) and the endpoint means.
     `max_rows`: sequences per expanded forward of `exact` (default about CHUNK_TOKENS tokens on every device;
-    the GPU default of `patch` (interp.sweep.chunk_rows) is not measured for this path yet)."""
+    the GPU default of `patch` (interp.sweep.chunk_rows) is not measured for this path yet). `recorded`:
+    the batches' clean and corrupted sites when already recorded (interp.circuits.evaluation.record_pairs),
+    instead of recording them again in batches of `batch_size`."""
     _check_method(method, steps)
     L = subject.n_layers
     max_rows = max(1, CHUNK_TOKENS // max(1, contrast.n_pos)) if max_rows is None else max_rows
     totals = _Totals(subject)
-    n_batches = -(-len(contrast) // batch_size)
+    n_batches = len(recorded) if recorded is not None else -(-len(contrast) // batch_size)
     if method == "exact":
         total, unit = n_batches * len(all_edges(subject)), "edge"
     else:
@@ -166,10 +178,7 @@ def _edge_effects(subject: Any, contrast: Contrast, method: str, direction: str,
     bar = progress_bar(total=total, desc=f"{method} edge scores {subject.name}", unit=unit)
     tot_base = tot_src = 0.0
     try:
-        for b in contrast.batches(batch_size):
-            with torch.no_grad():
-                cv = _values(subject, contrast.metric, b.clean, "clean")
-                rv = _values(subject, contrast.metric, b.corrupt, "corrupted")
+        for cv, rv in recorded if recorded is not None else _record(subject, contrast, batch_size):
             base, src = (cv, rv) if direction == "noise" else (rv, cv)
             tot_base += base.metric_sum
             tot_src += src.metric_sum

@@ -118,21 +118,28 @@ def _edge_logits(subject: Any, clean: _Values, corrupt: _Values, edges: set[str]
     return subject.arch.head(subject.model, pre[0])
 
 
-def edge_runner(subject: Any, contrast: Contrast, batch_size: int = 32) -> Callable[[Iterable[str]], torch.Tensor]:
-    """`run(edges)` -> per-pair metric of the circuit run [n] float64, for many edge sets on one contrast
-    (pruning): the clean and corrupted sites of each batch are recorded once and kept (about
-    4 * n_layers * d_model floats per token and side)."""
+def record_pairs(subject: Any, contrast: Contrast, batch_size: int = 32) -> list[tuple[_Values, _Values]]:
+    """The clean and corrupted sites of every batch that edge-circuit runs read (`edge_runner`), about
+    4 * n_layers * d_model floats per token and side; their `metric` fields are the endpoint values."""
     _check_arch(subject)
     check_pairs(contrast)
-    names = all_edges(subject)
     if torch.device(subject.device).type == "cpu":
         # the circuit run is memory-bound: on CPU, batches of 16 pairs keep more of it in cache (MiniLM NLI
         # teacher, 64 HANS pairs, random edge sets of 3,794 / 950 / 200 edges: 4.4 s at 16 pairs, 5.5 s at 32,
         # 4.5 s at 8, 4.8 s at 4; measured once on the 2-core CPU)
         batch_size = min(batch_size, CPU_RUN_BATCH)
     with torch.no_grad():
-        values = [(_values(subject, contrast.metric, b.clean, "clean"),
-                   _values(subject, contrast.metric, b.corrupt, "corrupted")) for b in contrast.batches(batch_size)]
+        return [(_values(subject, contrast.metric, b.clean, "clean"),
+                 _values(subject, contrast.metric, b.corrupt, "corrupted")) for b in contrast.batches(batch_size)]
+
+
+def edge_runner(subject: Any, contrast: Contrast, batch_size: int = 32,
+                recorded: list[tuple[_Values, _Values]] | None = None) -> Callable[[Iterable[str]], torch.Tensor]:
+    """`run(edges)` -> per-pair metric of the circuit run [n] float64, for many edge sets on one contrast
+    (pruning): the clean and corrupted sites of each batch are recorded once (`record_pairs`, or pass
+    them as `recorded`) and kept."""
+    values = record_pairs(subject, contrast, batch_size) if recorded is None else recorded
+    names = all_edges(subject)
 
     def run(edges: Iterable[str]) -> torch.Tensor:
         edges = set(edges)
