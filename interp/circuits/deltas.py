@@ -23,20 +23,20 @@ READOUT = slice(engine.READOUT_POS, engine.READOUT_POS + 1)
 class _Deltas:
     """Per-layer differences between the circuit run and the corrupted run, in residual-stream units, so
     that a receiver's input is the corrupted value plus its circuit senders' deltas (the output projection
-    is linear): `head[l]` (recomputed heads, their deltas [active, B, q, d]) or None (all zero), `mlp[l]`
-    [B, q, d] or None, `embed` [B, pos, d]; `rows[l]` the positions q that layer l's deltas cover (every
-    position, or the readout row in the last layer, whose other rows nothing reads)."""
+    is linear): `head[l]` (recomputed heads, their deltas stacked with the corrupted attn_out [active + 1,
+    B, q, d]) or None (all zero), `mlp[l]` [delta; corrupted mlp_out] [2, B, q, d] or None, `embed`
+    [B, pos, d]; `rows[l]` the positions q that layer l's deltas cover (every position, or the readout row
+    in the last layer, whose other rows nothing reads)."""
 
     def __init__(self, subject: Any, clean: _Values, corrupt: _Values):
         self.subject, self.corrupt = subject, corrupt
         self.embed = clean.embed - corrupt.embed                                # [B, pos, d]
         self.attn: list[torch.Tensor] = []   # corrupted attn_out per layer [B, pos, d]
-        self.head: list[tuple[list[int], torch.Tensor] | None] = []
+        self.head: list[tuple[list[int], torch.Tensor] | None] = []  # (heads, [deltas; base])
         self.mlp: list[torch.Tensor | None] = []
         self.rows: list[slice] = []
         # prefix streams: (rows is ALL, prefix key) -> (tensor [P, B, q, d], row in it)
         self._streams: dict[tuple[bool, bytes], tuple[torch.Tensor, int]] = {}
-        self._stacked: dict[tuple[str, int, bool], torch.Tensor] = {}  # [deltas; base] per layer, kind, rows
 
     def add_heads(self, layer: int, z_circ: torch.Tensor | None, heads: list[int], rows: slice) -> None:
         """Layer `layer`'s deltas from the circuit-run z [B, q, active, d_head] of `heads` at positions
@@ -49,35 +49,50 @@ class _Deltas:
         w = get_linear(self.subject.layers[layer], self.subject.arch.o_proj).weight
         W = w.view(w.shape[0], self.subject.n_heads, -1)[:, heads]                 # [d, active, d_head]
         dz = z_circ - self.corrupt.z[layer][:, rows][:, :, heads]                   # [B, q, active, d_head]
-        self.head.append((heads, torch.einsum("bphe,dhe->hbpd", dz, W)))          # [active, B, q, d]
+        base = self.attn[layer][:, rows]                                          # [B, q, d]
+        A = len(heads)
+        stacked = torch.empty(A + 1, *base.shape, dtype=base.dtype, device=base.device)  # [active + 1, B, q, d]
+        torch.bmm(dz.permute(2, 0, 1, 3).reshape(A, -1, dz.shape[-1]), W.permute(1, 2, 0),
+                  out=stacked[:A].view(A, -1, base.shape[-1]))                   # the heads' deltas
+        stacked[A] = base
+        self.head.append((heads, stacked))
 
-    def _delta_rows(self, layer: int, delta: torch.Tensor, rows: slice) -> torch.Tensor:
-        """delta [..., B, q, d] of layer `layer` at positions `rows` (a subset of those it covers)."""
+    def add_mlp(self, layer: int, mlp_out: torch.Tensor | None, rows: slice) -> None:
+        """Layer `layer`'s MLP delta from its circuit-run output [B, q, d] at positions `rows` (None: not
+        recomputed, delta 0)."""
+        if mlp_out is None:
+            self.mlp.append(None)
+            return
+        base = self.corrupt.mlp[layer][:, rows]
+        stacked = torch.empty(2, *base.shape, dtype=base.dtype, device=base.device)  # [delta; base]
+        torch.sub(mlp_out, base, out=stacked[0])
+        stacked[1] = base
+        self.mlp.append(stacked)
+
+    def _stacked(self, layer: int, stacked: torch.Tensor, rows: slice) -> torch.Tensor:
+        """[deltas; base] of layer `layer` at positions `rows` (a subset of those it covers) as a matrix
+        [k + 1, B * q * d]."""
         if self.rows[layer] == rows:
-            return delta
+            return stacked.view(stacked.shape[0], -1)
         if self.rows[layer] != ALL:
             raise AssertionError(f"layer {layer}'s deltas cover {self.rows[layer]}, not {rows}")
-        return delta[..., rows, :]
+        return stacked[:, :, rows].reshape(stacked.shape[0], -1)
 
-    def _plus(self, x: torch.Tensor, key: tuple[str, int, bool], base: torch.Tensor, on: torch.Tensor,
-              delta: torch.Tensor | None) -> torch.Tensor:
-        """x + base + on @ delta in one pass: x [P, B, q, d], base [B, q, d], on [P, k], delta [k, B, q, d]
-        (delta and base stacked once per `key`)."""
-        if delta is None:
-            return x + base
-        mat = self._stacked.get(key)
-        if mat is None:
-            mat = self._stacked[key] = torch.cat([delta.reshape(delta.shape[0], -1), base.reshape(1, -1)])
-        flat = torch.addmm(x.reshape(x.shape[0], -1), torch.cat([on, on.new_ones(on.shape[0], 1)], 1), mat)
+    @staticmethod
+    def _plus(x: torch.Tensor, on: torch.Tensor, stacked: torch.Tensor) -> torch.Tensor:
+        """x + base + on @ deltas in one pass: x [P, B, q, d], on [P, k], stacked [k + 1, B * q * d] (deltas,
+        then base)."""
+        flat = torch.addmm(x.reshape(x.shape[0], -1), torch.cat([on, on.new_ones(on.shape[0], 1)], 1), stacked)
         return flat.view(x.shape)
 
     def _mid(self, layer: int, h: torch.Tensor, on_h: torch.Tensor, rows: slice) -> torch.Tensor:
         """resid_mid of layer `layer` [P, B, q, d] from its input h for rows whose heads are switched on by
         on_h [P, head]."""
         entry = self.head[layer]
-        base = self.attn[layer][:, rows]
-        x = (self._plus(h, ("attn", layer, rows == ALL), base, on_h[:, entry[0]],
-                        self._delta_rows(layer, entry[1], rows)) if entry else h + base)
+        if entry is None:
+            x = h + self.attn[layer][:, rows]
+        else:
+            x = self._plus(h, on_h[:, entry[0]], self._stacked(layer, entry[1], rows))
         return engine.after_sum(self.subject, layer, x, "attn")
 
     def _step(self, layer: int, h: torch.Tensor, on_h: torch.Tensor, on_m: torch.Tensor, rows: slice
@@ -85,10 +100,11 @@ class _Deltas:
         """resid_post of layer `layer` [P, B, q, d] from its input h for rows whose heads and MLP are switched
         on by on_h [P, head], on_m [P]."""
         m = self._mid(layer, h, on_h, rows)
-        delta = self.mlp[layer]
-        if delta is not None:
-            delta = self._delta_rows(layer, delta, rows)[None]
-        x = self._plus(m, ("mlp", layer, rows == ALL), self.corrupt.mlp[layer][:, rows], on_m[:, None], delta)
+        stacked = self.mlp[layer]
+        if stacked is None:
+            x = m + self.corrupt.mlp[layer][:, rows]
+        else:
+            x = self._plus(m, on_m[:, None], self._stacked(layer, stacked, rows))
         return engine.after_sum(self.subject, layer, x, "mlp")
 
     def _corrupted(self, depth: int, rows: slice) -> torch.Tensor:
@@ -143,14 +159,21 @@ class _Deltas:
         return hit
 
     def _gather(self, keys: list[bytes], full: bool) -> torch.Tensor:
-        """The streams of `keys` stacked: [len(keys), B, q, d] (readout-only requests slice full streams)."""
+        """The streams of `keys` stacked: [len(keys), B, q, d] (readout-only requests slice full streams);
+        no copy when they are one stored tensor's rows in order."""
+        hits = [self._find(key, full) for key in keys]
+        first = hits[0]
+        assert first is not None and all(h is not None for h in hits)
+        t = first[0]
+        sliced = not full and t.shape[2] != 1
+        if all(h[0] is t for h in hits if h is not None) and not sliced:
+            rows = [h[1] for h in hits if h is not None]
+            if rows == list(range(t.shape[0])):
+                return t
+            return t.index_select(0, torch.tensor(rows, device=t.device))
         out = []
-        for key in keys:
-            hit = self._find(key, full)
+        for hit in hits:
             assert hit is not None
-            t, i = hit
-            x = t[i]
-            if not full and x.shape[1] != 1:
-                x = x[:, READOUT]
-            out.append(x)
+            x = hit[0][hit[1]]
+            out.append(x[:, READOUT] if not full and x.shape[1] != 1 else x)
         return torch.stack(out)

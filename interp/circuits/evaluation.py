@@ -110,10 +110,9 @@ def _edge_logits(subject: Any, clean: _Values, corrupt: _Values, edges: set[str]
         if recomputed(f"L{l}M"):
             _, mid = d.inputs(*plan.on(l, [3 * H]), stop=l, mid=True, rows=rows)
             assert mid is not None
-            out = engine.mlp(subject, l, receiver_view(subject, l, mid[0], "mid"))   # [B, q, d]
-            d.mlp.append(out - corrupt.mlp[l][:, rows])
+            d.add_mlp(l, engine.mlp(subject, l, receiver_view(subject, l, mid[0], "mid")), rows)  # [B, q, d]
         else:
-            d.mlp.append(None)
+            d.add_mlp(l, None, rows)
     pre, _ = d.inputs(*plan.on(L, [0]), stop=L, mid=False, rows=readout)
     return subject.arch.head(subject.model, pre[0])
 
