@@ -17,12 +17,15 @@ the same size, timed in the same run.
     .venv/bin/python benchmarks/circuits.py                       # 64 pairs, atp and exact, 3 rounds
     .venv/bin/python benchmarks/circuits.py --n 16 --repeats 2 --threads 1   # on busy cores
     .venv/bin/python benchmarks/circuits.py --discover ~/.cache/kd-interp/zoo/6b49dc8bb6/seed0/teacher_erm
+    git worktree add --detach ../kd-old 231e3ce && .venv/bin/python benchmarks/circuits.py --discover \
+        ~/.cache/kd-interp/zoo/6b49dc8bb6/seed0/teacher_erm --baseline ../kd-old
 
 `--discover MODEL` times what a researcher waits for instead: `discover(level="edge", method="atp")` on a
-trained classifier (scores, then pruning: a binary search of circuit runs, then the complement), in process
-with its parts, and `interp circuit ... --level edge --method atp` end to end (interpreter start, model
-loading, writing the results) as a subprocess; `--with-old` adds the pruning's circuit runs through the
-per-receiver code they replaced (kept in tests/_circuits_reference.py; slow).
+trained classifier (scores, then pruning: a search of circuit runs, then the complement), in process with
+its parts, and `interp circuit ... --level edge --method atp` end to end (interpreter start, model loading,
+writing the results and the figure) as a subprocess; `--baseline CHECKOUT` times the same command from
+another checkout (a git worktree of an older commit) in the same rounds; `--with-old` adds the pruning's
+circuit runs through the per-receiver code they replaced (kept in tests/_circuits_reference.py; slow).
 """
 from __future__ import annotations
 
@@ -32,8 +35,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TQDM_DISABLE", "1")
@@ -139,13 +144,17 @@ def discover_bench(args: argparse.Namespace) -> None:
             results[key + " parts"] = (time.perf_counter() - t0, sum(runs), len(runs))
         return go
 
-    def cli() -> None:
-        cmd = [sys.executable, "-m", "interp.cli", "circuit", "--model", args.discover, "--n", str(args.n),
-               "--level", "edge", "--method", "atp", "--batch-size", str(args.batch_size), "--out", out_dir]
-        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-        subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def cli(checkout: Path) -> Callable[[], None]:
+        def go() -> None:
+            cmd = [sys.executable, "-m", "interp.cli", "circuit", "--model", args.discover, "--n", str(args.n),
+                   "--level", "edge", "--method", "atp", "--batch-size", str(args.batch_size), "--out", out_dir]
+            env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(checkout)}
+            subprocess.run(cmd, check=True, env=env, cwd=checkout, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return go
 
-    fns = {"discover": ours("discover", new_edge_logits), "interp circuit (CLI)": cli}
+    fns = {"discover": ours("discover", new_edge_logits), "interp circuit (CLI)": cli(ROOT)}
+    if args.baseline:
+        fns["interp circuit (baseline)"] = cli(Path(args.baseline).resolve())
     if args.with_old:
         fns["discover, old circuit runs"] = ours("old", old_edge_logits)
     times = interleaved(fns, repeats=args.repeats, warmup=False)
@@ -155,6 +164,9 @@ def discover_bench(args: argparse.Namespace) -> None:
     print(f"discover (edge, atp): {summary(times['discover'])}; of the last round's {total:.2f} s, {in_runs:.2f} s "
           f"in {n_runs} circuit runs (batches), the rest scoring, endpoints and intervals")
     print(f"interp circuit --level edge --method atp, end to end: {summary(times['interp circuit (CLI)'])}")
+    if args.baseline:
+        print(f"the same command from {args.baseline}: {summary(times['interp circuit (baseline)'])}; baseline / this "
+              f"checkout {ratio_text(times['interp circuit (baseline)'], times['interp circuit (CLI)'])}")
     print(f"circuit: {len(c.edges)} edges, faithfulness {c.metadata['faithfulness']:.4f}, completeness "
           f"{c.metadata['completeness']:.4f}")
     if args.with_old:
@@ -175,6 +187,9 @@ def main() -> None:
     ap.add_argument("--discover", metavar="MODEL", help="time edge AtP circuit discovery on this trained classifier "
                                                          "folder instead (in process and `interp circuit`)")
     ap.add_argument("--with-old", action="store_true", help="--discover: also with the old circuit runs (slow)")
+    ap.add_argument("--baseline", metavar="CHECKOUT", help="--discover: also time `interp circuit` from this other "
+                                                          "checkout of the repository (e.g. a git worktree of an "
+                                                          "older commit), interleaved")
     ap.add_argument("--no-old", action="store_true", help="edge scores: skip the old per-receiver code (slow)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

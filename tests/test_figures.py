@@ -197,19 +197,25 @@ def test_attribution_vs_exact_scatter(folder):
     assert "exact" in ax.get_xlabel() and "atp" in ax.get_ylabel()
 
 
+def _points(ax, color):
+    """Every marker drawn in `color` (one line artist per marker shape)."""
+    return [(float(x), float(y)) for ln in ax.lines if ln.get_color() == color
+            for x, y in zip(ln.get_xdata(), ln.get_ydata())]
+
+
 def test_circuits_on_the_explorers_grid(folder):
     from interp.plot.circuit import _pos
 
     data = json.loads((folder / "explore" / "data.json").read_text())
     for role, (L, H) in (("teacher", (6, 4)), ("student", (3, 4))):
         ax = figure(folder, f"circuit_{role}").axes[0]
-        grey = [(ln.get_xdata()[0], ln.get_ydata()[0]) for ln in ax.lines if ln.get_color() == "0.85"]
+        grey = _points(ax, "0.85")
         assert sorted(grey) == sorted([(float(h), float(l)) for l in range(L) for h in range(H)]
                                       + [(H + 0.5, l + 0.5) for l in range(L)])  # the fixed layer x head grid
         c = data["circuits"][role]
         arrows = [a for a in ax.texts if getattr(a, "arrow_patch", None) is not None]
         assert len(arrows) == min(len(c["edges"]), 40)
-        kept = {(ln.get_xdata()[0], ln.get_ydata()[0]) for ln in ax.lines if ln.get_color() == "tab:orange"}
+        kept = set(_points(ax, "tab:orange"))
         ends = {n for e, _ in c["edges"] for n in (e.split("->")[0], e.split("->")[1].rsplit(".", 1)[0])}
         assert kept == {_pos(n, L, H) for n in ends}
         assert _yticks(ax) == [str(l) for l in range(L)] and ax.get_ylabel() == "layer"
