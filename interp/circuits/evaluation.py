@@ -10,7 +10,7 @@ import torch
 
 from interp import engine
 from interp.arch import get_linear
-from interp.circuits.deltas import READOUT, _Deltas
+from interp.circuits.deltas import ALL, READOUT, _Deltas
 from interp.circuits.graph import _check_arch, _check_names, all_edges, node_names
 from interp.circuits.runs import _Values, _values, receiver_view
 from interp.contrast import Contrast, metric_values
@@ -88,16 +88,15 @@ def _edge_logits(subject: Any, clean: _Values, corrupt: _Values, edges: set[str]
     def recomputed(node: str) -> bool:
         return node in plan.sends and (node in plan.fed or not same_mask)
 
-    readout = READOUT
     mask = clean.kwargs.get("attention_mask")
     for l in range(L):
         # the classifier reads the readout row of the last layer only: there, queries and the MLP too
-        rows = readout if l == L - 1 else slice(None)
+        rows = READOUT if l == L - 1 else ALL
         heads = [h for h in range(H) if recomputed(f"L{l}H{h}")]
         z = None
         if heads:
             # q/k/v receivers of layer l read senders of layers < l; the other heads keep their corrupted z
-            if rows == slice(None):
+            if rows == ALL:
                 pre, _ = d.inputs(*plan.on(l, [3 * h + i for h in heads for i in range(3)]), stop=l, mid=False)
                 q_in, k_in, v_in = pre[0::3], pre[1::3], pre[2::3]             # [active, B, pos, d] each
             else:
@@ -113,7 +112,7 @@ def _edge_logits(subject: Any, clean: _Values, corrupt: _Values, edges: set[str]
             d.add_mlp(l, engine.mlp(subject, l, receiver_view(subject, l, mid[0], "mid")), rows)  # [B, q, d]
         else:
             d.add_mlp(l, None, rows)
-    pre, _ = d.inputs(*plan.on(L, [0]), stop=L, mid=False, rows=readout)
+    pre, _ = d.inputs(*plan.on(L, [0]), stop=L, mid=False, rows=READOUT)
     return subject.arch.head(subject.model, pre[0])
 
 
@@ -123,9 +122,9 @@ def record_pairs(subject: Any, contrast: Contrast, batch_size: int = 32) -> list
     _check_arch(subject)
     check_pairs(contrast)
     if torch.device(subject.device).type == "cpu":
-        # the circuit run is memory-bound: on CPU, batches of 16 pairs keep more of it in cache (MiniLM NLI
-        # teacher, 64 HANS pairs, random edge sets of 3,794 / 950 / 200 edges: 4.4 s at 16 pairs, 5.5 s at 32,
-        # 4.5 s at 8, 4.8 s at 4; measured once on the 2-core CPU)
+        # on CPU, batches of 16 pairs keep more of a run in cache (MiniLM NLI teacher, 64 HANS pairs, random
+        # edge sets of 3,794 / 950 / 200 edges: 4.4 s at 16 pairs, 5.5 s at 32, 4.5 s at 8, 4.8 s at 4, measured
+        # once on the 2-core CPU; after the prefix-sharing rewrite 16, 32 and 64 pairs are within the noise)
         batch_size = min(batch_size, CPU_RUN_BATCH)
     with torch.no_grad():
         return [(_values(subject, contrast.metric, b.clean, "clean"),
