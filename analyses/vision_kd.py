@@ -2,8 +2,8 @@
 class-wise accuracy and fairness? (issue 14, item 6; on our offline generated images, `interp.data.vision`)
 
 Study 1, debiasing under KD (Du et al.-style question, at toy scale), for each (dataset, pair) of
-`debias_runs` (coloured digits, 4 classes, colour spurious, with a ViT pair d32x3 -> d16x2 and a ResNet pair
-[16, 32] -> [6, 12]; Waterbirds-style composites, background spurious, with the ResNet pair): per seed a
+`debias_runs` (coloured digits, 4 classes, colour spurious, with a ViT pair d32x3 -> d32x2 and a ResNet pair
+[16, 32] -> [12, 24]; Waterbirds-style composites, background spurious, with the ResNet pair): per seed a
 teacher trained with ERM and one per debiasing method (`methods`: group reweighting, group DRO, product of
 experts with the attribute-only bias model P(class | attribute)) on training data whose attribute agrees
 with the class with probability `strength`; the student distilled from each (T = `kd_temperature`, `alpha`
@@ -69,6 +69,7 @@ class Config:
     kd_temperature: float = 4.0
     alpha: float = 0.9
     strength: float = 0.99      # study 1: P(attribute == the class's attribute) in training
+    vit_strength: float = 0.98  # study 1, ViT pair (at 0.99 no ViT teacher, debiased or not, reads the digit)
     tri_strength: float = 0.8   # study 2 (Trifeature)
     classes: int = 4            # digits and Trifeature (Waterbirds: 2)
     size: int = 16
@@ -82,6 +83,11 @@ class Config:
     vit_lr: float = 2e-3
     dro_eta: float = 0.01
     batch_size: int = 32
+    vit_teacher: tuple[int, int, int] = (32, 3, 4)   # width, layers, heads (patch 4)
+    vit_student: tuple[int, int, int] = (32, 2, 4)
+    resnet_teacher: tuple[int, ...] = (16, 32)       # channels per stage, one basic block each
+    resnet_student: tuple[int, ...] = (12, 24)
+    lenet_student: tuple[int, int, int, int, int] = (6, 16, 2, 60, 40)  # conv channels, pooled size, fc widths
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
@@ -92,21 +98,36 @@ QUICK = Config(debias_runs=(("digits", "resnet"), ("digits", "vit")), seeds=(0, 
                n_train=96, n_test=64, epochs=1.0, vit_epochs=1.0, tri_epochs=1.0, size=16, tri_size=16)
 
 Builder = Callable[[tuple[str, ...], int, int], Any]  # (label names, seed, image size) -> model
-MODELS: dict[str, dict[str, Builder]] = {
-    "vit": {"teacher": lambda names, seed, size: tiny_vit(names, size, d=32, layers=3, heads=4, seed=seed),
-            "student": lambda names, seed, size: tiny_vit(names, size, d=16, layers=2, heads=2, seed=seed)},
-    "resnet": {"teacher": lambda names, seed, size: tiny_resnet(names, hidden_sizes=(16, 32), seed=seed),
-               "student": lambda names, seed, size: tiny_resnet(names, hidden_sizes=(6, 12), seed=seed)},
-    "resnet-lenet": {"teacher": lambda names, seed, size: tiny_resnet(names, hidden_sizes=(16, 32), seed=seed),
-                     "student": lambda names, seed, size: tiny_lenet(names, channels=(6, 16), pool_size=2,
-                                                                    fc=(60, 40), seed=seed)},
-}
+
+
+def models(cfg: Config) -> dict[str, dict[str, Builder]]:
+    """Per pair, the teacher and student builders at the configured sizes."""
+    def vit(spec: tuple[int, int, int]) -> Builder:
+        return lambda names, seed, size: tiny_vit(names, size, d=spec[0], layers=spec[1], heads=spec[2], seed=seed)
+
+    def resnet(channels: tuple[int, ...]) -> Builder:
+        return lambda names, seed, size: tiny_resnet(names, hidden_sizes=channels, depths=(1,) * len(channels),
+                                                     seed=seed)
+
+    c1, c2, pool, f1, f2 = cfg.lenet_student
+    return {"vit": {"teacher": vit(cfg.vit_teacher), "student": vit(cfg.vit_student)},
+            "resnet": {"teacher": resnet(cfg.resnet_teacher), "student": resnet(cfg.resnet_student)},
+            "resnet-lenet": {"teacher": resnet(cfg.resnet_teacher),
+                             "student": lambda names, seed, size: tiny_lenet(names, channels=(c1, c2), pool_size=pool,
+                                                                            fc=(f1, f2), seed=seed)}}
+
+
 METHOD_LOSS = {"group": "group_reweight", "dro": "group_dro", "poe": "poe"}
 
 
-def dataset(name: str, n: int, split: str, seed: int, cfg: Config) -> vision.ImageSet:
-    """Training split: attribute aligned with the class at `cfg.strength`; test split: independent (None)."""
-    strength = (cfg.tri_strength if name == "trifeature" else cfg.strength) if split == "train" else None
+def train_strength(cfg: Config, data: str, pair: str) -> float:
+    """P(attribute == the class's attribute) in the training split of (data, pair)."""
+    return cfg.tri_strength if data == "trifeature" else cfg.vit_strength if pair == "vit" else cfg.strength
+
+
+def dataset(name: str, n: int, split: str, seed: int, cfg: Config, strength: float | None = None) -> vision.ImageSet:
+    """Training split: attribute aligned with the class at `strength`; test split: independent (None)."""
+    strength = strength if split == "train" else None
     if name == "digits":
         return vision.coloured_digits(n, split, strength, seed, size=cfg.size, n_classes=cfg.classes)
     if name == "waterbirds":
@@ -163,7 +184,7 @@ def _train(cfg: Config, out: Path, name: str, build: Callable[[], Any], train: v
             kw.update(dro_eta=cfg.dro_eta)
         elif method == "poe":  # the attribute-only bias model, counted on the training set
             bias = attribute_bias_probs(train.labels.numpy(), train.attributes.numpy(), len(train.label_names))
-    return train_and_save(out / "models" / f"{name}_s{seed}", lambda: (build(), None), train.examples(),
+    return train_and_save(out / "models" / cfg.digest() / f"{name}_s{seed}", lambda: (build(), None), train.examples(),
                           TrainConfig(**kw), teacher=teacher, example_weights=weights, bias_probs=bias,
                           progress=False, extra={**spec, "model": name})
 
@@ -184,13 +205,13 @@ def run_seed(cfg: Config, out: Path, runs: Runs, study: str, data: str, pair: st
              log: Callable[[str], None]) -> None:
     """Train (or reuse) and evaluate every model of one (study, dataset, pair, seed)."""
     prefix = f"{cfg.digest()}/{study}/{data}/{pair}"
-    train = dataset(data, cfg.n_train, "train", seed, cfg)
+    strength = train_strength(cfg, data, pair)
+    train = dataset(data, cfg.n_train, "train", seed, cfg, strength)
     test = dataset(data, cfg.n_test, "test", seed, cfg)
     names = train.label_names
     size = cfg.tri_size if data == "trifeature" else cfg.size
-    strength = cfg.tri_strength if data == "trifeature" else cfg.strength
     spec = {"data": data, "classes": len(names), "strength": strength, "n_train": cfg.n_train, "size": size}
-    teacher_of, student_of = MODELS[pair]["teacher"], MODELS[pair]["student"]
+    teacher_of, student_of = models(cfg)[pair]["teacher"], models(cfg)[pair]["student"]
     epochs = cfg.tri_epochs if data == "trifeature" else cfg.vit_epochs if pair == "vit" else cfg.epochs
     lr = cfg.vit_lr if pair == "vit" else cfg.lr
     paths: dict[str, Path] = {}

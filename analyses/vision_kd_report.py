@@ -152,7 +152,7 @@ def findings(s: dict[str, Any]) -> list[str]:
 def markdown(s: dict[str, Any], cfg: Any) -> str:
     md = (f"# Vision KD study\n\nSeeds {list(cfg.seeds)}; {cfg.n_train} training images ({cfg.size}px; Trifeature "
           f"{cfg.tri_size}px), {cfg.epochs:g} epochs (ViTs {cfg.vit_epochs:g}, Trifeature {cfg.tri_epochs:g}), training "
-          f"strength {cfg.strength} (Trifeature {cfg.tri_strength}); decorrelated test of {cfg.n_test}. Values in points: mean "
+          f"strength {cfg.strength} (ViT pair {cfg.vit_strength}, Trifeature {cfg.tri_strength}); decorrelated test of {cfg.n_test}. Values in points: mean "
           "[95% t-interval over seeds]. DPD / EOD: across attribute values, macro over classes (one vs rest).\n\n"
           "## Findings\n\n" + "".join(f"- {f}\n" for f in findings(s)) + "\n## Debiasing under KD\n\n")
     head = "| model | " + " | ".join(METRICS) + " |\n|---|" + "---|" * len(METRICS) + "\n"
