@@ -129,6 +129,8 @@ def findings(s: dict[str, Any]) -> list[str]:
                 verdict = "there is no teacher gain to carry"
             elif p["excludes_0"] and p["mean"] > 0:
                 verdict = "the gain survives KD"
+            elif p["values"] and not any(p["values"]):
+                verdict = "none of it survives KD (the same worst-group accuracy in every seed)"
             elif p["excludes_0"]:
                 verdict = "KD reverses it"
             else:
