@@ -11,10 +11,20 @@ import numpy as np
 from interp import metrics, provenance
 
 METRICS = ("accuracy", "worst_group_accuracy", "consistency", "dpd", "eod")
-DEBIAS_CONDITIONS = ("teacher_erm", "teacher_group", "student_alone", "kd_erm", "kd_group")
-DEBIAS_PAIRS = (("kd_group", "kd_erm", "debiased vs ERM teacher's student"),
-                ("teacher_group", "teacher_erm", "debiased vs ERM teacher"),
-                ("kd_group", "student_alone", "debiased teacher's student vs student alone"))
+METHODS = {"group": "group reweighting", "dro": "group DRO", "poe": "PoE (attribute-only bias model)"}
+
+
+def debias_conditions(methods: list[str]) -> list[str]:
+    """Table order: teachers, the student alone, then the students of each teacher."""
+    return ["teacher_erm", *(f"teacher_{m}" for m in methods), "student_alone", "kd_erm", *(f"kd_{m}" for m in methods)]
+
+
+def debias_pairs(m: str) -> list[tuple[str, str, str]]:
+    """The paired differences asked of one debiasing method: teacher, student (against the ERM teacher's
+    student: does the gain survive KD?) and student against the student trained alone."""
+    return [(f"teacher_{m}", "teacher_erm", f"{METHODS.get(m, m)} vs ERM teacher"),
+            (f"kd_{m}", "kd_erm", f"{METHODS.get(m, m)} teacher's student vs ERM teacher's student"),
+            (f"kd_{m}", "student_alone", f"{METHODS.get(m, m)} teacher's student vs student alone")]
 
 
 def t_interval(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -75,10 +85,14 @@ def summarise(runs: dict[str, dict]) -> dict[str, Any]:
     debias: dict[str, Any] = {}
     for data, pair in sorted({(r["data"], r["pair"]) for r in runs.values() if r["study"] == "debias"}):
         by = _group(runs, study="debias", data=data, pair=pair)
+        methods = [m for m in METHODS if f"teacher_{m}" in by] + \
+            sorted(c[8:] for c in by if c.startswith("teacher_") and c[8:] not in METHODS and c != "teacher_erm")
         debias[f"{data}/{pair}"] = {
+            "methods": methods,
             "conditions": {c: {k: _cell([by[c][s][k] for s in sorted(by[c])]) for k in METRICS}
-                           for c in DEBIAS_CONDITIONS if c in by},
-            "paired": {f"{a} - {b}": {"what": what, **_paired(by, a, b)} for a, b, what in DEBIAS_PAIRS}}
+                           for c in debias_conditions(methods) if c in by},
+            "paired": {f"{a} - {b}": {"what": what, "method": m, **_paired(by, a, b)}
+                       for m in methods for a, b, what in debias_pairs(m)}}
     by = _group(runs, study="temperature")
     temps = sorted({r["temperature"] for r in runs.values() if r["study"] == "temperature" and r["temperature"]})
     temperature: dict[str, Any] = {}
@@ -101,20 +115,34 @@ def findings(s: dict[str, Any]) -> list[str]:
     """One sentence per question, read off the intervals (nothing is claimed that an interval does not show)."""
     out = []
     for key, d in s["debias"].items():
-        p = d["paired"]["kd_group - kd_erm"]["worst_group_accuracy"]
-        t = d["paired"]["teacher_group - teacher_erm"]["worst_group_accuracy"]
-        teacher = ("improves" if t["excludes_0"] and t["mean"] > 0 else
-                   "worsens" if t["excludes_0"] else "does not measurably change")
-        verdict = ("survives KD" if p["excludes_0"] and p["mean"] > 0 else
-                   "is reversed by KD" if p["excludes_0"] else "is not shown to survive KD (interval includes 0)")
-        out.append(f"{key}: group reweighting {teacher} the teacher's worst-group accuracy ({_fmt(t, signed=True)} "
-                   f"points); the gain {verdict}: student of the debiased minus student of the ERM teacher "
-                   f"{_fmt(p, signed=True)} points.")
+        erm = d["conditions"]["teacher_erm"]["worst_group_accuracy"]
+        alone = d["conditions"].get("student_alone", {}).get("accuracy")
+        out.append(f"{key}: ERM teacher worst-group {_fmt(erm)}, accuracy "
+                   f"{_fmt(d['conditions']['teacher_erm']['accuracy'])}; student alone accuracy "
+                   f"{_fmt(alone) if alone else 'n/a'}.")
+        for m in d.get("methods", []):
+            t = d["paired"][f"teacher_{m} - teacher_erm"]["worst_group_accuracy"]
+            p = d["paired"][f"kd_{m} - kd_erm"]["worst_group_accuracy"]
+            teacher = ("raises" if t["excludes_0"] and t["mean"] > 0 else
+                       "lowers" if t["excludes_0"] else "does not measurably change")
+            if not (t["excludes_0"] and t["mean"] > 0):
+                verdict = "there is no teacher gain to carry"
+            elif p["excludes_0"] and p["mean"] > 0:
+                verdict = "the gain survives KD"
+            elif p["values"] and not any(p["values"]):
+                verdict = "none of it survives KD (the same worst-group accuracy in every seed)"
+            elif p["excludes_0"]:
+                verdict = "KD reverses it"
+            else:
+                verdict = "its survival through KD is not shown (interval includes 0)"
+            out.append(f"{key}, {METHODS.get(m, m)}: {teacher} the teacher's worst-group accuracy "
+                       f"({_fmt(t, signed=True)} points); {verdict}: its student minus the ERM teacher's student "
+                       f"{_fmt(p, signed=True)} points.")
     t = s["temperature"]
     kd = [c for c in t if c.startswith("kd_T")]
     if kd:
         sc = ", ".join(f"T={c[4:]}: {t[c].get('n_sc', 'n/a')}/{t[c].get('n_tc', 'n/a')}" for c in kd)
-        out.append(f"Trifeature, ResNet pair: classes differing (#SC vs the student alone / #TC vs the teacher, "
+        out.append(f"Trifeature, ResNet -> LeNet: classes differing (#SC vs the student alone / #TC vs the teacher, "
                    f"Welch p < 0.05): {sc}.")
         for name, p in t.get("paired", {}).items():
             moved = [f"{k} {_fmt(p[k], signed=True)}" for k in ("dpd", "eod", "accuracy") if p[k]["excludes_0"]]
@@ -124,8 +152,9 @@ def findings(s: dict[str, Any]) -> list[str]:
 
 
 def markdown(s: dict[str, Any], cfg: Any) -> str:
-    md = (f"# Vision KD study\n\nSeeds {list(cfg.seeds)}; {cfg.n_train} training images ({cfg.size}px), {cfg.epochs:g} "
-          f"epochs, training strength {cfg.strength}; decorrelated test of {cfg.n_test}. Values in points: mean "
+    md = (f"# Vision KD study\n\nSeeds {list(cfg.seeds)}; {cfg.n_train} training images ({cfg.size}px; Trifeature "
+          f"{cfg.tri_size}px), {cfg.epochs:g} epochs (ViTs {cfg.vit_epochs:g}, Trifeature {cfg.tri_epochs:g}), training "
+          f"strength {cfg.strength} (ViT pair {cfg.vit_strength}, Trifeature {cfg.tri_strength}); decorrelated test of {cfg.n_test}. Values in points: mean "
           "[95% t-interval over seeds]. DPD / EOD: across attribute values, macro over classes (one vs rest).\n\n"
           "## Findings\n\n" + "".join(f"- {f}\n" for f in findings(s)) + "\n## Debiasing under KD\n\n")
     head = "| model | " + " | ".join(METRICS) + " |\n|---|" + "---|" * len(METRICS) + "\n"
@@ -137,7 +166,7 @@ def markdown(s: dict[str, Any], cfg: Any) -> str:
                                                    + ("**" if p[k]["excludes_0"] else "") for k in METRICS) + " |\n"
                       for name, p in d["paired"].items())
         md += "\n"
-    md += "## Temperature on Trifeature (ResNet pair)\n\n| model | " + " | ".join(METRICS) + " | #SC | #TC |\n|---|" + \
+    md += "## Temperature on Trifeature (ResNet teacher -> LeNet student)\n\n| model | " + " | ".join(METRICS) + " | #SC | #TC |\n|---|" + \
         "---|" * (len(METRICS) + 2) + "\n"
     for c, row in s["temperature"].items():
         if c != "paired":
@@ -171,12 +200,13 @@ def figures(s: dict[str, Any], out: Path) -> list[str]:
     written = []
     keys = list(s["debias"])
     if keys:
-        fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 3), squeeze=False, sharey=True)
+        fig, axes = plt.subplots(1, len(keys), figsize=(3.6 * len(keys), 3), squeeze=False, sharey=True)
         for ax, key in zip(axes[0], keys):
             conds = s["debias"][key]["conditions"]
             cells = [conds[c]["worst_group_accuracy"] for c in conds]
+            colour = {"teacher": "#2a7", "student": "#bbb", "kd": "#79c"}
             ax.bar(range(len(cells)), [c["mean"] for c in cells], yerr=np.array([_err(c) for c in cells]).T,
-                   color=["#777", "#2a7", "#bbb", "#79c", "#3b8"][:len(cells)], capsize=3)
+                   color=[colour[c.split("_")[0]] if not c.endswith("_erm") else "#777" for c in conds], capsize=3)
             ax.set_xticks(range(len(cells)), list(conds), rotation=45, ha="right", fontsize=7)
             ax.set_title(key, fontsize=9)
         axes[0][0].set_ylabel("worst-group accuracy")

@@ -8,7 +8,9 @@ ResNets have no attention and no tokens: their "layers" are the residual blocks 
 forward order (`layers` is a path with a `*` over stages), and every site but `logits` is a feature map
 `[batch, channels, h, w]` (`layout="maps"`): `embed` (stem output), `blocks.{l}.hook_branch_out` (the
 block's residual branch, before the shortcut is added) and `blocks.{l}.hook_resid_post` (block output).
-A stage's output is its last block's `hook_resid_post` (`stage_sites`).
+A stage's output is its last block's `hook_resid_post` (`stage_sites`). The LeNet-5-style CNN
+(`interp.lenet`) has the same layout with one block per stage (conv -> ReLU -> pool): `embed` is the input
+image and every `blocks.{l}.hook_resid_post` a stage output.
 """
 from __future__ import annotations
 
@@ -43,6 +45,10 @@ def _vit_head(model: Any, h: torch.Tensor) -> torch.Tensor:
 
 def _resnet_head(model: nn.Module, h: torch.Tensor) -> torch.Tensor:
     return get_module(model, "classifier")(get_module(model, "resnet.pooler")(h))  # [batch, c, h, w] -> [batch, n_labels]
+
+
+def _lenet_head(model: nn.Module, h: torch.Tensor) -> torch.Tensor:
+    return get_module(model, "classifier")(get_module(model, "lenet.pooler")(h))  # [batch, c, h, w] -> [batch, n_labels]
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,9 @@ ARCHS: dict[str, Arch] = {
                    pattern="", o_proj="", mlp_out="", resid_mid=None, head=_resnet_head, modality="image",
                    kinds=("hook_branch_out", "hook_resid_post"), layout="maps",
                    extra_out=(("hook_branch_out", "layer"),), backends=("hooks",)),
+    "lenet": Arch("lenet", ("LeNetForImageClassification",), "lenet.embedder", "lenet.stages", pattern="", o_proj="",
+                  mlp_out="", resid_mid=None, head=_lenet_head, modality="image", kinds=("hook_resid_post",),
+                  layout="maps", backends=("hooks",)),
 }
 
 
@@ -139,9 +148,12 @@ def get_layers(model: nn.Module, arch: Arch) -> nn.ModuleList:
 
 
 def stage_sites(model: nn.Module, arch: Arch) -> list[str]:
-    """Per stage, the site holding its output (the last block's `hook_resid_post`); ResNet only."""
+    """Per stage, the site holding its output (the last block's `hook_resid_post`); CNNs only (ResNet: the
+    stages' last blocks; LeNet: every block is a stage)."""
+    if arch.layout != "maps":
+        raise ValueError(f"{arch.family} has no stages: stage_sites is for CNNs (ResNet, LeNet).")
     if "*" not in arch.layers:
-        raise ValueError(f"{arch.family} has no stages: stage_sites is for ResNets.")
+        return [f"blocks.{l}.hook_resid_post" for l in range(len(get_layers(model, arch)))]
     head, tail = arch.layers.split(".*.", 1)
     ends = list(itertools.accumulate(len(list(get_module(child, tail).children()))
                                      for child in get_module(model, head).children()))

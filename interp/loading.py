@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 NLI_LABELS = ("entailment", "neutral", "contradiction")
-IMAGE_MODEL_TYPES = ("vit", "resnet")  # image classifiers: no tokenizer
+IMAGE_MODEL_TYPES = ("vit", "resnet", "lenet")  # image classifiers: no tokenizer
 
 
 def model_fingerprint(model: nn.Module) -> str:
@@ -45,6 +45,8 @@ def check_tokenizer(model: nn.Module, tokenizer: Any) -> None:
 def load_folder(path: Path, num_labels: int | None = None) -> tuple[nn.Module, Any]:
     """(model, tokenizer or None) from a HF checkpoint folder, offline, with eager attention; see load_subject."""
     import transformers as T
+
+    from interp import lenet  # noqa: F401  (registers the LeNet model type with the Auto classes)
 
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"{path} is not a HuggingFace checkpoint folder (no config.json).")

@@ -42,6 +42,8 @@ def load_trained(path: str | os.PathLike, model_class=None):
     """``(model, tokenizer, record)`` from a folder written by :func:`train_and_save` (model in eval mode)."""
     import transformers as T
 
+    from interp import lenet  # noqa: F401  (registers the LeNet model type with the Auto classes)
+
     path = Path(path)
     image = T.AutoConfig.from_pretrained(path).model_type in IMAGE_MODEL_TYPES
     cls = model_class or (T.AutoModelForImageClassification if image else T.AutoModelForSequenceClassification)

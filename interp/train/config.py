@@ -11,10 +11,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-LOSSES = ("erm", "poe", "reweight", "conf_reg", "focal", "kd", "group_reweight")
+LOSSES = ("erm", "poe", "reweight", "conf_reg", "focal", "kd", "group_reweight", "group_dro")
 NEEDS_BIAS = ("poe", "reweight", "conf_reg", "focal")
 NEEDS_TEACHER = ("conf_reg", "kd")
 NEEDS_WEIGHTS = ("group_reweight",)
+NEEDS_GROUPS = ("group_dro",)  # every training example carries a "group" (e.g. ImageSet.examples())
 
 
 @dataclass
@@ -39,6 +40,7 @@ class TrainConfig:
     eval_every: int = 0         # steps between dev evaluations (0: none); the curve goes into the history
     select_best: bool = False   # keep the checkpoint of best dev accuracy (needs dev data and eval_every)
     bias_anneal: float = 1.0    # PoE only: the bias log-probabilities are scaled from 1 down to this value
+    dro_eta: float = 0.01       # group DRO only: step size of the exponentiated-gradient group weights
 
     def __post_init__(self):
         if self.loss not in LOSSES:
@@ -51,6 +53,8 @@ class TrainConfig:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if self.select_best and self.eval_every <= 0:
             raise ValueError("select_best needs eval_every > 0 (and dev data) to know which checkpoint is best")
+        if self.dro_eta < 0:
+            raise ValueError(f"dro_eta must be >= 0, got {self.dro_eta}")
         if not 0.0 <= self.bias_anneal <= 1.0:
             raise ValueError(f"bias_anneal must be in [0, 1], got {self.bias_anneal}")
 

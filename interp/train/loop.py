@@ -3,7 +3,8 @@
 :func:`train_model` trains in place with a progress bar (line updates in logs); the model is in ``.train()``
 mode while training and left in ``.eval()`` mode after. Losses: ``erm``, ``poe``, ``reweight``, ``focal``
 (need ``bias_probs``), ``conf_reg`` (needs ``bias_probs`` and a teacher), ``kd`` (needs a teacher) and
-``group_reweight`` (needs ``example_weights``). Image examples (``pixel_values``) take the same path. The
+``group_reweight`` (needs ``example_weights``) and ``group_dro`` (Sagawa et al. 2020; every example needs a
+``"group"``, as ``ImageSet.examples()`` give). Image examples (``pixel_values``) take the same path. The
 teacher is frozen and deterministic (eval mode, fixed inputs), so its logits on the training set are
 computed **once** before training and reused every epoch.
 """
@@ -20,11 +21,14 @@ import torch
 from interp.progress import bar as progress_bar
 from interp.train import losses as L
 from interp.train.batching import Encoded, encode, iter_batches, predict_logits
-from interp.train.config import NEEDS_BIAS, NEEDS_TEACHER, NEEDS_WEIGHTS, TrainConfig, seed_everything
+from interp.train.config import NEEDS_BIAS, NEEDS_GROUPS, NEEDS_TEACHER, NEEDS_WEIGHTS, TrainConfig, seed_everything
 from interp.train.images import EncodedImages
 
 
-def _batch_loss(cfg: TrainConfig, logits, y, pb, t_logits, progress: float = 0.0, w=None) -> torch.Tensor:
+def _batch_loss(cfg: TrainConfig, logits, y, pb, t_logits, progress: float = 0.0, w=None, g=None,
+                dro: L.GroupDRO | None = None) -> torch.Tensor:
+    if cfg.loss == "group_dro" and dro is not None:
+        return dro(logits, y, g)
     if cfg.loss == "group_reweight":
         return L.weighted_erm_loss(logits, y, w, normalize=cfg.reweight_normalize)
     if cfg.loss == "erm":
@@ -43,6 +47,14 @@ def _batch_loss(cfg: TrainConfig, logits, y, pb, t_logits, progress: float = 0.0
     if cfg.loss == "kd":
         return L.kd_loss(logits, t_logits, y if cfg.alpha < 1 else None, temperature=cfg.temperature, alpha=cfg.alpha)
     raise ValueError(cfg.loss)  # pragma: no cover
+
+
+def example_groups(examples: Sequence[dict]) -> tuple[torch.Tensor, list]:
+    """``[n]`` group indices from each example's ``"group"`` (sorted distinct values: index order) and the values."""
+    if any("group" not in e for e in examples):
+        raise ValueError("loss 'group_dro' needs a 'group' in every training example (ImageSet.examples() carry one).")
+    values, inverse = np.unique(np.asarray([e["group"] for e in examples]), return_inverse=True)
+    return torch.as_tensor(inverse.reshape(-1), dtype=torch.long), values.tolist()
 
 
 def train_model(model, tokenizer, train_examples: Sequence[dict], config: TrainConfig, *,
@@ -98,6 +110,10 @@ def train_model(model, tokenizer, train_examples: Sequence[dict], config: TrainC
         w = torch.as_tensor(np.asarray(example_weights), dtype=torch.float32)
         if w.shape != (n,) or not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
             raise ValueError(f"example_weights must be [{n}] finite and >= 0, got shape {tuple(w.shape)}")
+    g = dro = None
+    if cfg.loss in NEEDS_GROUPS:
+        g, group_values = example_groups(train_examples)
+        dro = L.GroupDRO(len(group_values), cfg.dro_eta)
     t_logits = None
     if cfg.loss in NEEDS_TEACHER:
         if teacher_logits is None:
@@ -162,7 +178,7 @@ def train_model(model, tokenizer, train_examples: Sequence[dict], config: TrainC
                 y = enc.labels[idx]
                 loss = _batch_loss(cfg, logits, y, pb[idx] if pb is not None else None,
                                    t_logits[idx] if t_logits is not None else None, step / total,
-                                   w[idx] if w is not None else None)
+                                   w[idx] if w is not None else None, g[idx] if g is not None else None, dro)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.max_grad_norm:
@@ -181,6 +197,8 @@ def train_model(model, tokenizer, train_examples: Sequence[dict], config: TrainC
         model.eval()
     out: dict[str, Any] = {"steps": total, "train_seconds": time.perf_counter() - t0, "loss_first": losses[0],
            "loss_last10": float(np.mean(losses[-10:])), "n_train": n}
+    if dro is not None:  # the final group weights, by group value
+        out["dro_q"] = dict(zip(map(str, group_values), dro.q.tolist()))
     if curve:
         out["curve"] = curve
     if best is not None:

@@ -21,6 +21,10 @@ Formulas (see ``/work/shared/DESIGN.md``, "Bias data"):
   targets, ``L = -sum_j S_j log p_m,j``. When the bias model is sure of the gold label the targets become
   uniform (the example is down-weighted softly); when it is not, they are the teacher's distribution.
 - Debiased focal loss (Karimi Mahabadi et al. 2020): ``L = -(1 - p_b(y))^gamma log p_m(y)``.
+- Group DRO (Sagawa et al. 2020, Algorithm 1): per batch, the mean loss of each group present
+  ``l_g = sum_{i in g} CE_i / n_g`` (0 for a group absent from the batch), then the exponentiated-gradient
+  step on the group weights ``q_g <- q_g exp(eta l_g) / sum_h q_h exp(eta l_h)`` and
+  ``L = sum_g q_g l_g`` with the updated ``q`` (held by :class:`GroupDRO` across batches).
 - Hinton et al. (2015) knowledge distillation:
   ``L = alpha * T^2 * KL(softmax(z_t/T) || softmax(z_s/T)) + (1 - alpha) * CE(z_s, y)``.
   **alpha weights the distillation (KL) term**: ``alpha=0`` is plain cross-entropy on gold labels,
@@ -40,6 +44,9 @@ __all__ = [
     "conf_reg_targets",
     "conf_reg_loss",
     "focal_loss",
+    "group_losses",
+    "dro_step",
+    "GroupDRO",
     "kd_loss",
     "soft_cross_entropy",
     "weighted_erm_loss",
@@ -194,3 +201,43 @@ def weighted_erm_loss(logits: torch.Tensor, labels: torch.Tensor, weights: torch
         total = w.sum()
         return per.sum() / total if float(total) > 0 else per.mean()
     raise ValueError(f"normalize must be 'batch' or 'weights', got {normalize!r}")
+
+
+def group_losses(per_example: torch.Tensor, groups: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """``[n_groups]`` mean of ``per_example`` ``[batch]`` over each group's examples (0 where a group has none)."""
+    if per_example.shape != groups.shape:
+        raise ValueError(f"groups must be [batch]={per_example.shape[0]}, got shape {tuple(groups.shape)}")
+    g = groups.long()
+    if g.numel() and (int(g.min()) < 0 or int(g.max()) >= n_groups):
+        raise ValueError(f"group indices must be in 0..{n_groups - 1}, got {g.min()}..{g.max()}")
+    total = torch.zeros(n_groups, dtype=per_example.dtype, device=per_example.device).index_add(0, g, per_example)
+    count = torch.bincount(g, minlength=n_groups).to(per_example.dtype)
+    return total / count.clamp_min(1)
+
+
+def dro_step(q: torch.Tensor, losses_g: torch.Tensor, eta: float) -> torch.Tensor:
+    """One exponentiated-gradient step on the group weights: ``q exp(eta l) / sum(q exp(eta l))`` (``l``
+    detached); computed in log space, so large ``eta * l`` does not overflow."""
+    if eta < 0:
+        raise ValueError(f"eta must be >= 0, got {eta}")
+    logits = torch.log(q.clamp_min(_EPS)) + eta * losses_g.detach().to(q.dtype)
+    return torch.softmax(logits, dim=0)
+
+
+class GroupDRO:
+    """Online group DRO (Sagawa et al. 2020): keeps the group weights ``q`` ``[n_groups]`` (uniform at first)
+    and, per batch, updates them with :func:`dro_step` before returning ``sum_g q_g l_g``."""
+
+    def __init__(self, n_groups: int, eta: float = 0.01) -> None:
+        if n_groups < 1:
+            raise ValueError(f"n_groups must be >= 1, got {n_groups}")
+        if eta < 0:
+            raise ValueError(f"eta must be >= 0, got {eta}")
+        self.eta = float(eta)
+        self.q = torch.full((n_groups,), 1.0 / n_groups, dtype=torch.float64)
+
+    def __call__(self, logits: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+        _check(logits, labels)
+        per_group = group_losses(F.cross_entropy(logits, labels.long(), reduction="none"), groups, len(self.q))
+        self.q = dro_step(self.q, per_group, self.eta)
+        return (self.q.to(per_group.dtype) * per_group).sum()

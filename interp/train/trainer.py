@@ -7,7 +7,7 @@ The names live in one module per job; this module gathers them (``from interp.tr
 - :mod:`interp.train.batching`: :func:`encode` (tokenise once, unpadded), :func:`iter_batches` (dynamic
   padding), :func:`predict_logits` (eval-mode logits in the examples' order).
 - :mod:`interp.train.loop`: :func:`train_model` (AdamW + warmup/decay + clipping; losses ``erm``, ``poe``,
-  ``reweight``, ``focal``, ``conf_reg``, ``kd``; teacher logits computed once).
+  ``reweight``, ``focal``, ``conf_reg``, ``kd``, ``group_reweight``, ``group_dro``; teacher logits computed once).
 - :mod:`interp.train.checkpoints`: :func:`train_and_save` (atomic save, reused when the config matches),
   :func:`load_trained`, :func:`is_complete`.
 - :mod:`interp.train.iterative`: :func:`iterative_kd` (born-again multi-round KD).

@@ -1,6 +1,7 @@
 """Image classifiers for the vision studies, and the debiasing inputs their training needs.
 
-- `tiny_vit`, `tiny_resnet`: `transformers` ViT / ResNet classifiers from small configurations (no
+- `tiny_vit`, `tiny_resnet`, `tiny_lenet`: `transformers` ViT / ResNet / LeNet-5-style (`interp.lenet`)
+  classifiers from small configurations (no
   torchvision, no download), labelled with the data's class names so teacher and student agree on the
   label order. Train them with `interp.train.trainer.train_model` on `ImageSet.examples()`: the same
   loop, losses and KD as the text models.
@@ -52,6 +53,18 @@ def tiny_resnet(label_names: Sequence[str], hidden_sizes: Sequence[int] = (8, 16
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return T.ResNetForImageClassification(cfg).eval()
+
+
+def tiny_lenet(label_names: Sequence[str], channels: Sequence[int] = (6, 16), kernel_size: int = 5,
+               pool_size: int = 4, fc: Sequence[int] = (120, 84), seed: int = 0):
+    """A LeNet-5-style CNN classifier (`interp.lenet`: conv-ReLU-pool stages, then fully connected layers),
+    initialised from `seed`, in eval mode."""
+    from interp.lenet import LeNetConfig, LeNetForImageClassification
+
+    cfg = LeNetConfig(channels=channels, kernel_size=kernel_size, pool_size=pool_size, fc=fc, **_labels(label_names))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return LeNetForImageClassification(cfg).eval()
 
 
 def group_weights(groups: Sequence[int] | torch.Tensor | np.ndarray) -> np.ndarray:
