@@ -45,7 +45,7 @@ class CKAAccumulator:
     `precision="float64"` (default, the reference): every product in float64. `"mixed"`: the big
     products in float32 over blocks of `block_rows` rows, added to float64 accumulators; all sums and
     norms stay float64. A cross accumulator without weights or self grids takes each batch in one
-    chunked pass (`interp.cka.mixed`: no float64 copy of the batch, Grams at 3/4 of the work): about 2x
+    chunked pass (`interp.cka.mixed`: no float64 copy of the batch): about 2x
     faster than float64 on CPUs (float32 has twice the vector width) and more on GPUs; `error_bound()` gives a measured bound on |CKA_mixed - CKA_float64| per cell
     (`interp.cka.precision`). The statistics live on the device of the first batch (a CUDA tensor
     keeps the work on that GPU); results are numpy arrays.

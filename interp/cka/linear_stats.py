@@ -25,12 +25,10 @@ class _Product:
     `block_rows=None`: every batch is one float64 matmul into `total`. Else a, b are float32: products
     go into a float32 partial sum covering at most `block_rows` rows (big batches are split, small ones
     share a block), which is added to the float64 `total` when the next rows would overflow the block
-    and before any read (`value()`). `sym=True` (Grams, a^T b symmetric): the float32 blocks compute
-    only the left column half and the lower right quarter (3/4 of the work); the rest is mirrored."""
+    and before any read (`value()`)."""
 
-    def __init__(self, rows: int, cols: int, device: torch.device, block_rows: int | None, sym: bool = False):
+    def __init__(self, rows: int, cols: int, device: torch.device, block_rows: int | None):
         self.block_rows = block_rows
-        self.sym = sym
         self.total = torch.zeros(rows, cols, dtype=torch.float64, device=device)  # [rows, cols]
         self.part = None if block_rows is None else torch.empty(rows, cols, dtype=torch.float32, device=device)
         self.pending = 0  # rows summed in `part` since the last flush
@@ -40,24 +38,16 @@ class _Product:
         if part is None or rows is None:
             self.total.addmm_(a.T, b)
             return
-        h = part.shape[1] // 2
         for i in range(0, a.shape[0], rows):
             ai, bi = a[i : i + rows], b[i : i + rows]
             if self.pending + ai.shape[0] > rows:
                 self.flush()
             beta = 1.0 if self.pending else 0.0  # a fresh block overwrites: no zeroing pass
-            if self.sym:
-                part[:, :h].addmm_(ai.T, bi[:, :h], beta=beta)  # [d, h]
-                part[h:, h:].addmm_(ai[:, h:].T, bi[:, h:], beta=beta)  # [d - h, d - h]
-            else:
-                part.addmm_(ai.T, bi, beta=beta)
+            part.addmm_(ai.T, bi, beta=beta)
             self.pending += ai.shape[0]
 
     def flush(self) -> None:
         if self.pending and self.part is not None:
-            if self.sym:
-                h = self.part.shape[1] // 2
-                self.part[:h, h:] = self.part[h:, :h].T
             self.total += self.part.to(torch.float64)
             self.pending = 0
 
@@ -85,9 +75,9 @@ class _Side:
         self.shift: torch.Tensor | None = None  # [D] mean of the first batch
         self.s = _zeros64(D, device=dev)  # [D] sum of shifted rows
         if full_gram:
-            self._gram = _Product(D, D, self.device, self.block_rows, sym=True)  # [D, D]
+            self._gram = _Product(D, D, self.device, self.block_rows)  # [D, D]
         else:
-            self._grams = [_Product(d, d, self.device, self.block_rows, sym=True) for d in widths]  # [d_l, d_l]
+            self._grams = [_Product(d, d, self.device, self.block_rows) for d in widths]  # [d_l, d_l]
         self.xr = _zeros64(D, L, device=dev)  # [D, L] sum_i x_i r_i^(l)
         self.rr = _zeros64(L, L, device=dev)  # [L, L] sum_i r_i^(k) r_i^(l)
         self.rsum = _zeros64(L, device=dev)  # [L] sum_i r_i
