@@ -18,6 +18,7 @@ from interp.cka.linear_stats import (
     _Product,
     _Side,
 )
+from interp.cka.mixed import mixed_cross_update
 from interp.cka.precision import SAFETY, cka_bound, hsic_error
 
 Precision = Literal["float64", "mixed"]
@@ -43,8 +44,9 @@ class CKAAccumulator:
 
     `precision="float64"` (default, the reference): every product in float64. `"mixed"`: the big
     products in float32 over blocks of `block_rows` rows, added to float64 accumulators; all sums and
-    norms stay float64. About 2x faster on CPUs (float32 has twice the vector width) and more on GPUs;
-    `error_bound()` gives a measured bound on |CKA_mixed - CKA_float64| per cell
+    norms stay float64. A cross accumulator without weights or self grids takes each batch in one
+    chunked pass (`interp.cka.mixed`: no float64 copy of the batch): about 2x
+    faster than float64 on CPUs (float32 has twice the vector width) and more on GPUs; `error_bound()` gives a measured bound on |CKA_mixed - CKA_float64| per cell
     (`interp.cka.precision`). The statistics live on the device of the first batch (a CUDA tensor
     keeps the work on that GPU); results are numpy arrays.
     """
@@ -86,7 +88,8 @@ class CKAAccumulator:
             self.yr = torch.zeros(Dy, Lx, dtype=torch.float64, device=dev)  # [Dy, Lx] sum y_i r_i
             self.rq = torch.zeros(Lx, Ly, dtype=torch.float64, device=dev)  # [Lx, Ly] sum r_i q_i
             if mixed:
-                self.pc = torch.zeros(Dx, Ly * PROBES, dtype=torch.float64, device=dev)  # [Dx, Ly*K] sum x_i (y_i V)
+                # [Dx, K] sum x_i (y_i V), V [Dy, K] every Y layer's probes stacked (`_Side.vstack`)
+                self.pc = torch.zeros(Dx, PROBES, dtype=torch.float64, device=dev)
 
     @staticmethod
     def _check(names: list[str], mats: list[torch.Tensor], side: _Side | None, known: list[str], label: str) -> None:
@@ -144,6 +147,12 @@ class CKAAccumulator:
         if self.x is None:
             self._init(xn, xm, yn, ym)
         x, y = self._sides()
+        if self.precision == "mixed" and y is not None and ym is not None and yn is not None \
+                and w is None and not self.self_grids:
+            mixed_cross_update(self, x, y, xm, ym, xn, yn)  # chunked, no float64 copy of the batch
+            self.n += float(b)
+            self.n_rows += b
+            return self
         if w is not None:
             w = w.to(x.device)
         xx, r = x.prepare(xm, xn, "x")
@@ -157,7 +166,7 @@ class CKAAccumulator:
             yw_op = y_op if w is None else y.operand(yy * w[:, None])
             self._c.add(xw_op, y_op)  # one [Dx, b] @ [b, Dy] product for the whole grid
             mixed = self.precision == "mixed"
-            extra = torch.cat([q, y.probe(yy)], 1) if mixed else q  # [b, Ly (+ Ly*K)]
+            extra = torch.cat([q, yy @ y.vstack], 1) if mixed else q  # [b, Ly (+ K)]
             px = _fused(x.update(xx, r, w, x_op, xw_op, extra))  # [Dx, Ly (+ Ly*K)]
             self.xq += px[:, : q.shape[1]]  # sum_i w_i x_i q_i
             if mixed:
@@ -264,7 +273,8 @@ class CKAAccumulator:
     def _cell_dh(self, c: torch.Tensor, resid: list[torch.Tensor], sx: torch.Tensor, sy: torch.Tensor,
                  offx: list[int], offy: list[int], debiased: bool, h: np.ndarray | None = None) -> np.ndarray:
         """HSIC error bounds `[Lx, Ly]` of every cell of a product c `[Dx, Dy]` (blocks at the offsets),
-        given per Y layer m the probe residual `(C_hat - C)[:, block m] V_m` `[Dx, K]`. Biased HSIC is
+        given probe residuals `(C_hat - C)[:, cols] V` `[Dx, K]`, one per column group: a Y layer (Grams), or
+        all Y layers at once (cross product: each cell is then bounded by its whole row block). Biased HSIC is
         ||C_c||^2 per cell, so its grid `h` (when given) supplies the norms without another pass."""
         sxn, syn = sx.numpy(), sy.numpy()
         if not debiased and h is not None:
@@ -319,8 +329,7 @@ class CKAAccumulator:
         hx = self._norms(x, self.x_names, "x", debiased).numpy() ** 2
         hy = self._norms(y, self.y_names, "y", debiased).numpy() ** 2
         h = self._grid_h("xy", debiased)
-        resid = [st["c"][:, y.block(m)] @ v - st["pc"][:, m * PROBES : (m + 1) * PROBES]
-                 for m, v in enumerate(y.probes)]  # (C_hat - C)[:, block m] V_m, [Dx, K] each
+        resid = [st["c"] @ y.vstack - st["pc"]]  # (C_hat - C) V, [Dx, K]: bounds each row block of layers
         dh = self._cell_dh(st["c"], resid, x.s, y.s, x.offsets, y.offsets, debiased, h)
         return cka_bound(h, dh, hx[:, None], self._self_dh(x, debiased)[:, None],
                          hy[None, :], self._self_dh(y, debiased)[None, :])

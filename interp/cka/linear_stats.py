@@ -30,7 +30,7 @@ class _Product:
     def __init__(self, rows: int, cols: int, device: torch.device, block_rows: int | None):
         self.block_rows = block_rows
         self.total = torch.zeros(rows, cols, dtype=torch.float64, device=device)  # [rows, cols]
-        self.part = None if block_rows is None else torch.zeros(rows, cols, dtype=torch.float32, device=device)
+        self.part = None if block_rows is None else torch.empty(rows, cols, dtype=torch.float32, device=device)
         self.pending = 0  # rows summed in `part` since the last flush
 
     def add(self, a: torch.Tensor, b: torch.Tensor) -> None:
@@ -42,13 +42,13 @@ class _Product:
             ai, bi = a[i : i + rows], b[i : i + rows]
             if self.pending + ai.shape[0] > rows:
                 self.flush()
-            part.addmm_(ai.T, bi)
+            beta = 1.0 if self.pending else 0.0  # a fresh block overwrites: no zeroing pass
+            part.addmm_(ai.T, bi, beta=beta)
             self.pending += ai.shape[0]
 
     def flush(self) -> None:
         if self.pending and self.part is not None:
             self.total += self.part.to(torch.float64)
-            self.part.zero_()
             self.pending = 0
 
     def value(self) -> torch.Tensor:
@@ -90,6 +90,7 @@ class _Side:
             g = torch.Generator().manual_seed(seed)
             self.probes = [torch.randn(d, PROBES, generator=g, dtype=torch.float64).to(self.device)
                            for d in widths]  # [d_l, K] Gaussian
+            self.vstack = torch.cat(self.probes)  # [D, K]: all layers' probes, for the cross product
             if full_gram:
                 self.pgram = _zeros64(D, L * PROBES, device=dev)
             else:
@@ -205,6 +206,8 @@ class _Side:
         for k in ("s", "xr", "rr", "rsum"):
             setattr(out, k, getattr(self, k).cpu())
         out.probes = [v.cpu() for v in self.probes]
+        if self.probes:
+            out.vstack = self.vstack.cpu()
         out.pgram = None if self.pgram is None else self.pgram.cpu()
         out.pgrams = [p.cpu() for p in self.pgrams]
         moved = [_Product(p.total.shape[0], p.total.shape[1], torch.device("cpu"), None) for p in prods]
@@ -243,10 +246,18 @@ def _hsic_from_stats(
     return (tr + kx * ky / ((n - 1) * (n - 2)) - 2.0 * kl1 / (n - 2)) / (n * (n - 3))
 
 
+def _indicator(off: list[int], device: torch.device | None = None) -> torch.Tensor:
+    """`[off[-1], len(off) - 1]` float64 0/1 matrix: row j belongs to block l (offsets `off`)."""
+    ind = torch.zeros(off[-1], len(off) - 1, dtype=torch.float64, device=device)
+    for l in range(len(off) - 1):
+        ind[off[l] : off[l + 1], l] = 1.0
+    return ind
+
+
 def _block_sum(a: torch.Tensor, offx: list[int], offy: list[int]) -> np.ndarray:
-    """Sums of the blocks of `a [Dx, Dy]` cut at the layer offsets -> `[Lx, Ly]`."""
-    an = a.numpy()
-    return np.add.reduceat(np.add.reduceat(an, offx[:-1], axis=0), offy[:-1], axis=1)
+    """Sums of the blocks of `a [Dx, Dy]` (float64, CPU) cut at the layer offsets -> `[Lx, Ly]`
+    (two thin products with 0/1 matrices: multithreaded, one pass over `a`)."""
+    return (_indicator(offx).T @ (a @ _indicator(offy))).numpy()
 
 
 def _hsic_grid(
@@ -256,8 +267,8 @@ def _hsic_grid(
     """`_hsic_from_stats` for every (X layer, Y layer) pair at once: c `[Dx, Dy]`, xq `[Dx, Ly]`,
     yr `[Dy, Lx]`, rq `[Lx, Ly]`, rx `[Lx]`, ry `[Ly]` -> `[Lx, Ly]`."""
     if not debiased:
-        cc = c - torch.outer(sx, sy) / n
-        return _block_sum(cc * cc, offx, offy)
+        cc = torch.addr(c, sx, sy, alpha=-1.0 / n)  # [Dx, Dy] centred cross product
+        return _block_sum(cc.square_(), offx, offy)
     if n < 4:
         raise ValueError(f"debiased CKA needs n >= 4 examples, got {n:g}")
     rqn = rq.numpy()

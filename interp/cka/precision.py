@@ -1,9 +1,14 @@
 """Error bound of mixed-precision linear CKA (float32 products in blocks, float64 accumulation).
 
-The mixed path rounds every big product `X^T Y` (and each Gram) to float32 arithmetic. Its error is
-*measured*, not modelled: beside each float32 product the accumulator keeps `X^T (Y V)` in float64 for K
-Gaussian probe vectors V per layer (about K / d extra work), so at the end `R = C_hat V - X^T (Y V)`
-equals `(C_hat - C) V` up to float64 rounding. For any fixed error matrix E = C_hat - C,
+The mixed path rounds every big product `X^T Y` (and each Gram) to float32 arithmetic: the shifted rows
+are rounded to float32 (operand rounding) and multiplied in float32 over blocks of rows (product rounding).
+Its error is *measured*, not modelled: beside each float32 product the accumulator keeps `X^T (Y V)` in
+float64, computed from the float64 shifted rows, for K Gaussian probe vectors V (about K / d extra work),
+so at the end `R = C_hat V - X^T (Y V)` equals `(C_hat - C) V` up to float64 rounding, both rounding
+sources included. Each Gram has its own probes (V_l, `[d_l, K]`); the cross product of a grid is probed
+once with every Y layer's probes stacked (`[Dy, K]`), so the residual of X layer k's row block bounds
+||(C_hat - C)[block k, :]||_F, which bounds every cell (k, l) of that row (a factor up to sqrt(Ly)
+looser than per-cell probes, at 1 / Ly of their work). For any fixed error matrix E = C_hat - C,
 `||E V||_F^2 / ||E||_F^2` is a weighted chi-square with K degrees of freedom per unit weight; with
 K = 16 it is below 0.05 K with probability <= 1.2e-8 (rank-one worst case), so
 
