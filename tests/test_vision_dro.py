@@ -68,3 +68,14 @@ def test_group_dro_needs_groups():
         train_model(tiny_resnet(data.label_names), None, examples, TrainConfig(loss="group_dro"), progress=False)
     with pytest.raises(ValueError, match="dro_eta"):
         TrainConfig(loss="group_dro", dro_eta=-1.0)
+
+
+def test_dro_step_size_is_recorded_only_for_group_dro():
+    """Models cached before group DRO existed (the default zoo) must stay reusable: the step size is part of
+    a model's recorded config only when the loss uses it."""
+    from interp.train.config import LOSSES, TrainConfig
+
+    for loss in LOSSES:
+        d = TrainConfig(loss=loss).to_dict()
+        assert ("dro_eta" in d) == (loss == "group_dro"), loss
+    assert TrainConfig(loss="group_dro", dro_eta=0.5).to_dict()["dro_eta"] == 0.5

@@ -59,7 +59,12 @@ class TrainConfig:
             raise ValueError(f"bias_anneal must be in [0, 1], got {self.bias_anneal}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The config as recorded with a model and compared when a cached one is reused: `dro_eta` only
+        for group DRO, so the records of every other loss (and the caches built before it existed) match."""
+        d = asdict(self)
+        if self.loss not in NEEDS_GROUPS:
+            del d["dro_eta"]
+        return d
 
 
 def seed_everything(seed: int) -> None:
