@@ -38,8 +38,9 @@ brute force with plain hooks in tests/test_circuits_preln.py.
 Scores are "importance" = share of the clean-corrupt gap the component carries: for
 `direction="noise"` (patch corrupted values into the clean run) `(m_clean - m)/(m_clean - m_corrupt)`,
 for `"denoise"` `(m - m_corrupt)/(m_clean - m_corrupt)`. Pruning (discovery.py) keeps the top-|score|
-nodes or edges, the fewest that reach `target` faithfulness (binary search over the count on the sorted
-list). Faithfulness and completeness are reported with paired bootstrap 95% intervals over pairs.
+nodes or edges, the fewest that reach `target` faithfulness to within `tolerance` (2% of the count by
+default, 0 = exact): a search over the count on the sorted list that gallops from the scores' share guess,
+then bisects (`discovery.crossing`). Faithfulness and completeness are reported with paired bootstrap 95% intervals over pairs.
 
 No-signal guard (interp.signal): there is nothing to be faithful to when the clean - corrupted gap's
 95% interval includes 0 (or |gap| < 2 SE). `discover` then raises NoSignalError before scoring;
