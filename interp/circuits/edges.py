@@ -15,16 +15,16 @@ Effects are summed over pairs in float64; importance signs and normalisation are
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 
+from interp.circuits.evaluation import recorded_batches
 from interp.circuits.exact import head_receivers, layer_base, logit_receivers, mlp_receivers
 from interp.circuits.graph import _check_arch, all_edges, receivers_at, sender_names
 from interp.circuits.inputs import KINDS, base_input, receiver_grads, sender_inputs
 from interp.circuits.nodes import _normalised, _require
-from interp.circuits.runs import _Values, _values
+from interp.circuits.runs import _Values
 from interp.contrast import Contrast
 from interp.patching import endpoint_values, gap_signal
 from interp.progress import bar as progress_bar
@@ -150,14 +150,6 @@ def _exact_effects(subject: Any, metric: Any, base: _Values, src: _Values, total
                 totals.heads[l][:, i] += (sums - base.metric_sum).view(-1, H).cpu()
 
 
-def _record(subject: Any, contrast: Contrast, batch_size: int) -> Iterator[tuple[_Values, _Values]]:
-    """Each batch's clean and corrupted sites, one batch at a time."""
-    for b in contrast.batches(batch_size):
-        with torch.no_grad():
-            yield _values(subject, contrast.metric, b.clean, "clean"), _values(subject, contrast.metric, b.corrupt,
-                                                                               "corrupted")
-
-
 def _edge_effects(subject: Any, contrast: Contrast, method: str, direction: str, batch_size: int, steps: int = 8,
                   max_rows: int | None = None, recorded: list[tuple[_Values, _Values]] | None = None
                   ) -> tuple[dict[str, float], float, float]:
@@ -178,7 +170,7 @@ def _edge_effects(subject: Any, contrast: Contrast, method: str, direction: str,
     bar = progress_bar(total=total, desc=f"{method} edge scores {subject.name}", unit=unit)
     tot_base = tot_src = 0.0
     try:
-        for cv, rv in recorded if recorded is not None else _record(subject, contrast, batch_size):
+        for cv, rv in recorded if recorded is not None else recorded_batches(subject, contrast, batch_size):
             base, src = (cv, rv) if direction == "noise" else (rv, cv)
             tot_base += base.metric_sum
             tot_src += src.metric_sum

@@ -3,7 +3,7 @@ senders, corrupted values of the rest, layer by layer), node circuits (non-circu
 corrupted), faithfulness and its paired bootstrap interval."""
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
@@ -116,9 +116,19 @@ def _edge_logits(subject: Any, clean: _Values, corrupt: _Values, edges: set[str]
     return subject.arch.head(subject.model, pre[0])
 
 
+def recorded_batches(subject: Any, contrast: Contrast, batch_size: int) -> Iterator[tuple[_Values, _Values]]:
+    """Each batch's clean and corrupted sites (every site a circuit run or edge score reads), one batch
+    at a time; their `metric` fields are the endpoint values."""
+    for b in contrast.batches(batch_size):
+        with torch.no_grad():  # left before yielding: the caller's grad mode is its own
+            pair = _values(subject, contrast.metric, b.clean, "clean"), _values(subject, contrast.metric, b.corrupt,
+                                                                                "corrupted")
+        yield pair
+
+
 def record_pairs(subject: Any, contrast: Contrast, batch_size: int = 32) -> list[tuple[_Values, _Values]]:
-    """The clean and corrupted sites of every batch that edge-circuit runs read (`edge_runner`), about
-    4 * n_layers * d_model floats per token and side; their `metric` fields are the endpoint values."""
+    """`recorded_batches` kept for many edge-circuit runs (`edge_runner`), about 4 * n_layers * d_model
+    floats per token and side."""
     _check_arch(subject)
     check_pairs(contrast)
     if torch.device(subject.device).type == "cpu":
@@ -126,9 +136,7 @@ def record_pairs(subject: Any, contrast: Contrast, batch_size: int = 32) -> list
         # edge sets of 3,794 / 950 / 200 edges: 4.4 s at 16 pairs, 5.5 s at 32, 4.5 s at 8, 4.8 s at 4, measured
         # once on the 2-core CPU; after the prefix-sharing rewrite 16, 32 and 64 pairs are within the noise)
         batch_size = min(batch_size, CPU_RUN_BATCH)
-    with torch.no_grad():
-        return [(_values(subject, contrast.metric, b.clean, "clean"),
-                 _values(subject, contrast.metric, b.corrupt, "corrupted")) for b in contrast.batches(batch_size)]
+    return list(recorded_batches(subject, contrast, batch_size))
 
 
 def edge_runner(subject: Any, contrast: Contrast, batch_size: int = 32,
