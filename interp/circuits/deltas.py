@@ -107,11 +107,6 @@ class _Deltas:
             x = self._plus(m, on_m[:, None], self._stacked(layer, stacked, rows))
         return engine.after_sum(self.subject, layer, x, "mlp")
 
-    def _corrupted(self, depth: int, rows: slice) -> torch.Tensor:
-        """The corrupted run's stream after `depth` layers at positions `rows` [1, B, q, d]: the stream of
-        every receiver that reads no circuit sender of those layers."""
-        c = self.corrupt
-        return (c.embed if depth == 0 else c.resid[depth - 1])[None, :, rows]
 
     def inputs(self, on_e: torch.Tensor, on_h: torch.Tensor, on_m: torch.Tensor, stop: int, mid: bool,
                rows: slice = ALL) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -152,9 +147,10 @@ class _Deltas:
     def _find(self, key: bytes, full: bool) -> tuple[torch.Tensor, int] | None:
         """The stored stream of a prefix, or None; an all-zero prefix is the corrupted run's stream."""
         hit = self._streams.get((full, key)) or (None if full else self._streams.get((True, key)))
-        if hit is None and not any(key):
+        if hit is None and not any(key):  # the stream of every receiver with no circuit sender so far
             depth = (len(key) - 1) // (self.subject.n_heads + 1)
-            hit = (self._corrupted(depth, ALL), 0)
+            c = self.corrupt
+            hit = ((c.embed if depth == 0 else c.resid[depth - 1])[None], 0)  # [1, B, pos, d]
             self._streams[(True, key)] = hit
         return hit
 

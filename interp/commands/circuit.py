@@ -2,30 +2,28 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from interp.commands._options import add_command, positive_int
 from interp.commands.patch import add_contrast_args, build_contrast, signal_line
 
 
-def _fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
-    if not 0 < v <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {v}")
-    return v
+def _number_in(ok: Callable[[float], bool], interval: str, hint: str = "") -> Callable[[str], float]:
+    """An argparse type: a float for which ok(v) holds, else an error naming `interval`."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number in {interval}, got {text!r}") from None
+        if not ok(v):
+            raise argparse.ArgumentTypeError(f"must be in {interval}{hint}, got {v}")
+        return v
+    return parse
 
 
-def _tolerance(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
-    if not 0 <= v < 1:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1) (a share of the circuit's size, e.g. 0.02), got {v}")
-    return v
+_fraction = _number_in(lambda v: 0 < v <= 1, "(0, 1]")
+_tolerance = _number_in(lambda v: 0 <= v < 1, "[0, 1)", " (a share of the circuit's size, e.g. 0.02)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
