@@ -5,29 +5,37 @@ import math
 import random
 
 import pytest
+import torch
 
-from interp.circuits.discovery import crossing, prune, start_count
+from interp.circuits.discovery import crossing, prune, score_shares
 
 
-def _calls(reaches):
+def _calls(value):
     seen: list[int] = []
 
-    def f(k: int) -> bool:
+    def f(k: int) -> float:
         seen.append(k)
-        return reaches(k)
+        return value(k)
     return f, seen
 
 
+def _shares_starting_at(n: int, start: int) -> torch.Tensor:
+    """Shares whose first count reaching 0.5 is `start` (linear on each side)."""
+    k = torch.arange(n + 1, dtype=torch.float64)
+    return torch.where(k <= start, 0.5 * k / start, 0.5 + 0.5 * (k - start) / max(n - start, 1))
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 100, 7588])
-def test_exact_crossing_of_a_step_is_the_threshold_from_any_start(n):
+def test_exact_crossing_of_a_step_is_the_threshold_from_any_first_guess(n):
     for threshold in sorted({t for t in (1, 2, n // 3 + 1, n // 2 + 1, n) if t <= n}):
         for start in sorted({1, 2, threshold, n // 4 + 1, n - 1, n}):
-            f, seen = _calls(lambda k, t=threshold: k >= t)
-            assert crossing(n, f, start) == threshold
-            assert n not in seen  # the full set is assumed to reach the target, never run
-            # galloping from start costs at most about log2 of how far off it was, plus the bisection
+            f, seen = _calls(lambda k, t=threshold: float(k >= t))
+            assert crossing(n, f, 0.5, _shares_starting_at(n, start)) == threshold
+            assert n not in seen and 0 not in seen  # the full and the empty set are assumed, never run
+            assert len(seen) == len(set(seen))      # no count twice
+            # a step carries no slope: the search gallops from its first guess, then bisects with its guard
             off = abs(math.log2(max(threshold, 1) / max(min(start, n - 1), 1))) if n > 1 else 0
-            assert len(seen) <= off + 2 * math.log2(n + 1) + 2
+            assert len(seen) <= 2 * off + 2 * math.log2(n + 1) + 3
 
 
 @pytest.mark.parametrize("tolerance", [0.01, 0.02, 0.1])
@@ -38,33 +46,59 @@ def test_tolerant_crossing_is_certified_by_a_nearby_count_that_does_not_reach(to
         # non-monotone: noise around a rising trend, as faithfulness curves are
         base = rng.randint(1, n)
         flips = {rng.randint(1, n) for _ in range(rng.randint(0, 20))}
-        def reach(k, base=base, flips=flips):
-            return (k >= base) != (k in flips)
-        f, seen = _calls(reach)
-        k = crossing(n, f, rng.randint(1, n), tolerance)
+        wobble = rng.random() * 0.3
+
+        def value(k, base=base, flips=flips, wobble=wobble):
+            reached = (k >= base) != (k in flips)
+            return 0.5 + (0.5 if reached else -0.5) * (1 - wobble * math.sin(k))  # values, not just 0/1
+        f, seen = _calls(value)
+        shares = torch.cat([torch.zeros(1, dtype=torch.float64),
+                            torch.rand(n, generator=torch.Generator().manual_seed(n), dtype=torch.float64).cumsum(0)])
+        k = crossing(n, f, 0.5, shares / shares[-1], tolerance)
         assert 1 <= k <= n
-        assert k == n or reach(k)
-        below = [j for j in seen if j < k and not reach(j)] + [0]
+        assert k == n or value(k) >= 0.5
+        below = [j for j in seen if j < k and not value(j) >= 0.5] + [0]
         assert k - max(below) <= max(1, int(tolerance * k))
+
+
+def test_a_faithfulness_curve_the_shares_predict_takes_few_runs():
+    # faithfulness a smooth concave function of the score share, the crossing far from the share's own guess
+    n, target = 7588, 0.8
+    w = 1.0 / torch.arange(1, n + 1, dtype=torch.float64) ** 1.1           # |scores| falling like a power law
+    shares = torch.cat([torch.zeros(1, dtype=torch.float64), w.cumsum(0) / w.sum()])
+    exact = int(torch.searchsorted(shares.sqrt() * 0.9 + 0.1 * shares, torch.tensor(target, dtype=torch.float64)))
+    f, seen = _calls(lambda k: float(shares[k].sqrt() * 0.9 + 0.1 * shares[k]))
+    k = crossing(n, f, target, shares, 0.02)
+    assert exact <= k <= exact + max(1, int(0.02 * k)), (k, exact)
+    g, uniform = _calls(lambda k: float(shares[k].sqrt() * 0.9 + 0.1 * shares[k]))
+    j = crossing(n, g, target, None, 0.02)  # without the shares: the same certificate, more runs
+    assert exact <= j <= exact + max(1, int(0.02 * j)), (j, exact)
+    assert len(seen) <= 5, seen
+    assert len(seen) < len(uniform), (seen, uniform)
 
 
 def test_tolerance_saves_runs_on_a_large_candidate_set():
     n, threshold = 7588, 601
-    exact, seen0 = _calls(lambda k: k >= threshold)
-    tol, seen2 = _calls(lambda k: k >= threshold)
-    assert crossing(n, exact, 175) == threshold
-    k = crossing(n, tol, 175, 0.02)
+    exact, seen0 = _calls(lambda k: float(k >= threshold))
+    tol, seen2 = _calls(lambda k: float(k >= threshold))
+    shares = _shares_starting_at(n, 175)
+    assert crossing(n, exact, 0.5, shares) == threshold
+    k = crossing(n, tol, 0.5, shares, 0.02)
     assert threshold <= k <= threshold * 1.02 + 1
     assert len(seen2) < len(seen0)
 
 
-def test_start_count_is_the_share_of_the_absolute_scores():
+def test_score_shares_are_the_cumulative_share_of_the_absolute_scores():
     order = ["a", "b", "c", "d"]
-    scores = {"a": 0.5, "b": -0.3, "c": 0.15, "d": 0.05}  # |share| cumulative: 0.5, 0.8, 0.95, 1.0
-    assert start_count(order, scores, 0.5) == 1
-    assert start_count(order, scores, 0.8) == 2
-    assert start_count(order, scores, 0.9) == 3
-    assert start_count(order, {k: 0.0 for k in order}, 0.8) == 2  # no scores: the middle
+    scores = {"a": 0.5, "b": -0.3, "c": 0.15, "d": 0.05}
+    assert torch.allclose(score_shares(order, scores), torch.tensor([0.0, 0.5, 0.8, 0.95, 1.0], dtype=torch.float64))
+    assert torch.allclose(score_shares(order, {k: 0.0 for k in order}),  # no scores: uniform
+                          torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0], dtype=torch.float64))
+
+
+def test_crossing_refuses_shares_of_the_wrong_length():
+    with pytest.raises(ValueError, match="n \\+ 1 = 11 entries"):
+        crossing(10, lambda k: 1.0, 0.5, torch.zeros(10))
 
 
 def test_prune_returns_the_fewest_top_items_reaching_the_target():

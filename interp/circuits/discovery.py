@@ -18,64 +18,85 @@ from interp.patching import endpoint_values, gap_signal
 from interp.progress import bar as progress_bar
 
 
-def start_count(order: list[str], scores: dict[str, float], target: float) -> int:
-    """Where the search starts: the first count of the sorted items whose |score| share reaches `target` (a
-    linear guess at the circuit's size; it changes how many runs the search takes, not what it checks)."""
+def score_shares(order: list[str], scores: dict[str, float]) -> torch.Tensor:
+    """[n + 1] float64: the share of the total |score| held by the first k items of `order` (0 at k = 0, 1 at
+    k = n; uniform when every score is 0). The search's map from a faithfulness to a count."""
     s = torch.tensor([abs(scores[x]) for x in order], dtype=torch.float64)
     total = float(s.sum())
     if not total > 0:
-        return max(1, len(order) // 2)
-    return int(torch.searchsorted(s.cumsum(0) / total, torch.tensor(target, dtype=torch.float64))) + 1
+        s, total = torch.ones_like(s), float(len(order))
+    return torch.cat([s.new_zeros(1), s.cumsum(0) / total]).clamp_(max=1.0)
 
 
-def crossing(n: int, reaches: Callable[[int], bool], start: int, tolerance: float = 0.0) -> int:
-    """A count k in [1, n] with reaches(k) and not reaches(j) for some j >= k - max(1, tolerance * k) (j = 0
-    counts as not reaching): gallop from `start` (doubling up or halving down) until the answer flips,
-    then bisect. reaches(n) is assumed, not evaluated (the full set). Where `reaches` is not monotone
-    this is one crossing, which depends on the path."""
-    lo, hi = 0, n
+def crossing(n: int, value: Callable[[int], float], target: float, shares: torch.Tensor | None = None,
+             tolerance: float = 0.0) -> int:
+    """A count k in [1, n] with value(k) >= target and value(j) < target for some j >= k - max(1, tolerance * k)
+    (j = 0 counts as below). value(0) = 0 and value(n) = 1 are assumed, not evaluated (faithfulness of the
+    empty and the full set).
+
+    A safeguarded interpolation search: each count is placed where the straight line between the two
+    bracketing values reaches `target`, with the count measured on `shares` [n + 1] (nondecreasing from 0
+    to 1; default k / n), so that a score share that predicts faithfulness well gets the first count
+    right; it is then moved by half the tolerance to the side that would close the bracket. Where two
+    counts in a row did not halve the bracket, the next one bisects it (at most about 2 log2(n) counts).
+    Where `value` is not monotone this is one crossing, which depends on the path."""
+    x = torch.linspace(0, 1, n + 1, dtype=torch.float64) if shares is None else shares.to(torch.float64)
+    if x.shape != (n + 1,):
+        raise ValueError(f"shares must have n + 1 = {n + 1} entries, not {tuple(x.shape)}")
+    lo, f_lo, hi, f_hi = 0, 0.0, n, 1.0
+    widths = [n]
 
     def done() -> bool:
         return hi - lo <= max(1, int(tolerance * hi))
 
-    if not done():
-        k = min(max(start, 1), n - 1)
-        if reaches(k):
-            hi = k
-            while not done():                       # halve down until below the target
-                k = max(hi // 2, lo + 1)
-                if not reaches(k):
-                    lo = k
-                    break
-                hi = k
-        else:
-            lo = k
-            while not done():                       # double up until the target is reached
-                k = min(2 * lo, hi - 1)
-                if reaches(k):
-                    hi = k
-                    break
-                lo = k
+    def at(share: float) -> int:  # the first count whose share reaches `share`
+        return int(torch.searchsorted(x, torch.tensor(share, dtype=torch.float64)))
+
+    k, below, probes, counts = at(target), True, [], []
     while not done():
-        mid = (lo + hi) // 2
-        if reaches(mid):
-            hi = mid
+        k = min(max(k, lo + 1), hi - 1)
+        f = value(k)
+        probes.append((float(x[k]), f))
+        counts.append(k)
+        below = not f >= target  # NaN counts as not reaching
+        if below:
+            lo, f_lo = k, f
         else:
-            lo = mid
+            hi, f_hi = k, f
+        widths.append(hi - lo)
+        if 0 < lo and hi < n and len(widths) >= 3 and widths[-1] > widths[-3] / 2:  # two counts did not halve it
+            k, widths = (lo + hi) // 2, [hi - lo]
+            continue
+        # the line through the bracket's ends; while one end is still assumed (0 or n), the line through the
+        # last two counts instead (faithfulness is rarely linear out to the assumed ends)
+        # (extrapolated at most twice their distance past the last)
+        (xa, fa), (xb, fb) = ((float(x[lo]), f_lo), (float(x[hi]), f_hi))
+        reach = n
+        if (lo == 0 or hi == n) and len(probes) >= 2 and probes[-1][0] != probes[-2][0]:
+            (xa, fa), (xb, fb) = probes[-2], probes[-1]
+            reach = 2 * max(1, abs(counts[-1] - counts[-2]))
+        slope = (fb - fa) / (xb - xa) if xb != xa else 0.0
+        if slope > 0:
+            guess = at(min(max(xa + (target - fa) / slope, float(x[lo])), float(x[hi])))
+            step = max(1, int(tolerance * guess / 2))
+            k = min(max(guess + step if below else guess - step, k - reach), k + reach)
+        else:  # no rising line: go on past the last count by `reach` (the bisection guard still applies)
+            k = k + min(reach, max(1, k)) if below else k - min(reach, max(1, k // 2))
     return hi
 
 
 def prune(items: list[str], scores: dict[str, float], evaluate, clean: float, corrupt: float,
           target: float, tolerance: float = 0.0) -> tuple[list[str], float]:
     """Fewest top-|score| items whose faithfulness reaches `target`, to within `tolerance` (relative: the
-    kept count is at most that share above a count that does not reach it; 0 = exact), by `crossing`.
-    `evaluate(kept)` returns the mean metric of the circuit run, or its per-pair values."""
+    kept count is at most that share above a count that does not reach it; 0 = exact), by `crossing` on
+    the items' |score| shares. `evaluate(kept)` returns the mean metric of the circuit run, or its
+    per-pair values."""
     order = sorted(items, key=lambda x: -abs(scores[x]))
 
-    def reaches(k: int) -> bool:
-        return _faith(_mean(evaluate(order[:k])), clean, corrupt) >= target
+    def value(k: int) -> float:
+        return _faith(_mean(evaluate(order[:k])), clean, corrupt)
 
-    chosen = order[:crossing(len(order), reaches, start_count(order, scores, target), tolerance)]
+    chosen = order[:crossing(len(order), value, target, score_shares(order, scores), tolerance)]
     return chosen, _faith(_mean(evaluate(chosen)), clean, corrupt)
 
 
