@@ -80,8 +80,11 @@ def entry() -> None:
     """The console script (and `python -m interp.cli`): `main`, then exit without tearing the interpreter
     down. With torch and transformers loaded, the teardown (finalising ~2,800 modules) takes about 1 s
     after every command, results already written; output is flushed and exit handlers run first. In
-    process (a notebook, the tests) call `main`, which returns the status."""
+    process (a notebook, the tests) call `main`, which returns the status. Under a profiler or tracer
+    (cProfile, coverage) the exit is the normal one, so that they write their results."""
     code = main()
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
     atexit._run_exitfuncs()  # what a normal exit runs (logging's flush, multiprocessing's clean-up)
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -229,3 +229,20 @@ def test_readme_commands_run_from_a_clean_folder(files, tmp_path, monkeypatch, c
         assert rc == 0, (line, argv, capsys.readouterr().err[-2000:])
         ran += 1
     assert ran >= 7
+
+
+def test_the_console_entry_flushes_output_and_returns_the_status(tmp_path):
+    # interp.cli.entry leaves without interpreter teardown (os._exit): piped output must still arrive whole,
+    # files be written and the status be main's
+    import subprocess
+    import sys
+
+    out = tmp_path / "hans.txt"
+    ok = subprocess.run([sys.executable, "-m", "interp.cli", "data", "hans", "--out", str(out), "--n", "1"],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == f"wrote 30 HANS examples (1 per subcase, seed 0) -> {out}"
+    assert len(out.read_text().splitlines()) == 31  # header + 30 rows
+    bad = subprocess.run([sys.executable, "-m", "interp.cli", "circuit", "--model", str(tmp_path)], capture_output=True,
+                         text=True)
+    assert bad.returncode == 2 and "required: --out" in bad.stderr

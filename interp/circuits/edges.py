@@ -28,7 +28,7 @@ from interp.circuits.runs import _Values
 from interp.contrast import Contrast
 from interp.patching import endpoint_values, gap_signal
 from interp.progress import bar as progress_bar
-from interp.sweep import CHUNK_TOKENS
+from interp.sweep import subject_chunk_rows
 
 METHODS = ("exact", "atp", "ig")
 
@@ -154,13 +154,13 @@ def _edge_effects(subject: Any, contrast: Contrast, method: str, direction: str,
                   max_rows: int | None = None, recorded: list[tuple[_Values, _Values]] | None = None
                   ) -> tuple[dict[str, float], float, float]:
     """Unnormalised effect of every edge (mean metric change, signed like importance) and the endpoint means.
-    `max_rows`: sequences per expanded forward of `exact` (default about CHUNK_TOKENS tokens on every device;
-    the GPU default of `patch` (interp.sweep.chunk_rows) is not measured for this path yet). `recorded`:
+    `max_rows`: sequences per expanded forward of `exact` (default `interp.sweep.chunk_rows`, as `patch`: about
+    CHUNK_TOKENS tokens on a CPU, sized from free memory on a GPU, so that a layer's sweep is one batch). `recorded`:
     the batches' clean and corrupted sites when already recorded (interp.circuits.evaluation.record_pairs),
     instead of recording them again in batches of `batch_size`."""
     _check_method(method, steps)
     L = subject.n_layers
-    max_rows = max(1, CHUNK_TOKENS // max(1, contrast.n_pos)) if max_rows is None else max_rows
+    max_rows = subject_chunk_rows(subject, contrast.n_pos) if max_rows is None else max_rows
     totals = _Totals(subject)
     n_batches = len(recorded) if recorded is not None else -(-len(contrast) // batch_size)
     if method == "exact":

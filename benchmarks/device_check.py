@@ -1,0 +1,205 @@
+"""GPU checks of issue 17 in one run (for a lent GPU machine; nothing here runs in CI or the tests).
+
+    python3 benchmarks/device_check.py --model DIR [--ref ref_cpu.pt] [--out OUT] [--repeats 3]
+
+- edge scores on the GPU (`_edge_effects`, exact and atp, 64 HANS break_overlap pairs), each timed as the
+  median [min-max] of `--repeats` runs after one warm-up, and compared with the same scores computed on the
+  CPU (`--ref`: a torch.save of {fingerprint, atp, exact: _edge_effects output, circuit: (edges, faithfulness,
+  completeness)} from the same weights): max |difference| and its
+  ratio to the largest |score|;
+- `discover(level="edge", method="atp")` on the GPU, and `interp circuit ... --device cuda` end to end
+  (a subprocess: interpreter start, imports, model loading, figure) for atp and exact;
+- CKA on the GPU through the public API: `cka_grid` on CUDA tensors (7 x 4 layers, d = 384, n = 10,000,
+  the data of benchmarks/cka.py) in float64, mixed and auto precision, with deviations from the CPU
+  float64 grid; exact RBF CKA (n = 5,000) against the CPU value, and ckatorch's on the same GPU where
+  installed.
+Prints one line per measurement and writes them to OUT/device_check.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import torch  # noqa: E402
+
+RESULTS: dict[str, object] = {}
+
+
+def say(key: str, value: object, text: str) -> None:
+    RESULTS[key] = value
+    print(text, flush=True)
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def timed(fn, repeats: int, warmup: bool = True) -> tuple[list[float], object]:
+    """Wall times of `repeats` calls (GPU synchronised), after one untimed warm-up call."""
+    out = fn() if warmup else None
+    times = []
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        out = fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return times, out
+
+
+def med(ts: list[float]) -> str:
+    return f"{statistics.median(ts):.3f} s [{min(ts):.3f}-{max(ts):.3f}]"
+
+
+def circuits(args: argparse.Namespace) -> None:
+    from interp.circuits import discover
+    from interp.circuits.edges import _edge_effects
+    from interp.contrast import hans_pairs, make_contrast, make_metric
+    from interp.subject import load_subject
+
+    s = load_subject(args.model, device=args.device)
+    clean, corrupt = hans_pairs(args.n, tokenizer=s.tokenizer, seed=0)
+    c = make_contrast(s, clean, corrupt, metric=make_metric(s, "logodds", "entailment"))
+    ref = torch.load(args.ref, weights_only=False) if args.ref else None
+    if ref is not None and ref["fingerprint"] != s.fingerprint:
+        print(f"warning: reference fingerprint {ref['fingerprint']} != {s.fingerprint}")
+    from interp.sweep import subject_chunk_rows
+
+    print(f"default rows per expanded forward on this GPU: {subject_chunk_rows(s, c.n_pos)} (n_pos {c.n_pos})")
+
+    def scores(method: str, max_rows: int | None, reps: int) -> None:
+        ts, (eff, cl, co) = timed(lambda: _edge_effects(s, c, method, "noise", 32, max_rows=max_rows), reps)
+        key = f"edge_scores_{method}" + (f"_rows{max_rows}" if max_rows else "")
+        line = f"{key}: {med(ts)}"
+        if ref is not None:
+            r = ref[method][0]
+            diff = max(abs(eff[e] - r[e]) for e in r)
+            top = max(abs(v) for v in r.values())
+            line += f"; vs CPU: max |diff| {diff:.2e} ({diff / top:.1e} of the largest |score| {top:.3f})"
+            RESULTS[key + "_maxdiff"] = diff
+        say(key, ts, line)
+
+    scores("atp", None, args.repeats)
+    scores("exact", None, args.repeats)
+    ts, circ = timed(lambda: discover(s, c, level="edge", method="atp"), args.repeats)
+    line = f"discover(edge, atp): {med(ts)}; {len(circ.edges)} edges, faithfulness {circ.metadata['faithfulness']:.4f}"
+    if ref is not None:
+        edges, faith, _ = ref["circuit"]
+        line += f"; CPU: {len(edges)} edges, faithfulness {faith:.4f}, same edge set: {set(edges) == set(circ.edges)}"
+    say("discover_atp", ts, line)
+    for method in ("atp", "exact"):
+        cmd = [sys.executable, "-m", "interp.cli", "circuit", "--model", args.model, "--n", str(args.n), "--level",
+               "edge", "--method", method, "--device", args.device, "--out", f"/tmp/circuit_{method}"]
+        ts = []
+        for _ in range(args.repeats if method == "atp" else 1):
+            t0 = time.perf_counter()
+            p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+            ts.append(time.perf_counter() - t0)
+            if p.returncode:
+                print(p.stdout[-2000:], p.stderr[-3000:])
+        say(f"cli_{method}", ts, f"interp circuit --level edge --method {method} --device {args.device}, end to end: {med(ts)}; "
+            f"{p.stdout.strip().splitlines()[0] if p.stdout.strip() else '(no output)'}")
+    for max_rows in (4096, 1024):  # smaller expanded forwards than the memory-sized default
+        scores("exact", max_rows, 1)
+
+
+def cka(args: argparse.Namespace) -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cka_bench", ROOT / "benchmarks" / "cka.py")
+    bench = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(bench)
+    from interp.cka import cka_grid, rbf_cka
+
+    t, s = bench.data(args.cka_n)
+    ref = cka_grid(t, s, precision="float64").grid  # CPU float64: the reference path
+    tc, sc = [x.to(args.device) for x in t], [y.to(args.device) for y in s]
+    for precision in ("float64", "mixed", "auto"):
+        ts, g = timed(lambda p=precision: cka_grid(tc, sc, precision=p), args.repeats)
+        dev = float((torch.as_tensor(g.grid) - torch.as_tensor(ref)).abs().max())
+        say(f"cka_linear_{precision}", ts, f"cka_grid 7 x 4, n = {args.cka_n:,}, {args.device}, precision={precision} (chose "
+            f"{g.precision}): {med(ts)}; max |grid - CPU float64| {dev:.1e}")
+    x, y = t[-1][:args.cka_n // 2], s[-1][:args.cka_n // 2]
+    r_cpu = rbf_cka(x, y, 0.5)
+    ts, r = timed(lambda: rbf_cka(x.to(args.device), y.to(args.device), 0.5), args.repeats)
+    say("cka_rbf", ts, f"rbf_cka n = {x.shape[0]:,}, {args.device}: {med(ts)}; |GPU - CPU| {abs(float(r) - float(r_cpu)):.1e}")
+    try:
+        from ckatorch import cka_base
+
+        xd, yd = x.to(args.device), y.to(args.device)
+        ts, rp = timed(lambda: cka_base(xd, yd, kernel="rbf", threshold=0.5), args.repeats)
+        say("ckatorch_rbf", ts, f"ckatorch rbf n = {x.shape[0]:,}, {args.device}: {med(ts)}; |ckatorch - ours CPU| "
+            f"{abs(float(rp) - float(r_cpu)):.1e}")
+    except ImportError:
+        print("ckatorch not installed here")
+
+
+def unpack(folder: str) -> str:
+    """A float32 checkpoint folder from one carried as gzipped float16 weights (model.safetensors.gz): the
+    64 MiB a device call may carry; the CPU reference is computed from the same rounded weights."""
+    import gzip
+    import shutil
+
+    src = Path(folder)
+    if not (src / "model.safetensors.gz").exists():
+        return folder
+    from safetensors.torch import load, save_file
+
+    dst = Path("/tmp/kd_model")
+    dst.mkdir(exist_ok=True)
+    for f in src.iterdir():
+        if f.name != "model.safetensors.gz":
+            shutil.copy(f, dst / f.name)
+    sd = load(gzip.decompress((src / "model.safetensors.gz").read_bytes()))
+    save_file({k: v.float().contiguous() for k, v in sd.items()}, str(dst / "model.safetensors"), metadata={"format": "pt"})
+    return str(dst)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--ref")
+    ap.add_argument("--out", default=".")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--parts", default="circuits,cka")
+    ap.add_argument("--device", default="cuda", help="cpu (with small --n / --cka-n): a smoke test of this script")
+    ap.add_argument("--n", type=int, default=64, help="HANS break_overlap pairs")
+    ap.add_argument("--cka-n", type=int, default=10_000, help="CKA rows (RBF: half)")
+    args = ap.parse_args()
+    args.model = unpack(args.model)
+    import transformers
+
+    name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
+    print(f"{name}, torch {torch.__version__}, transformers {transformers.__version__}, "
+          f"CPU threads {torch.get_num_threads()}")
+    for part in args.parts.split(","):
+        t0 = time.perf_counter()
+        try:
+            {"circuits": circuits, "cka": cka}[part](args)
+        except Exception as e:  # report and go on to the next part: device time is scarce
+            import traceback
+
+            traceback.print_exc()
+            RESULTS[f"{part}_error"] = repr(e)
+        print(f"[{part}: {time.perf_counter() - t0:.0f} s]", flush=True)
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "device_check.json").write_text(json.dumps(RESULTS, indent=1))
+
+
+if __name__ == "__main__":
+    main()
