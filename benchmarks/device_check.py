@@ -81,8 +81,13 @@ def circuits(args: argparse.Namespace) -> None:
     print(f"default rows per expanded forward on this GPU: {subject_chunk_rows(s, c.n_pos)} (n_pos {c.n_pos})")
 
     def scores(method: str, max_rows: int | None, reps: int) -> None:
-        ts, (eff, cl, co) = timed(lambda: _edge_effects(s, c, method, "noise", 32, max_rows=max_rows), reps)
         key = f"edge_scores_{method}" + (f"_rows{max_rows}" if max_rows else "")
+        try:
+            ts, (eff, cl, co) = timed(lambda: _edge_effects(s, c, method, "noise", 32, max_rows=max_rows), reps)
+        except torch.cuda.OutOfMemoryError as e:  # report, go on with the next measurement
+            torch.cuda.empty_cache()
+            say(key, None, f"{key}: out of GPU memory ({str(e).splitlines()[0]})")
+            return
         line = f"{key}: {med(ts)}"
         if ref is not None:
             r = ref[method][0]
