@@ -143,6 +143,15 @@ def cka(args: argparse.Namespace) -> None:
     r_cpu = rbf_cka(x, y, 0.5)
     ts, r = timed(lambda: rbf_cka(x.to(args.device), y.to(args.device), 0.5), args.repeats)
     say("cka_rbf", ts, f"rbf_cka n = {x.shape[0]:,}, {args.device}: {med(ts)}; |GPU - CPU| {abs(float(r) - float(r_cpu)):.1e}")
+    from interp.cka.rbf import _order_statistics
+
+    m = x.shape[0] * (x.shape[0] - 1) // 2  # the upper distances rbf_cka selects its median from
+    u = torch.rand(m, dtype=torch.float64, device=args.device, generator=None)
+    js = [m // 2 - 1, m // 2]
+    ts, _ = timed(lambda: _order_statistics(u, js, "sort"), args.repeats)
+    tk, _ = timed(lambda: [float(torch.kthvalue(u, j + 1).values) for j in js], args.repeats)
+    say("median_select", {"sort": ts, "kthvalue": tk}, f"two order statistics of {m:,} float64 values, "
+        f"{args.device}: sort {med(ts)}, kthvalue {med(tk)}")
     try:
         from ckatorch import cka_base
 

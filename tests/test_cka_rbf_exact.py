@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from interp import cka as C
 
@@ -76,3 +77,14 @@ def test_median_with_duplicate_rows():
     x = np.repeat(np.random.default_rng(5).standard_normal((6, 3)), 5, axis=0)  # 30 rows, 6 distinct
     d = ((x[:, None] - x[None]) ** 2).sum(-1)
     assert C.median_sq_distance(x) == pytest.approx(np.median(d), rel=1e-12)
+
+
+@pytest.mark.parametrize("how", ["partition", "sort"])
+def test_order_statistics_of_both_selections_match_numpy(how):
+    """The CPU selection (numpy partition) and the GPU one (a sort), both run here on CPU tensors."""
+    from interp.cka.rbf import _order_statistics
+
+    u = torch.from_numpy(np.random.default_rng(3).standard_normal(10_001))
+    ref = np.sort(u.numpy())
+    js = [0, 17, 5000, 10_000]
+    assert _order_statistics(u.clone(), js, how) == {j: float(ref[j]) for j in js}

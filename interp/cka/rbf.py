@@ -65,15 +65,22 @@ def _median_from_upper(u: torch.Tensor, n: int) -> float:
     total = n * n
     ks = sorted({(total - 1) // 2, total // 2})
     js = sorted({(k - n) // 2 for k in ks if k >= n})
-    if js:
-        if u.device.type == "cpu":
-            a = u.numpy()
-            a.partition(js)  # in place: no second copy of the n(n-1)/2 values
-            picked = {j: float(a[j]) for j in js}
-        else:
-            picked = {j: float(torch.kthvalue(u, j + 1).values) for j in js}
+    picked = _order_statistics(u, js) if js else {}
     vals = [0.0 if k < n else picked[(k - n) // 2] for k in ks]
     return sum(vals) / len(vals)
+
+
+def _order_statistics(u: torch.Tensor, js: list[int], how: str | None = None) -> dict[int, float]:
+    """The j-th smallest values of the 1-D `u` (0-based). `how`: "partition" (numpy, in place: no second
+    copy; the CPU default) or "sort" (one sort, the GPU default: torch.kthvalue selects within a single
+    CUDA slice of n(n-1)/2 values; the time of each is printed by benchmarks/device_check.py)."""
+    how = how or ("partition" if u.device.type == "cpu" else "sort")
+    if how == "partition":
+        a = u.numpy()
+        a.partition(js)
+        return {j: float(a[j]) for j in js}
+    ordered = torch.sort(u).values
+    return {j: float(ordered[j]) for j in js}
 
 
 def median_sq_distance(x: ArrayLike, budget_bytes: float = 512e6) -> float:
