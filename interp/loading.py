@@ -21,7 +21,7 @@ def model_fingerprint(model: nn.Module) -> str:
     for name, p in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(str(tuple(p.shape)).encode())
-        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+        h.update(memoryview(p.detach().cpu().contiguous().numpy()).cast("B"))  # the bytes, not a copy of them
     return h.hexdigest()[:16]
 
 
