@@ -8,6 +8,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -21,7 +22,7 @@ def model_fingerprint(model: nn.Module) -> str:
     for name, p in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(str(tuple(p.shape)).encode())
-        h.update(memoryview(p.detach().cpu().contiguous().numpy()).cast("B"))  # the bytes, not a copy of them
+        h.update(p.detach().cpu().contiguous().numpy().reshape(-1).view(np.uint8))  # the bytes, not a copy of them
     return h.hexdigest()[:16]
 
 
