@@ -182,3 +182,24 @@ def test_vit_sites_match_model_outputs():
     for layer in range(2):
         torch.testing.assert_close(cache[f"blocks.{layer}.hook_resid_post"], ref.hidden_states[layer + 1], atol=1e-5, rtol=0)
         torch.testing.assert_close(cache[f"blocks.{layer}.attn.hook_pattern"], ref.attentions[layer], atol=1e-5, rtol=0)
+
+
+def test_model_fingerprint_is_sha256_of_names_shapes_and_bytes():
+    """Against the textbook digest (a copy of every parameter's bytes), with 0-d and zero-size tensors."""
+    import hashlib
+
+    import torch
+
+    from interp.loading import model_fingerprint
+
+    m = torch.nn.Module()
+    m.w = torch.nn.Parameter(torch.randn(3, 4, generator=torch.Generator().manual_seed(0)))
+    m.s = torch.nn.Parameter(torch.tensor(2.5))
+    m.e = torch.nn.Parameter(torch.zeros(0, 3))
+    m.register_buffer("b", torch.arange(5))
+    h = hashlib.sha256()
+    for name, p in sorted(m.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(p.shape)).encode())
+        h.update(p.numpy().tobytes())
+    assert model_fingerprint(m) == h.hexdigest()[:16]
