@@ -39,13 +39,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
+import statistics
+import sys
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TQDM_DISABLE", "1")  # TransformerLens's patching loop draws a progress bar
 
 import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import interleaved, machine, ratio_text, summary  # noqa: E402
 
 from interp.contrast import Contrast, LogOdds, hans_pairs, make_contrast  # noqa: E402
 from interp.patching import patch, patch_flops_share  # noqa: E402
@@ -120,32 +125,36 @@ def sweep_macs(subject, n_pos: int) -> tuple[float, float]:
     return float(peer), float(ours)
 
 
-def print_table(title: str, impls, best, results, share: float, peer: str) -> None:
+def print_table(title: str, impls, times, results, share: float, peer: str) -> None:
+    """Median [min-max] time per implementation and the per-round ratio to ours (`_timing`)."""
     print(title)
-    print(f"{'implementation':<40}{'time s':>10}{'speed-up vs it':>16}{'max |diff| vs ours':>20}")
+    print(f"{'implementation':<40}{'time s, median [min-max]':>28}{'  speed-up vs it, per round':<34}"
+          f"{'max |diff| vs ours':>20}")
     for k in impls:
         diff = float((results[k] - results["ours"]).abs().max())
-        print(f"{k:<40}{best[k]:>10.2f}{best[k] / best['ours']:>16.2f}{diff:>20.2e}")
-    ideal = best[peer] * share
+        print(f"{k:<40}{summary(times[k]):>28}  {ratio_text(times[k], times['ours']):<32}{diff:>20.2e}")
+    ideal = statistics.median(times[peer]) * share
     print(f"patched-layer-onward FLOP share {share:.3f}: ideal time ({peer} x share) {ideal:.2f} s; ours reaches "
-          f"{ideal / best['ours']:.2f} of the ideal (>1 = faster than skipping layers alone)")
+          f"{ideal / statistics.median(times['ours']):.2f} of the ideal (>1 = faster than skipping layers alone)")
 
 
 def timed(impls, repeats: int):
-    times = {k: [] for k in impls}
+    """Interleaved rounds (`_timing.interleaved`, warm-up included): seconds per implementation and round, and
+    each implementation's result."""
     results = {}
-    for _ in range(repeats):
-        for k, f in impls.items():
-            t0 = time.perf_counter()
+
+    def keep(k, f):
+        def go():
             results[k] = f()
-            times[k].append(time.perf_counter() - t0)
-    return {k: min(v) for k, v in times.items()}, results
+        return go
+
+    return interleaved({k: keep(k, f) for k, f in impls.items()}, repeats=repeats), results
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=256)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved rounds (>= 3 for README numbers)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-tl", action="store_true")
     ap.add_argument("--no-tl-peer", action="store_true", help="skip the TransformerLens get_act_patch section")
@@ -165,11 +174,12 @@ def main() -> None:
         bridge = bridge_from_hf(subject.model, subject.tokenizer)
         tl_subject = load_subject(bridge, tokenizer=subject.tokenizer)
         impls["plain TL bridge"] = lambda: plain_sweep(tl_subject, contrast)
-    best, results = timed(impls, args.repeats)
+    times, results = timed(impls, args.repeats)
     share = patch_flops_share(subject, "head")
+    print(machine())
     print_table(f"MiniLM (6 layers x 12 heads), {len(contrast)} HANS break_overlap pairs, {contrast.n_pos} positions "
-                f"(padded, two segments), {args.threads} threads, best of {args.repeats}",
-                impls, best, results, share, "plain hooks")
+                f"(padded, two segments), {args.threads} threads, {args.repeats} interleaved rounds",
+                impls, times, results, share, "plain hooks")
     if args.no_tl_peer:
         return
     if bridge is None:
@@ -179,12 +189,12 @@ def main() -> None:
     peer = "TL get_act_patch_attn_head_out_all_pos"
     impls = {"ours": lambda: patch(subject, tl_contrast, "head", False, "denoise", allow_no_signal=True).raw.double(),
              peer: lambda: tl_sweep(bridge, tl_contrast)}
-    best, results = timed(impls, args.repeats)
+    times, results = timed(impls, args.repeats)
     print()
     print_table(f"TL peer: {len(tl_contrast)} HANS break_overlap pairs of one token length {length} ({group} of the "
                 f"{args.pool}-pair pool have it; no padding, token_type_ids 0, one TL call), {args.threads} threads, "
-                f"best of {args.repeats}", impls, best, results, share, peer)
-    ratio = best[peer] / best["ours"]
+                f"{args.repeats} interleaved rounds", impls, times, results, share, peer)
+    ratio = statistics.median(a / b for a, b in zip(times[peer], times["ours"]))
     macs_peer, macs_ours = sweep_macs(subject, length)
     print(f"MAC ratio (TL / ours) {macs_peer / macs_ours:.2f}: the most a compute-bound machine allows; the measured "
           f"{ratio:.2f} reaches {ratio / (macs_peer / macs_ours):.2f} of it")

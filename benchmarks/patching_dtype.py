@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
+import sys
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _timing import interleaved, machine, ratio_text, summary  # noqa: E402
 
 from interp.contrast import LogOdds, hans_pairs, make_contrast  # noqa: E402
 from interp.patching import patch  # noqa: E402
@@ -35,6 +39,7 @@ def main() -> None:
                     "head); e.g. the zoo's teacher_erm, MiniLM fine-tuned on NLI")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--repeats", type=int, default=3, help="interleaved timing rounds (>= 3 for README numbers)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -44,19 +49,28 @@ def main() -> None:
     subject = load_subject(args.model or gt.get_model_path(), device=args.device)
     clean, corrupt = hans_pairs(args.n, tokenizer=subject.tokenizer, seed=0)
     contrast = make_contrast(subject, clean, corrupt, metric=LogOdds(subject.labels.index("entailment")))
-    print(f"{args.model or 'MiniLM (random head)'}, {len(contrast)} HANS break_overlap pairs, {contrast.n_pos} positions, device {subject.device}, "
-          f"torch {torch.__version__}")
-    t0 = time.perf_counter()
-    ref = patch(subject, contrast, "head", allow_no_signal=True, progress=False)
-    print(f"float32: {time.perf_counter() - t0:.2f} s; clean metric {ref.clean_metric:.4f}, corrupted "
-          f"{ref.corrupt_metric:.4f}")
+    print(machine())
+    print(f"{args.model or 'MiniLM (random head)'}, {len(contrast)} HANS break_overlap pairs, {contrast.n_pos} positions, device {subject.device}")
+    results = {}
+
+    def sweep(name: str):
+        def go():
+            results[name] = patch(subject, contrast, "head", allow_no_signal=True, progress=False,
+                                  dtype=DTYPES.get(name))
+            if subject.device.type == "cuda":
+                torch.cuda.synchronize()
+        return go
+
+    times = interleaved({n: sweep(n) for n in ["float32", *args.dtypes]}, repeats=args.repeats)
+    ref = results["float32"]
+    print(f"float32: {summary(times['float32'])} ({args.repeats} interleaved rounds); clean metric "
+          f"{ref.clean_metric:.4f}, corrupted {ref.corrupt_metric:.4f}")
     effect = float((ref.raw.double() - ref.corrupt_metric).abs().max())
     for name in args.dtypes:
-        t0 = time.perf_counter()
-        res = patch(subject, contrast, "head", allow_no_signal=True, progress=False, dtype=DTYPES[name])
-        secs = time.perf_counter() - t0
+        res = results[name]
         dev = (res.raw.double() - ref.raw.double()).abs()  # [layer, head]
-        print(f"{name}: {secs:.2f} s; |raw - raw_float32| max {float(dev.max()):.2e}, median "
+        print(f"{name}: {summary(times[name])}, float32 time / this {ratio_text(times['float32'], times[name])}; "
+              f"|raw - raw_float32| max {float(dev.max()):.2e}, median "
               f"{float(dev.median()):.2e}; largest effect |raw_float32 - corrupted| {effect:.3f}; "
               f"max deviation / largest effect {float(dev.max()) / effect:.2%}; normalised scores moved by at most "
               f"{float((res.scores.double() - ref.scores.double()).abs().max()):.1e}; endpoint metrics moved by "
