@@ -117,8 +117,8 @@ def circuits(args: argparse.Namespace) -> None:
                 print(p.stdout[-2000:], p.stderr[-3000:])
         say(f"cli_{method}", ts, f"interp circuit --level edge --method {method} --device {args.device}, end to end: {med(ts)}; "
             f"{p.stdout.strip().splitlines()[0] if p.stdout.strip() else '(no output)'}")
-    for max_rows in (4096, 1024):  # smaller expanded forwards than the memory-sized default
-        scores("exact", max_rows, 1)
+    for max_rows in args.exact_rows:  # other sizes of expanded forward than the memory-sized default
+        scores("exact", max_rows, args.repeats)
 
 
 def cka(args: argparse.Namespace) -> None:
@@ -194,6 +194,8 @@ def main() -> None:
     ap.add_argument("--device", default="cuda", help="cpu (with small --n / --cka-n): a smoke test of this script")
     ap.add_argument("--n", type=int, default=64, help="HANS break_overlap pairs")
     ap.add_argument("--cka-n", type=int, default=10_000, help="CKA rows (RBF: half)")
+    ap.add_argument("--exact-rows", type=int, nargs="*", default=[16384, 4096, 1024],
+                    help="exact edge scores also with these rows per expanded forward")
     args = ap.parse_args()
     args.model = unpack(args.model)
     import transformers
