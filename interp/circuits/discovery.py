@@ -68,8 +68,8 @@ def crossing(n: int, value: Callable[[int], float], target: float, shares: torch
             k, widths = (lo + hi) // 2, [hi - lo]
             continue
         # the line through the bracket's ends; while one end is still assumed (0 or n), the line through the
-        # last two counts instead (faithfulness is rarely linear out to the assumed ends)
-        # (extrapolated at most twice their distance past the last)
+        # last two counts instead (faithfulness is rarely linear out to the assumed ends), followed at most
+        # twice their distance past the last
         (xa, fa), (xb, fb) = ((float(x[lo]), f_lo), (float(x[hi]), f_hi))
         reach = n
         if (lo == 0 or hi == n) and len(probes) >= 2 and probes[-1][0] != probes[-2][0]:
