@@ -12,8 +12,8 @@ MIXED_BLOCK_ROWS = 4096
 # Probe vectors per layer that measure the accumulated rounding error of the mixed products (see
 # interp.cka.precision): about K / d_layer extra work.
 PROBES = 16
-# A float32 block is added to its float64 total in row slices of about this many elements (~2 MB in float64).
-FLUSH_ELEMENTS = 1 << 18
+# A float32 block is added to its float64 total in row slices of about this many elements (512 KB in float64).
+FLUSH_ELEMENTS = 1 << 16
 
 
 def _zeros64(*shape: int, device: torch.device) -> torch.Tensor:
@@ -50,10 +50,13 @@ class _Product:
 
     def flush(self) -> None:
         if self.pending and self.part is not None:
-            # in row slices: no float64 copy of the whole block (a fresh, page-faulting buffer each time)
-            step = max(1, FLUSH_ELEMENTS // self.part.shape[1])
-            for i in range(0, self.part.shape[0], step):
-                self.total[i : i + step] += self.part[i : i + step]
+            # in row slices through one small float64 buffer: no float64 copy of the whole block
+            rows, cols = self.part.shape
+            step = max(1, min(rows, FLUSH_ELEMENTS // cols))
+            buf = torch.empty(step, cols, dtype=torch.float64, device=self.part.device)  # [step, cols]
+            for i in range(0, rows, step):
+                b = buf[: min(step, rows - i)].copy_(self.part[i : i + step])
+                self.total[i : i + step] += b
             self.pending = 0
 
     def value(self) -> torch.Tensor:
