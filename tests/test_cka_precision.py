@@ -149,3 +149,43 @@ def test_fast_mixed_path_rejects_nan():
     ys[1][200, 3] = float("nan")
     with pytest.raises(ValueError, match=r"y\['1'\].*NaN/inf"):
         C.cka_grid(xs, ys, precision="mixed")
+
+
+@pytest.mark.parametrize("kind", ["random", "ill"])
+def test_biased_only_pass_against_numpy(kind):
+    """The layer-by-layer biased-only pass (what cka_grid builds for biased CKA) against the independent numpy
+    float64 formula, streamed in batches that straddle the float32 blocks and chunks; its column sums equal
+    the float64 path's; result_with_bound matches result + error_bound; debiased results are refused."""
+    n = 1500
+    xs, ys = layers(n, seed=8)
+    if kind == "ill":
+        xs = [xs[0] * 1e-3 + 1e1, xs[1] * 1e3 - 3e5, xs[2] + 1e4]
+        ys = [ys[0] + 2e3, ys[1] * 1e2]
+    ref = numpy_cka(xs, ys, debiased=False)
+    acc64 = C.CKAAccumulator()
+    acc = C.CKAAccumulator(precision="mixed", block_rows=700, biased_only=True)
+    for i in range(0, n, 550):
+        acc64.update([x[i : i + 550] for x in xs], [y[i : i + 550] for y in ys])
+        acc.update([x[i : i + 550] for x in xs], [y[i : i + 550] for y in ys])
+    got, bound = acc.result_with_bound()
+    assert np.all(np.abs(got - ref) <= bound + 1e-12) and bound.max() < 1e-3 and np.abs(got - ref).max() > 0
+    np.testing.assert_array_equal(got, acc.result())
+    np.testing.assert_allclose(bound, acc.error_bound(), rtol=1e-12)
+    for a, b in ((acc.x.s, acc64.x.s), (acc.y.s, acc64.y.s)):
+        assert float((a - b).abs().max()) <= 1e-9 * max(float(b.abs().max()), 1.0)
+    with pytest.raises(ValueError, match="biased_only"):
+        acc.result(debiased=True)
+    grid = C.cka_grid(xs, ys, precision="mixed")
+    assert np.all(np.abs(grid.grid - ref) <= grid.error_bound["xy"] + 1e-12)
+
+
+def test_biased_only_pass_rejects_nan_and_constant_layers():
+    xs, ys = layers(300, seed=9)
+    bad = [x.clone() for x in xs]
+    bad[2][250, 5] = float("inf")
+    with pytest.raises(ValueError, match=r"x\['2'\].*NaN/inf"):
+        C.CKAAccumulator(precision="mixed", biased_only=True).update(bad, ys)
+    const = [y.clone() for y in ys]
+    const[0][:] = 7.25
+    with pytest.raises(ValueError, match=r"y\['0'\].*constant"):
+        C.cka_grid(xs, const, precision="mixed")

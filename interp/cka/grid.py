@@ -96,8 +96,8 @@ def _short(labels: Sequence[str]) -> list[str]:
 
 
 def _accumulate(xn: list[str], xm: list[torch.Tensor], yn: list[str] | None, ym: list[torch.Tensor] | None,
-                bs: int, self_grids: bool, precision: AccPrecision) -> CKAAccumulator:
-    acc = CKAAccumulator(symmetric=ym is None, self_grids=self_grids, precision=precision)
+                bs: int, self_grids: bool, precision: AccPrecision, debiased: bool) -> CKAAccumulator:
+    acc = CKAAccumulator(symmetric=ym is None, self_grids=self_grids, precision=precision, biased_only=not debiased)
     if ym is None or yn is None:  # symmetric (both None together)
         for xb in _batched(xm, bs):
             acc.update(dict(zip(xn, xb)))
@@ -146,11 +146,20 @@ def cka_grid(
         return {k: acc.result(debiased) if k == "xy" else acc.self_grid(_SELF_SIDE[k], debiased) for k in keys}
 
     used: AccPrecision = "float64" if precision == "float64" else "mixed"
-    acc = _accumulate(xn, xm, yn, ym, bs, self_grids, used)
-    out, bound = grids(acc), {}
-    if used == "mixed":
-        bound = {k: acc.error_bound(debiased, "xy" if k == "xy" else _SELF_SIDE[k]) for k in keys}
+    # the chunked mixed pass of a cross grid copies no batch to float64: one batch of every row
+    fast = used == "mixed" and ym is not None and not self_grids and batch_size is None
+    acc = _accumulate(xn, xm, yn, ym, xm[0].shape[0] if fast else bs, self_grids, used, debiased)
+    bound: dict[str, np.ndarray] = {}
+    if used == "float64":
+        out = grids(acc)
+    else:  # each grid with its measured bound; the cross grid shares its HSIC values with its bound
+        out = {}
+        for k in keys:
+            if k == "xy":
+                out[k], bound[k] = acc.result_with_bound(debiased)
+            else:
+                out[k], bound[k] = acc.self_grid(_SELF_SIDE[k], debiased), acc.error_bound(debiased, _SELF_SIDE[k])
         if precision == "auto" and max(float(b.max()) for b in bound.values()) > tol:
             used, bound = "float64", {}
-            out = grids(_accumulate(xn, xm, yn, ym, bs, self_grids, used))
+            out = grids(_accumulate(xn, xm, yn, ym, bs, self_grids, used, debiased))
     return CKAGrid(out, xn, xn if yn is None else yn, used, bound)

@@ -12,6 +12,8 @@ MIXED_BLOCK_ROWS = 4096
 # Probe vectors per layer that measure the accumulated rounding error of the mixed products (see
 # interp.cka.precision): about K / d_layer extra work.
 PROBES = 16
+# A float32 block is added to its float64 total in row slices of about this many elements (512 KB in float64).
+FLUSH_ELEMENTS = 1 << 16
 
 
 def _zeros64(*shape: int, device: torch.device) -> torch.Tensor:
@@ -48,7 +50,13 @@ class _Product:
 
     def flush(self) -> None:
         if self.pending and self.part is not None:
-            self.total += self.part.to(torch.float64)
+            # in row slices through one small float64 buffer: no float64 copy of the whole block
+            rows, cols = self.part.shape
+            step = max(1, min(rows, FLUSH_ELEMENTS // cols))
+            buf = torch.empty(step, cols, dtype=torch.float64, device=self.part.device)  # [step, cols]
+            for i in range(0, rows, step):
+                b = buf[: min(step, rows - i)].copy_(self.part[i : i + step])
+                self.total[i : i + step] += b
             self.pending = 0
 
     def value(self) -> torch.Tensor:
@@ -81,6 +89,7 @@ class _Side:
         self.xr = _zeros64(D, L, device=dev)  # [D, L] sum_i x_i r_i^(l)
         self.rr = _zeros64(L, L, device=dev)  # [L, L] sum_i r_i^(k) r_i^(l)
         self.rsum = _zeros64(L, device=dev)  # [L] sum_i r_i
+        self.row_stats = True  # xr, rr, rsum accumulated (False: a biased-only mixed pass skipped them)
         self.probes: list[torch.Tensor] = []
         # float64 probe products (mixed only): full Gram -> X^T (X_l V_l) for every l in `pgram` [D, L*K];
         # per-layer Grams -> X_l^T (X_l V_l) in `pgrams` [d_l, K] each
@@ -156,7 +165,8 @@ class _Side:
         if self.shift is None:
             raise RuntimeError("no batch added yet")
         blk, mu = self.block(l), self.shift[self.block(l)]
-        return float(self.rsum[l] + 2 * mu @ self.s[blk] + n * mu @ mu)
+        rsum = self.rsum[l] if self.row_stats else torch.diagonal(self.gram_block(l, l)).sum()  # sum_i r_i
+        return float(rsum + 2 * mu @ self.s[blk] + n * mu @ mu)
 
     def operand(self, x: torch.Tensor) -> torch.Tensor:
         """What the big products multiply: x itself (float64), or its float32 rounding (mixed)."""
