@@ -189,3 +189,13 @@ def test_biased_only_pass_rejects_nan_and_constant_layers():
     const[0][:] = 7.25
     with pytest.raises(ValueError, match=r"y\['0'\].*constant"):
         C.cka_grid(xs, const, precision="mixed")
+
+
+def test_auto_is_mixed_on_a_cpu_and_float64_on_a_gpu():
+    # the choice only (no GPU needed): on a GPU float64 products are not slower than float32 ones
+    from interp.cka.grid import _arithmetic
+
+    assert _arithmetic("auto", torch.device("cpu")) == "mixed"
+    assert _arithmetic("auto", torch.device("cuda", 0)) == "float64"
+    assert _arithmetic("mixed", torch.device("cuda")) == "mixed"  # asked for explicitly: kept
+    assert _arithmetic("float64", torch.device("cpu")) == "float64"
