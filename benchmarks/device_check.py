@@ -105,6 +105,13 @@ def circuits(args: argparse.Namespace) -> None:
         edges, faith, _ = ref["circuit"]
         line += f"; CPU: {len(edges)} edges, faithfulness {faith:.4f}, same edge set: {set(edges) == set(circ.edges)}"
     say("discover_atp", ts, line)
+    imports = [sys.executable, "-c", "import torch, transformers.modeling_utils; torch.zeros(1, device='cuda')"]
+    ts = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        subprocess.run(imports, cwd=ROOT, check=True)
+        ts.append(time.perf_counter() - t0)
+    say("start_imports_cuda", ts, f"python start + import torch, transformers.modeling_utils + CUDA init: {med(ts)}")
     for method in ("atp", "exact"):
         cmd = [sys.executable, "-m", "interp.cli", "circuit", "--model", args.model, "--n", str(args.n), "--level",
                "edge", "--method", method, "--device", args.device, "--out", f"/tmp/circuit_{method}"]
