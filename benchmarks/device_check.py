@@ -105,7 +105,7 @@ def circuits(args: argparse.Namespace) -> None:
         edges, faith, _ = ref["circuit"]
         line += f"; CPU: {len(edges)} edges, faithfulness {faith:.4f}, same edge set: {set(edges) == set(circ.edges)}"
     say("discover_atp", ts, line)
-    imports = [sys.executable, "-c", "import torch, transformers.modeling_utils; torch.zeros(1, device='cuda')"]
+    imports = [sys.executable, "-c", f"import torch, transformers.modeling_utils; torch.zeros(1, device='{args.device}')"]
     ts = []
     for _ in range(args.repeats):
         t0 = time.perf_counter()
