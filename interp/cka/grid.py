@@ -27,8 +27,8 @@ def _check_precision(precision: str) -> None:
 
 def _arithmetic(precision: Precision, device: torch.device) -> AccPrecision:
     """What a grid computes in. "auto" is mixed on a CPU, where float32 products run about twice as fast as
-    float64 ones, and float64 on a GPU, where they do not: on an NVIDIA H200 the 7 x 4 grid at n = 10,000
-    (benchmarks/device_check.py) took 0.063 s in float64 and 0.18 s mixed."""
+    float64 ones, and float64 on a GPU, where they are not: on an NVIDIA H200 the 7 x 4 grid at n = 10,000
+    (benchmarks/device_check.py, median of 3) took 0.064 s in float64 and 0.103 s mixed."""
     if precision == "float64" or (precision == "auto" and device.type == "cuda"):
         return "float64"
     return "mixed"
