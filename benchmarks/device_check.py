@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 import torch  # noqa: E402
+from _timing import summary  # noqa: E402  (this folder is on sys.path: the script's own)
 
 RESULTS: dict[str, object] = {}
 
@@ -47,7 +47,7 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn, repeats: int, warmup: bool = True) -> tuple[list[float], object]:
+def tisummary(fn, repeats: int, warmup: bool = True) -> tuple[list[float], object]:
     """Wall times of `repeats` calls (GPU synchronised), after one untimed warm-up call."""
     out = fn() if warmup else None
     times = []
@@ -58,10 +58,6 @@ def timed(fn, repeats: int, warmup: bool = True) -> tuple[list[float], object]:
         sync()
         times.append(time.perf_counter() - t0)
     return times, out
-
-
-def med(ts: list[float]) -> str:
-    return f"{statistics.median(ts):.3f} s [{min(ts):.3f}-{max(ts):.3f}]"
 
 
 def circuits(args: argparse.Namespace) -> None:
@@ -83,12 +79,12 @@ def circuits(args: argparse.Namespace) -> None:
     def scores(method: str, max_rows: int | None, reps: int) -> None:
         key = f"edge_scores_{method}" + (f"_rows{max_rows}" if max_rows else "")
         try:
-            ts, (eff, cl, co) = timed(lambda: _edge_effects(s, c, method, "noise", 32, max_rows=max_rows), reps)
+            ts, (eff, cl, co) = tisummary(lambda: _edge_effects(s, c, method, "noise", 32, max_rows=max_rows), reps)
         except torch.cuda.OutOfMemoryError as e:  # report, go on with the next measurement
             torch.cuda.empty_cache()
             say(key, None, f"{key}: out of GPU memory ({str(e).splitlines()[0]})")
             return
-        line = f"{key}: {med(ts)}"
+        line = f"{key}: {summary(ts)}"
         if ref is not None:
             r = ref[method][0]
             diff = max(abs(eff[e] - r[e]) for e in r)
@@ -99,8 +95,8 @@ def circuits(args: argparse.Namespace) -> None:
 
     scores("atp", None, args.repeats)
     scores("exact", None, args.repeats)
-    ts, circ = timed(lambda: discover(s, c, level="edge", method="atp"), args.repeats)
-    line = f"discover(edge, atp): {med(ts)}; {len(circ.edges)} edges, faithfulness {circ.metadata['faithfulness']:.4f}"
+    ts, circ = tisummary(lambda: discover(s, c, level="edge", method="atp"), args.repeats)
+    line = f"discover(edge, atp): {summary(ts)}; {len(circ.edges)} edges, faithfulness {circ.metadata['faithfulness']:.4f}"
     if ref is not None:
         edges, faith, _ = ref["circuit"]
         line += f"; CPU: {len(edges)} edges, faithfulness {faith:.4f}, same edge set: {set(edges) == set(circ.edges)}"
@@ -111,7 +107,7 @@ def circuits(args: argparse.Namespace) -> None:
         t0 = time.perf_counter()
         subprocess.run(imports, cwd=ROOT, check=True)
         ts.append(time.perf_counter() - t0)
-    say("start_imports_cuda", ts, f"python start + import torch, transformers.modeling_utils + CUDA init: {med(ts)}")
+    say("start_imports_cuda", ts, f"python start + import torch, transformers.modeling_utils + CUDA init: {summary(ts)}")
     for method in ("atp", "exact"):
         cmd = [sys.executable, "-m", "interp.cli", "circuit", "--model", args.model, "--n", str(args.n), "--level",
                "edge", "--method", method, "--device", args.device, "--out", f"/tmp/circuit_{method}"]
@@ -122,7 +118,7 @@ def circuits(args: argparse.Namespace) -> None:
             ts.append(time.perf_counter() - t0)
             if p.returncode:
                 print(p.stdout[-2000:], p.stderr[-3000:])
-        say(f"cli_{method}", ts, f"interp circuit --level edge --method {method} --device {args.device}, end to end: {med(ts)}; "
+        say(f"cli_{method}", ts, f"interp circuit --level edge --method {method} --device {args.device}, end to end: {summary(ts)}; "
             f"{p.stdout.strip().splitlines()[0] if p.stdout.strip() else '(no output)'}")
     for max_rows in args.exact_rows:  # other sizes of expanded forward than the memory-sized default
         scores("exact", max_rows, args.repeats)
@@ -142,29 +138,29 @@ def cka(args: argparse.Namespace) -> None:
     ref = cka_grid(t, s, precision="float64").grid  # CPU float64: the reference path
     tc, sc = [x.to(args.device) for x in t], [y.to(args.device) for y in s]
     for precision in ("float64", "mixed", "auto"):
-        ts, g = timed(lambda p=precision: cka_grid(tc, sc, precision=p), args.repeats)
+        ts, g = tisummary(lambda p=precision: cka_grid(tc, sc, precision=p), args.repeats)
         dev = float((torch.as_tensor(g.grid) - torch.as_tensor(ref)).abs().max())
         say(f"cka_linear_{precision}", ts, f"cka_grid 7 x 4, n = {args.cka_n:,}, {args.device}, precision={precision} (chose "
-            f"{g.precision}): {med(ts)}; max |grid - CPU float64| {dev:.1e}")
+            f"{g.precision}): {summary(ts)}; max |grid - CPU float64| {dev:.1e}")
     x, y = t[-1][:args.cka_n // 2], s[-1][:args.cka_n // 2]
     r_cpu = rbf_cka(x, y, 0.5)
-    ts, r = timed(lambda: rbf_cka(x.to(args.device), y.to(args.device), 0.5), args.repeats)
-    say("cka_rbf", ts, f"rbf_cka n = {x.shape[0]:,}, {args.device}: {med(ts)}; |GPU - CPU| {abs(float(r) - float(r_cpu)):.1e}")
+    ts, r = tisummary(lambda: rbf_cka(x.to(args.device), y.to(args.device), 0.5), args.repeats)
+    say("cka_rbf", ts, f"rbf_cka n = {x.shape[0]:,}, {args.device}: {summary(ts)}; |GPU - CPU| {abs(float(r) - float(r_cpu)):.1e}")
     from interp.cka.rbf import _order_statistics
 
     m = x.shape[0] * (x.shape[0] - 1) // 2  # the upper distances rbf_cka selects its median from
     u = torch.rand(m, dtype=torch.float64, device=args.device, generator=None)
     js = [m // 2 - 1, m // 2]
-    ts, _ = timed(lambda: _order_statistics(u, js, "sort"), args.repeats)
-    tk, _ = timed(lambda: [float(torch.kthvalue(u, j + 1).values) for j in js], args.repeats)
+    ts, _ = tisummary(lambda: _order_statistics(u, js, "sort"), args.repeats)
+    tk, _ = tisummary(lambda: [float(torch.kthvalue(u, j + 1).values) for j in js], args.repeats)
     say("median_select", {"sort": ts, "kthvalue": tk}, f"two order statistics of {m:,} float64 values, "
-        f"{args.device}: sort {med(ts)}, kthvalue {med(tk)}")
+        f"{args.device}: sort {summary(ts)}, kthvalue {summary(tk)}")
     try:
         from ckatorch import cka_base
 
         xd, yd = x.to(args.device), y.to(args.device)
-        ts, rp = timed(lambda: cka_base(xd, yd, kernel="rbf", threshold=0.5), args.repeats)
-        say("ckatorch_rbf", ts, f"ckatorch rbf n = {x.shape[0]:,}, {args.device}: {med(ts)}; |ckatorch - ours CPU| "
+        ts, rp = tisummary(lambda: cka_base(xd, yd, kernel="rbf", threshold=0.5), args.repeats)
+        say("ckatorch_rbf", ts, f"ckatorch rbf n = {x.shape[0]:,}, {args.device}: {summary(ts)}; |ckatorch - ours CPU| "
             f"{abs(float(rp) - float(r_cpu)):.1e}")
     except ImportError:
         print("ckatorch not installed here")
