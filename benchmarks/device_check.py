@@ -166,6 +166,39 @@ def cka(args: argparse.Namespace) -> None:
         print("ckatorch not installed here")
 
 
+def paths(args: argparse.Namespace) -> None:
+    """The library's other paths on the GPU against the same calls on this machine's CPU: max |difference|."""
+    from interp.attribution import attribute
+    from interp.circuits import discover
+    from interp.contrast import hans_pairs, make_contrast, make_metric
+    from interp.patching import COMPONENTS, patch
+    from interp.subject import load_subject
+
+    subs = {d: load_subject(args.model, device=d) for d in ("cpu", args.device)}
+    tok = subs["cpu"].tokenizer
+    clean, corrupt = hans_pairs(args.n, tokenizer=tok, seed=0)
+    cons = {d: make_contrast(s, clean, corrupt, metric=make_metric(s, "logodds", "entailment")) for d, s in subs.items()}
+    calls = {f"patch {c}{' per position' if pp else ''}": (lambda s, c_, c=c, pp=pp: patch(s, c_, c, pp, progress=False).raw)
+             for c in COMPONENTS for pp in (False, True) if pp or c != "resid"}  # whole-stream resid: refused
+    calls.update({f"attribute head {m}": (lambda s, c_, m=m: attribute(s, c_, "head", method=m).raw) for m in ("atp", "ig")})
+    names = [f"blocks.{l}.{k}" for l in range(subs["cpu"].n_layers) for k in ("hook_resid_post", "attn.hook_z")]
+    calls["Subject.run reads (resid_post, z)"] = lambda s, c_: torch.cat(
+        [v.flatten().cpu() for v in s.run(clean[:16], read=names)[1].values()])
+    for name, fn in calls.items():
+        try:
+            a, b = fn(subs["cpu"], cons["cpu"]), fn(subs[args.device], cons[args.device])
+            diff = float((torch.as_tensor(a).double().cpu() - torch.as_tensor(b).double().cpu()).abs().max())
+            top = float(torch.as_tensor(a).double().abs().max())
+            say(f"path {name}", diff, f"{name}: max |GPU - CPU| {diff:.1e} (largest |value| {top:.3g})")
+        except Exception as e:  # report and go on
+            say(f"path {name}", repr(e), f"{name}: failed: {e!r}")
+    circ = {d: discover(s, cons[d], level="node", method="exact") for d, s in subs.items()}
+    a, b = circ["cpu"], circ[args.device]
+    say("path discover node exact", [a.nodes == b.nodes, a.metadata["faithfulness"] - b.metadata["faithfulness"]],
+        f"discover(level='node', method='exact'): same nodes {a.nodes == b.nodes} ({len(a.nodes)}), faithfulness "
+        f"{a.metadata['faithfulness']:.6f} (CPU) vs {b.metadata['faithfulness']:.6f}")
+
+
 def unpack(folder: str) -> str:
     """A float32 checkpoint folder from one carried as gzipped float16 weights (model.safetensors.gz): the
     64 MiB a device call may carry; the CPU reference is computed from the same rounded weights."""
@@ -193,7 +226,7 @@ def main() -> None:
     ap.add_argument("--ref")
     ap.add_argument("--out", default=".")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--parts", default="circuits,cka")
+    ap.add_argument("--parts", default="circuits,cka", help="comma-separated: circuits, cka, paths")
     ap.add_argument("--device", default="cuda", help="cpu (with small --n / --cka-n): a smoke test of this script")
     ap.add_argument("--n", type=int, default=64, help="HANS break_overlap pairs")
     ap.add_argument("--cka-n", type=int, default=10_000, help="CKA rows (RBF: half)")
@@ -209,7 +242,7 @@ def main() -> None:
     for part in args.parts.split(","):
         t0 = time.perf_counter()
         try:
-            {"circuits": circuits, "cka": cka}[part](args)
+            {"circuits": circuits, "cka": cka, "paths": paths}[part](args)
         except Exception as e:  # report and go on to the next part: device time is scarce
             import traceback
 
