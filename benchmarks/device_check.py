@@ -1,6 +1,11 @@
-"""GPU checks of issue 17 in one run (for a lent GPU machine; nothing here runs in CI or the tests).
+"""GPU checks in one run (for a lent GPU machine; nothing here runs in CI or the tests).
 
-    python3 benchmarks/device_check.py --model DIR [--ref ref_cpu.pt] [--out OUT] [--repeats 3]
+    python3 benchmarks/device_check.py --model DIR [--ref ref_cpu.pt] [--out OUT] [--repeats 3] [--parts ...]
+    .venv/bin/python benchmarks/device_check.py --model DIR --device cpu --n 16 --cka-n 2000   # smoke test
+
+DIR may hold gzipped float16 weights (model.safetensors.gz: what fits the 64 MiB a device call carries);
+they are loaded as float32, and the CPU reference must come from the same rounded weights.
+Parts (`--parts`, default circuits,cka):
 
 - edge scores on the GPU (`_edge_effects`, exact and atp, 64 HANS break_overlap pairs), each timed as the
   median [min-max] of `--repeats` runs after one warm-up, and compared with the same scores computed on the
@@ -12,7 +17,9 @@
 - CKA on the GPU through the public API: `cka_grid` on CUDA tensors (7 x 4 layers, d = 384, n = 10,000,
   the data of benchmarks/cka.py) in float64, mixed and auto precision, with deviations from the CPU
   float64 grid; exact RBF CKA (n = 5,000) against the CPU value, and ckatorch's on the same GPU where
-  installed.
+  installed;
+- `paths`: patching (every component, whole and per position), attribution (atp, ig), `Subject.run` reads
+  and node circuits on the GPU against the same calls on the machine's CPU.
 Prints one line per measurement and writes them to OUT/device_check.json.
 """
 from __future__ import annotations
@@ -47,7 +54,7 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def tisummary(fn, repeats: int, warmup: bool = True) -> tuple[list[float], object]:
+def timed(fn, repeats: int, warmup: bool = True) -> tuple[list[float], object]:
     """Wall times of `repeats` calls (GPU synchronised), after one untimed warm-up call."""
     out = fn() if warmup else None
     times = []
@@ -79,7 +86,7 @@ def circuits(args: argparse.Namespace) -> None:
     def scores(method: str, max_rows: int | None, reps: int) -> None:
         key = f"edge_scores_{method}" + (f"_rows{max_rows}" if max_rows else "")
         try:
-            ts, (eff, cl, co) = tisummary(lambda: _edge_effects(s, c, method, "noise", 32, max_rows=max_rows), reps)
+            ts, (eff, cl, co) = timed(lambda: _edge_effects(s, c, method, "noise", 32, max_rows=max_rows), reps)
         except torch.cuda.OutOfMemoryError as e:  # report, go on with the next measurement
             torch.cuda.empty_cache()
             say(key, None, f"{key}: out of GPU memory ({str(e).splitlines()[0]})")
@@ -95,7 +102,7 @@ def circuits(args: argparse.Namespace) -> None:
 
     scores("atp", None, args.repeats)
     scores("exact", None, args.repeats)
-    ts, circ = tisummary(lambda: discover(s, c, level="edge", method="atp"), args.repeats)
+    ts, circ = timed(lambda: discover(s, c, level="edge", method="atp"), args.repeats)
     line = f"discover(edge, atp): {summary(ts)}; {len(circ.edges)} edges, faithfulness {circ.metadata['faithfulness']:.4f}"
     if ref is not None:
         edges, faith, _ = ref["circuit"]
@@ -138,28 +145,28 @@ def cka(args: argparse.Namespace) -> None:
     ref = cka_grid(t, s, precision="float64").grid  # CPU float64: the reference path
     tc, sc = [x.to(args.device) for x in t], [y.to(args.device) for y in s]
     for precision in ("float64", "mixed", "auto"):
-        ts, g = tisummary(lambda p=precision: cka_grid(tc, sc, precision=p), args.repeats)
+        ts, g = timed(lambda p=precision: cka_grid(tc, sc, precision=p), args.repeats)
         dev = float((torch.as_tensor(g.grid) - torch.as_tensor(ref)).abs().max())
         say(f"cka_linear_{precision}", ts, f"cka_grid 7 x 4, n = {args.cka_n:,}, {args.device}, precision={precision} (chose "
             f"{g.precision}): {summary(ts)}; max |grid - CPU float64| {dev:.1e}")
     x, y = t[-1][:args.cka_n // 2], s[-1][:args.cka_n // 2]
     r_cpu = rbf_cka(x, y, 0.5)
-    ts, r = tisummary(lambda: rbf_cka(x.to(args.device), y.to(args.device), 0.5), args.repeats)
+    ts, r = timed(lambda: rbf_cka(x.to(args.device), y.to(args.device), 0.5), args.repeats)
     say("cka_rbf", ts, f"rbf_cka n = {x.shape[0]:,}, {args.device}: {summary(ts)}; |GPU - CPU| {abs(float(r) - float(r_cpu)):.1e}")
     from interp.cka.rbf import _order_statistics
 
     m = x.shape[0] * (x.shape[0] - 1) // 2  # the upper distances rbf_cka selects its median from
     u = torch.rand(m, dtype=torch.float64, device=args.device, generator=None)
     js = [m // 2 - 1, m // 2]
-    ts, _ = tisummary(lambda: _order_statistics(u, js, "sort"), args.repeats)
-    tk, _ = tisummary(lambda: [float(torch.kthvalue(u, j + 1).values) for j in js], args.repeats)
+    ts, _ = timed(lambda: _order_statistics(u, js, "sort"), args.repeats)
+    tk, _ = timed(lambda: [float(torch.kthvalue(u, j + 1).values) for j in js], args.repeats)
     say("median_select", {"sort": ts, "kthvalue": tk}, f"two order statistics of {m:,} float64 values, "
         f"{args.device}: sort {summary(ts)}, kthvalue {summary(tk)}")
     try:
         from ckatorch import cka_base
 
         xd, yd = x.to(args.device), y.to(args.device)
-        ts, rp = tisummary(lambda: cka_base(xd, yd, kernel="rbf", threshold=0.5), args.repeats)
+        ts, rp = timed(lambda: cka_base(xd, yd, kernel="rbf", threshold=0.5), args.repeats)
         say("ckatorch_rbf", ts, f"ckatorch rbf n = {x.shape[0]:,}, {args.device}: {summary(ts)}; |ckatorch - ours CPU| "
             f"{abs(float(rp) - float(r_cpu)):.1e}")
     except ImportError:
