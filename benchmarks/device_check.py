@@ -9,9 +9,8 @@ Parts (`--parts`, default circuits,cka):
 
 - edge scores on the GPU (`_edge_effects`, exact and atp, 64 HANS break_overlap pairs), each timed as the
   median [min-max] of `--repeats` runs after one warm-up, and compared with the same scores computed on the
-  CPU (`--ref`: a torch.save of {fingerprint, atp, exact: _edge_effects output, circuit: (edges, faithfulness,
-  completeness)} from the same weights): max |difference| and its
-  ratio to the largest |score|;
+  CPU (`--ref`, written on the CPU machine by `--write-ref PATH` from the same weights: about 4 minutes of
+  exact edge scores on 2 cores): max |difference| and its ratio to the largest |score|;
 - `discover(level="edge", method="atp")` on the GPU, and `interp circuit ... --device cuda` end to end
   (a subprocess: interpreter start, imports, model loading, figure) for atp and exact;
 - CKA on the GPU through the public API: `cka_grid` on CUDA tensors (7 x 4 layers, d = 384, n = 10,000,
@@ -206,6 +205,25 @@ def paths(args: argparse.Namespace) -> None:
         f"{a.metadata['faithfulness']:.6f} (CPU) vs {b.metadata['faithfulness']:.6f}")
 
 
+def write_ref(args: argparse.Namespace) -> None:
+    """The CPU reference `circuits` compares with: edge scores (atp, exact) and the AtP edge circuit."""
+    from interp.circuits import discover
+    from interp.circuits.edges import _edge_effects
+    from interp.contrast import hans_pairs, make_contrast, make_metric
+    from interp.subject import load_subject
+
+    s = load_subject(args.model, device="cpu")
+    clean, corrupt = hans_pairs(args.n, tokenizer=s.tokenizer, seed=0)
+    c = make_contrast(s, clean, corrupt, metric=make_metric(s, "logodds", "entailment"))
+    out: dict[str, object] = {"fingerprint": s.fingerprint}
+    for method in ("atp", "exact"):
+        out[method] = _edge_effects(s, c, method, "noise", 32)
+    circ = discover(s, c, level="edge", method="atp")
+    out["circuit"] = (circ.edges, circ.metadata["faithfulness"], circ.metadata["completeness"])
+    torch.save(out, args.write_ref)
+    print(f"CPU reference -> {args.write_ref}")
+
+
 def unpack(folder: str) -> str:
     """A float32 checkpoint folder from one carried as gzipped float16 weights (model.safetensors.gz): the
     64 MiB a device call may carry; the CPU reference is computed from the same rounded weights."""
@@ -230,7 +248,8 @@ def unpack(folder: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", required=True)
-    ap.add_argument("--ref")
+    ap.add_argument("--ref", help="the CPU reference of the circuits part (made here with --write-ref)")
+    ap.add_argument("--write-ref", metavar="PATH", help="compute that reference on this machine's CPU and stop")
     ap.add_argument("--out", default=".")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--parts", default="circuits,cka", help="comma-separated: circuits, cka, paths")
@@ -241,6 +260,9 @@ def main() -> None:
                     help="exact edge scores also with these rows per expanded forward")
     args = ap.parse_args()
     args.model = unpack(args.model)
+    if args.write_ref:
+        write_ref(args)
+        return
     import transformers
 
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
