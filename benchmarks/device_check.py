@@ -3,8 +3,9 @@
     python3 benchmarks/device_check.py --model DIR [--ref ref_cpu.pt] [--out OUT] [--repeats 3] [--parts ...]
     .venv/bin/python benchmarks/device_check.py --model DIR --device cpu --n 16 --cka-n 2000   # smoke test
 
-DIR may hold gzipped float16 weights (model.safetensors.gz: what fits the 64 MiB a device call carries);
-they are loaded as float32, and the CPU reference must come from the same rounded weights.
+DIR may hold gzipped float16 weights (model.safetensors.gz, made by `--pack DST` from a checkpoint: what fits
+the 64 MiB a device call carries); they are loaded as float32, and the CPU reference must come from the
+same rounded weights (`--write-ref` on DST).
 Parts (`--parts`, default circuits,cka):
 
 - edge scores on the GPU (`_edge_effects`, exact and atp, 64 HANS break_overlap pairs), each timed as the
@@ -224,6 +225,40 @@ def write_ref(args: argparse.Namespace) -> None:
     print(f"CPU reference -> {args.write_ref}")
 
 
+def pack(src: str, dst: str, n: int) -> None:
+    """DST: SRC's checkpoint with its weights rounded to float16 and the word-embedding rows that the `n`
+    HANS pairs (and ids < 1000: special and unused tokens) never use set to 0, gzipped: the ERM teacher's
+    91 MB become 21 MB. `unpack` loads it as float32 on the other side."""
+    import gzip
+    import shutil
+
+    from safetensors.torch import load_file, save
+
+    from interp.contrast import hans_pairs, make_contrast, make_metric
+    from interp.subject import load_subject
+
+    s = load_subject(src, device="cpu")
+    clean, corrupt = hans_pairs(n, tokenizer=s.tokenizer, seed=0)
+    c = make_contrast(s, clean, corrupt, metric=make_metric(s, "logodds", "entailment"))
+    used = set(range(1000))
+    for b in c.batches(n):
+        for side in (b.clean, b.corrupt):
+            used |= set(side["input_ids"].flatten().tolist())
+    sd = {k: v.half() for k, v in load_file(f"{src}/model.safetensors").items()}
+    for k, v in sd.items():
+        if k.endswith("word_embeddings.weight"):
+            keep = torch.zeros(v.shape[0], dtype=torch.bool)
+            keep[sorted(used)] = True
+            v[~keep] = 0
+    out = Path(dst)
+    out.mkdir(parents=True, exist_ok=True)
+    for f in Path(src).iterdir():
+        if f.is_file() and f.name != "model.safetensors":
+            shutil.copy(f, out / f.name)
+    (out / "model.safetensors.gz").write_bytes(gzip.compress(save(sd, metadata={"format": "pt"}), compresslevel=6))
+    print(f"{src} -> {out} ({(out / 'model.safetensors.gz').stat().st_size / 1e6:.1f} MB of weights)")
+
+
 def unpack(folder: str) -> str:
     """A float32 checkpoint folder from one carried as gzipped float16 weights (model.safetensors.gz): the
     64 MiB a device call may carry; the CPU reference is computed from the same rounded weights."""
@@ -250,6 +285,7 @@ def main() -> None:
     ap.add_argument("--model", required=True)
     ap.add_argument("--ref", help="the CPU reference of the circuits part (made here with --write-ref)")
     ap.add_argument("--write-ref", metavar="PATH", help="compute that reference on this machine's CPU and stop")
+    ap.add_argument("--pack", metavar="DST", help="write --model as gzipped float16 weights to DST (to carry) and stop")
     ap.add_argument("--out", default=".")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--parts", default="circuits,cka", help="comma-separated: circuits, cka, paths")
@@ -259,6 +295,9 @@ def main() -> None:
     ap.add_argument("--exact-rows", type=int, nargs="*", default=[16384, 4096, 1024],
                     help="exact edge scores also with these rows per expanded forward")
     args = ap.parse_args()
+    if args.pack:
+        pack(args.model, args.pack, args.n)
+        return
     args.model = unpack(args.model)
     if args.write_ref:
         write_ref(args)
