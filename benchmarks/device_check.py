@@ -286,7 +286,7 @@ def main() -> None:
     ap.add_argument("--ref", help="the CPU reference of the circuits part (made here with --write-ref)")
     ap.add_argument("--write-ref", metavar="PATH", help="compute that reference on this machine's CPU and stop")
     ap.add_argument("--pack", metavar="DST", help="write --model as gzipped float16 weights to DST (to carry) and stop")
-    ap.add_argument("--out", default=".")
+    ap.add_argument("--out", default="runs/device_check", help="folder of device_check.json")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--parts", default="circuits,cka", help="comma-separated: circuits, cka, paths")
     ap.add_argument("--device", default="cuda", help="cpu (with small --n / --cka-n): a smoke test of this script")
