@@ -49,6 +49,16 @@ def say(key: str, value: object, text: str) -> None:
     print(text, flush=True)
 
 
+def load_pairs(model: str, device: str, n: int):
+    """(Subject, Contrast of n HANS break_overlap pairs with the entailment log-odds metric, clean inputs)."""
+    from interp.contrast import hans_pairs, make_contrast, make_metric
+    from interp.subject import load_subject
+
+    s = load_subject(model, device=device)
+    clean, corrupt = hans_pairs(n, tokenizer=s.tokenizer, seed=0)
+    return s, make_contrast(s, clean, corrupt, metric=make_metric(s, "logodds", "entailment")), clean
+
+
 def sync() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -70,17 +80,12 @@ def timed(fn, repeats: int, warmup: bool = True) -> tuple[list[float], object]:
 def circuits(args: argparse.Namespace) -> None:
     from interp.circuits import discover
     from interp.circuits.edges import _edge_effects
-    from interp.contrast import hans_pairs, make_contrast, make_metric
-    from interp.subject import load_subject
+    from interp.sweep import subject_chunk_rows
 
-    s = load_subject(args.model, device=args.device)
-    clean, corrupt = hans_pairs(args.n, tokenizer=s.tokenizer, seed=0)
-    c = make_contrast(s, clean, corrupt, metric=make_metric(s, "logodds", "entailment"))
+    s, c, _ = load_pairs(args.model, args.device, args.n)
     ref = torch.load(args.ref, weights_only=False) if args.ref else None
     if ref is not None and ref["fingerprint"] != s.fingerprint:
         print(f"warning: reference fingerprint {ref['fingerprint']} != {s.fingerprint}")
-    from interp.sweep import subject_chunk_rows
-
     print(f"default rows per expanded forward on this GPU: {subject_chunk_rows(s, c.n_pos)} (n_pos {c.n_pos})")
 
     def scores(method: str, max_rows: int | None, reps: int) -> None:
@@ -177,14 +182,11 @@ def paths(args: argparse.Namespace) -> None:
     """The library's other paths on the GPU against the same calls on this machine's CPU: max |difference|."""
     from interp.attribution import attribute
     from interp.circuits import discover
-    from interp.contrast import hans_pairs, make_contrast, make_metric
     from interp.patching import COMPONENTS, patch
-    from interp.subject import load_subject
 
-    subs = {d: load_subject(args.model, device=d) for d in ("cpu", args.device)}
-    tok = subs["cpu"].tokenizer
-    clean, corrupt = hans_pairs(args.n, tokenizer=tok, seed=0)
-    cons = {d: make_contrast(s, clean, corrupt, metric=make_metric(s, "logodds", "entailment")) for d, s in subs.items()}
+    loaded = {d: load_pairs(args.model, d, args.n) for d in ("cpu", args.device)}  # the same pairs on both
+    subs, cons = {d: v[0] for d, v in loaded.items()}, {d: v[1] for d, v in loaded.items()}
+    clean = loaded["cpu"][2]
     calls = {f"patch {c}{' per position' if pp else ''}": (lambda s, c_, c=c, pp=pp: patch(s, c_, c, pp, progress=False).raw)
              for c in COMPONENTS for pp in (False, True) if pp or c != "resid"}  # whole-stream resid: refused
     calls.update({f"attribute head {m}": (lambda s, c_, m=m: attribute(s, c_, "head", method=m).raw) for m in ("atp", "ig")})
@@ -210,12 +212,8 @@ def write_ref(args: argparse.Namespace) -> None:
     """The CPU reference `circuits` compares with: edge scores (atp, exact) and the AtP edge circuit."""
     from interp.circuits import discover
     from interp.circuits.edges import _edge_effects
-    from interp.contrast import hans_pairs, make_contrast, make_metric
-    from interp.subject import load_subject
 
-    s = load_subject(args.model, device="cpu")
-    clean, corrupt = hans_pairs(args.n, tokenizer=s.tokenizer, seed=0)
-    c = make_contrast(s, clean, corrupt, metric=make_metric(s, "logodds", "entailment"))
+    s, c, _ = load_pairs(args.model, "cpu", args.n)
     out: dict[str, object] = {"fingerprint": s.fingerprint}
     for method in ("atp", "exact"):
         out[method] = _edge_effects(s, c, method, "noise", 32)
@@ -234,12 +232,7 @@ def pack(src: str, dst: str, n: int) -> None:
 
     from safetensors.torch import load_file, save
 
-    from interp.contrast import hans_pairs, make_contrast, make_metric
-    from interp.subject import load_subject
-
-    s = load_subject(src, device="cpu")
-    clean, corrupt = hans_pairs(n, tokenizer=s.tokenizer, seed=0)
-    c = make_contrast(s, clean, corrupt, metric=make_metric(s, "logodds", "entailment"))
+    _, c, _ = load_pairs(src, "cpu", n)
     used = set(range(1000))
     for b in c.batches(n):
         for side in (b.clean, b.corrupt):
