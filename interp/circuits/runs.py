@@ -1,6 +1,7 @@
-"""Circuit runs: the sites a run needs (`_Values`), what a receiver reads of the stream (`receiver_view`)
-and the rest of a circuit run is in interp.circuits.evaluation: the residual stream rebuilt from component
-outputs through the LayerNorms (interp.engine), the recomputed heads' attention from their receivers' streams.
+"""Circuit runs: the sites a run needs (`_Values`) and what a receiver reads of the stream (`receiver_view`).
+The run itself is in interp.circuits.evaluation (the recomputed heads' attention from their receivers'
+streams) and interp.circuits.deltas (the residual stream rebuilt from component outputs through the
+LayerNorms, interp.engine).
 
 Post-LN encoders: a receiver reads the residual stream itself (every LayerNorm sits in the stream).
 Pre-LN encoders (ViT): the stream is a plain sum of the embedding and component outputs, and a receiver
