@@ -43,14 +43,21 @@ def check_tokenizer(model: nn.Module, tokenizer: Any) -> None:
                          "wrong tokenizer for this model.")
 
 
-def load_folder(path: Path, num_labels: int | None = None) -> tuple[nn.Module, Any]:
-    """(model, tokenizer or None) from a HF checkpoint folder, offline, with eager attention; see load_subject."""
+def load_folder(path: Path, num_labels: int | None = None, native: bool = False) -> tuple[nn.Module, Any]:
+    """(model, tokenizer or None) from a HF checkpoint folder, offline, with eager attention; see load_subject.
+    With `native`, a trained BERT classifier that `interp.native_bert` covers loads without transformers'
+    modelling code (same weights, modules and logits; 2-3 s less import on a 2-core CPU)."""
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"{path} is not a HuggingFace checkpoint folder (no config.json).")
+    from interp import native_bert
+
+    model = native_bert.load(path, num_labels) if native else None
+    if model is not None:
+        return model, _load_tokenizer(path)
     import transformers as T
 
     from interp import lenet  # noqa: F401  (registers the LeNet model type with the Auto classes)
 
-    if not (path / "config.json").exists():
-        raise FileNotFoundError(f"{path} is not a HuggingFace checkpoint folder (no config.json).")
     config = T.AutoConfig.from_pretrained(path, local_files_only=True)
     kwargs: dict[str, Any] = {"attn_implementation": "eager", "local_files_only": True}
     if num_labels is not None:
@@ -65,9 +72,13 @@ def load_folder(path: Path, num_labels: int | None = None) -> tuple[nn.Module, A
     with torch.random.fork_rng():  # a new head is initialised from a fixed seed: the same Subject every load
         torch.manual_seed(0)
         model = auto.from_pretrained(path, **kwargs)
-    if image:
-        tok = None
-    else:
-        tok = T.AutoTokenizer.from_pretrained(path, local_files_only=True) if (path / "tokenizer_config.json").exists() or \
-            (path / "vocab.txt").exists() else None
-    return model, tok
+    return model, (None if image else _load_tokenizer(path))
+
+
+def _load_tokenizer(path: Path) -> Any:
+    """The tokenizer saved with a checkpoint, or None when the folder has none."""
+    if not ((path / "tokenizer_config.json").exists() or (path / "vocab.txt").exists()):
+        return None
+    import transformers as T
+
+    return T.AutoTokenizer.from_pretrained(path, local_files_only=True)

@@ -202,19 +202,22 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def load_subject(source: Any, tokenizer: Any = None, backend: str = "hooks", num_labels: int | None = None,
-                 device: str | torch.device = "auto", name: str | None = None) -> Subject:
+                 device: str | torch.device = "auto", name: str | None = None, native: bool = True) -> Subject:
     """A Subject from a checkpoint folder, an in-memory HF classifier, or a TransformerLens bridge.
 
     `device="auto"` puts the model on CUDA when available, else on the CPU; inputs follow the model.
     Folders load from local files only (never the hub) with eager attention. A bare encoder checkpoint (e.g. MiniLM's BertModel)
     becomes a sequence classifier with a new head of `num_labels` (default 3), initialised from seed 0.
+    With the hooks backend, a trained BERT classifier folder loads as `interp.native_bert`'s model (same
+    modules, weights and logits, without transformers' 2-3 s of imports); `native=False` loads transformers'.
     """
     if backend not in BACKENDS:
         raise ValueError(f"Unknown backend {backend!r}; choose one of {BACKENDS}.")
     if type(source).__name__ == "TransformerBridge":
         return subject_from_bridge(source, tokenizer=tokenizer, name=name)
     if isinstance(source, (str, os.PathLike)):
-        model, tok = load_folder(Path(source), num_labels)
+        # the hooks backend runs the native BERT when it covers the folder; nnsight and TL wrap transformers' model
+        model, tok = load_folder(Path(source), num_labels, native=native and backend == "hooks")
         tokenizer = tokenizer if tokenizer is not None else tok
         name = name or Path(source).name
     elif isinstance(source, nn.Module):

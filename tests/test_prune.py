@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 
-from interp.circuits.discovery import crossing, prune, score_shares
+from interp.circuits.discovery import _closing, crossing, prune, score_shares
 
 
 def _calls(value):
@@ -86,6 +86,20 @@ def test_tolerance_saves_runs_on_a_large_candidate_set():
     k = crossing(n, tol, 0.5, shares, 0.02)
     assert threshold <= k <= threshold * 1.02 + 1
     assert len(seen2) < len(seen0)
+
+
+def test_a_bracket_one_count_can_close_gets_that_count():
+    """The teacher's search of `interp circuit` (target 0.8, tolerance 0.02) reached the bracket (594, 618):
+    606 ends it whatever its value (606 - 594 <= 12, 618 - 606 <= 12); it had probed 608 and then needed 601."""
+    assert _closing(594, 618, 0.02, 608) == 606
+    for lo, hi, k in ((594, 618, 608), (10, 12, 11), (100, 103, 102), (5000, 5150, 5100)):
+        j = _closing(lo, hi, 0.02, k)
+        assert j - lo <= max(1, int(0.02 * j)) and hi - j <= max(1, int(0.02 * hi)), (lo, hi, j)
+    assert _closing(592, 651, 0.02, 618) == 618  # too wide for one count: the search's own choice
+    assert _closing(0, 7588, 0.02, 601) == 601
+    # on a step whose threshold sits in such a bracket the search ends with that count
+    f, seen = _calls(lambda k: float(k >= 600))
+    assert crossing(7588, f, 0.5, _shares_starting_at(7588, 601), 0.02) - max(j for j in seen if j < 600) <= 12
 
 
 def test_score_shares_are_the_cumulative_share_of_the_absolute_scores():

@@ -39,6 +39,7 @@ def crossing(n: int, value: Callable[[int], float], target: float, shares: torch
     to 1; default k / n), so that a score share that predicts faithfulness well gets the first count
     right; it is then moved by half the tolerance to the side that would close the bracket. Where two
     counts in a row did not halve the bracket, the next one bisects it (at most about 2 log2(n) counts).
+    Where one count ends the search whatever its value, that count is taken (`_closing`).
     Where `value` is not monotone this is one crossing, which depends on the path."""
     x = torch.linspace(0, 1, n + 1, dtype=torch.float64) if shares is None else shares.to(torch.float64)
     if x.shape != (n + 1,):
@@ -54,7 +55,7 @@ def crossing(n: int, value: Callable[[int], float], target: float, shares: torch
 
     k, below, probes, counts = at(target), True, [], []
     while not done():
-        k = min(max(k, lo + 1), hi - 1)
+        k = _closing(lo, hi, tolerance, min(max(k, lo + 1), hi - 1))
         f = value(k)
         probes.append((float(x[k]), f))
         counts.append(k)
@@ -83,6 +84,15 @@ def crossing(n: int, value: Callable[[int], float], target: float, shares: torch
         else:  # no rising line: go on past the last count by `reach` (the bisection guard still applies)
             k = k + min(reach, max(1, k)) if below else k - min(reach, max(1, k // 2))
     return hi
+
+
+def _closing(lo: int, hi: int, tolerance: float, k: int) -> int:
+    """`k`, or where the bracket (lo, hi) is narrow enough that one count ends the search whatever its
+    value (reaching: k - lo within tolerance of k; not reaching: hi - k within tolerance of hi), the such
+    count nearest to k."""
+    first = hi - max(1, int(tolerance * hi))
+    ends = [j for j in range(max(first, lo + 1), hi) if j - lo <= max(1, int(tolerance * j))]
+    return min(ends, key=lambda j: abs(j - k)) if ends else k
 
 
 def prune(items: list[str], scores: dict[str, float], evaluate, clean: float, corrupt: float,
