@@ -21,8 +21,9 @@ def _facts(model: Any, tokenizer: Any) -> tuple[Any, Any, bool]:
 
 
 def _family(tokenizer: Any) -> str:
-    """Tokenizer class without the fast/slow suffix: BertTokenizerFast and BertTokenizer tokenise alike."""
-    name = type(tokenizer).__name__
+    """Tokenizer class without the fast/slow suffix: BertTokenizerFast and BertTokenizer tokenise alike (and
+    interp.native_tokenizer's stands for the class its checkpoint names)."""
+    name = getattr(tokenizer, "tokenizer_class", None) or type(tokenizer).__name__
     return name[:-4] if name.endswith("Fast") else name
 
 

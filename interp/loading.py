@@ -46,14 +46,15 @@ def check_tokenizer(model: nn.Module, tokenizer: Any) -> None:
 def load_folder(path: Path, num_labels: int | None = None, native: bool = False) -> tuple[nn.Module, Any]:
     """(model, tokenizer or None) from a HF checkpoint folder, offline, with eager attention; see load_subject.
     With `native`, a trained BERT classifier that `interp.native_bert` covers loads without transformers'
-    modelling code (same weights, modules and logits; 2-3 s less import on a 2-core CPU)."""
+    modelling code (same weights, modules and logits; 2-3 s less import on a 2-core CPU), and its tokenizer,
+    where `interp.native_tokenizer` covers it, without transformers (1.2 s less)."""
     if not (path / "config.json").exists():
         raise FileNotFoundError(f"{path} is not a HuggingFace checkpoint folder (no config.json).")
-    from interp import native_bert
+    from interp import native_bert, native_tokenizer
 
     model = native_bert.load(path, num_labels) if native else None
     if model is not None:
-        return model, _load_tokenizer(path)
+        return model, native_tokenizer.load(path) or _load_tokenizer(path)
     import transformers as T
 
     from interp import lenet  # noqa: F401  (registers the LeNet model type with the Auto classes)
