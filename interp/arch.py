@@ -100,8 +100,9 @@ _BERT_LIKE: dict[str, Any] = dict(pattern="attention.self", o_proj="attention.ou
                                        mlp_in="intermediate"))
 
 ARCHS: dict[str, Arch] = {
-    "bert": Arch("bert", ("BertForSequenceClassification", "NativeBertForSequenceClassification"), "bert.embeddings", "bert.encoder.layer",
-                 head=_bert_head, **_BERT_LIKE),
+    # interp.native_bert's copy of the transformers class has the same modules
+    "bert": Arch("bert", ("BertForSequenceClassification", "NativeBertForSequenceClassification"), "bert.embeddings",
+                 "bert.encoder.layer", head=_bert_head, **_BERT_LIKE),
     "roberta": Arch("roberta", ("RobertaForSequenceClassification",), "roberta.embeddings",
                     "roberta.encoder.layer", head=_roberta_head, **_BERT_LIKE),
     "distilbert": Arch("distilbert", ("DistilBertForSequenceClassification",), "distilbert.embeddings",

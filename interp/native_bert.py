@@ -20,7 +20,11 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-CLASS_NAME = "NativeBertForSequenceClassification"
+# transformers' BertConfig defaults, for keys a config.json leaves out
+_DEFAULTS = {"vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
+             "intermediate_size": 3072, "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
+             "max_position_embeddings": 512, "type_vocab_size": 2, "layer_norm_eps": 1e-12, "pad_token_id": 0,
+             "classifier_dropout": None}
 # config.json values this module reproduces; any other value of these keys -> transformers
 _REQUIRED = {"model_type": ("bert",), "architectures": (["BertForSequenceClassification"],),
              "hidden_act": ("gelu",), "position_embedding_type": ("absolute", None), "is_decoder": (False, None),
@@ -33,7 +37,7 @@ class NativeBertConfig:
     label maps keyed as transformers keys them and eager attention."""
 
     def __init__(self, values: dict[str, Any]):
-        self.__dict__.update(values)
+        self.__dict__.update({**_DEFAULTS, **values})
         self.id2label = {int(k): v for k, v in values.get("id2label", {}).items()}
         self.label2id = {k: int(v) for k, v in values.get("label2id", {}).items()}
         self._attn_implementation = "eager"

@@ -84,6 +84,16 @@ def test_folders_it_does_not_cover_exactly_load_with_transformers(tokenizer, tmp
     assert _hf_class(plain) == "BertForSequenceClassification"
     cfg = json.loads((tmp_path / "relu" / "config.json").read_text())
     assert cfg["hidden_act"] == "relu"
+    # a config.json that leaves BertConfig's defaults out loads with them, the same model
+    slim = _save(make_bert(seed=1), tokenizer, tmp_path / "slim")
+    cfg = json.loads((slim / "config.json").read_text())
+    for key in ("layer_norm_eps", "hidden_dropout_prob", "type_vocab_size"):
+        cfg.pop(key)
+    (slim / "config.json").write_text(json.dumps(cfg))
+    s = load_subject(slim, device="cpu")
+    assert type(s.model).__name__ == "NativeBertForSequenceClassification"
+    ref = load_subject(slim, device="cpu", native=False)
+    assert torch.equal(s.run(make_pairs(4))[0], ref.run(make_pairs(4))[0])
 
 
 def test_native_load_imports_no_transformers_and_draws_no_random_numbers(folder):

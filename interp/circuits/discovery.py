@@ -87,9 +87,9 @@ def crossing(n: int, value: Callable[[int], float], target: float, shares: torch
 
 
 def _closing(lo: int, hi: int, tolerance: float, k: int) -> int:
-    """`k`, or where the bracket (lo, hi) is narrow enough that one count ends the search whatever its
-    value (reaching: k - lo within tolerance of k; not reaching: hi - k within tolerance of hi), the such
-    count nearest to k."""
+    """`k`, or, where the bracket (lo, hi) is narrow enough that one count j ends the search whatever its
+    value (reaching: j - lo within tolerance of j; not reaching: hi - j within tolerance of hi), the
+    nearest such j to k."""
     first = hi - max(1, int(tolerance * hi))
     ends = [j for j in range(max(first, lo + 1), hi) if j - lo <= max(1, int(tolerance * j))]
     return min(ends, key=lambda j: abs(j - k)) if ends else k
