@@ -54,7 +54,8 @@ def load_folder(path: Path, num_labels: int | None = None, native: bool = False)
 
     model = native_bert.load(path, num_labels) if native else None
     if model is not None:
-        return model, native_tokenizer.load(path) or _load_tokenizer(path)
+        tok = native_tokenizer.load(path)
+        return model, tok if tok is not None else _load_tokenizer(path)
     import transformers as T
 
     from interp import lenet  # noqa: F401  (registers the LeNet model type with the Auto classes)

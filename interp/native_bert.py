@@ -236,29 +236,23 @@ def load(path: Path, num_labels: int | None = None) -> NativeBertForSequenceClas
     setting in config.json, weights not float32 safetensors, or weight names other than the model's."""
     try:
         values = json.loads((path / "config.json").read_text())
-        header = _safetensors_header(path / "model.safetensors")
     except (OSError, ValueError):
         return None
     labels = values.get("id2label") or {}
     if not labels or (num_labels is not None and num_labels != len(labels)):
         return None
-    if not all(values.get(k) in ok for k, ok in _REQUIRED.items()):
+    if not all(values.get(k) in ok for k, ok in _REQUIRED.items()) or not (path / "model.safetensors").is_file():
         return None
+    from safetensors import SafetensorError, safe_open
+
     model = NativeBertForSequenceClassification(NativeBertConfig(values))
-    if set(header) != set(model.state_dict()) or any(v.get("dtype") != "F32" for v in header.values()):
+    try:
+        with safe_open(str(path / "model.safetensors"), framework="pt") as f:
+            names = set(f.keys())
+            if names != set(model.state_dict()) or any(f.get_slice(k).get_dtype() != "F32" for k in names):
+                return None
+            state = {k: f.get_tensor(k) for k in names}
+    except SafetensorError:  # not a safetensors file: transformers reports it
         return None
-    from safetensors.torch import load_file
-
-    model.load_state_dict(load_file(str(path / "model.safetensors")), assign=True)  # shapes checked
+    model.load_state_dict(state, assign=True)  # shapes checked
     return model.eval()
-
-
-def _safetensors_header(file: Path) -> dict[str, dict]:
-    """Tensor name -> {dtype, shape, data_offsets} of a safetensors file, read from its header alone."""
-    with open(file, "rb") as f:
-        size = int.from_bytes(f.read(8), "little")
-        if not 0 < size < 100_000_000:
-            raise ValueError(f"{file}: not a safetensors file")
-        header = json.loads(f.read(size))
-    header.pop("__metadata__", None)
-    return header

@@ -64,7 +64,7 @@ def test_circuit_scores_through_the_engine_shortcuts_are_identical(folder):
     assert out[0] == out[1]
 
 
-def _hf_class(path, **kw) -> str:
+def _model_class(path, **kw) -> str:
     return type(load_subject(path, device="cpu", **kw).model).__name__
 
 
@@ -72,16 +72,16 @@ def test_folders_it_does_not_cover_exactly_load_with_transformers(tokenizer, tmp
     relu = make_bert(seed=1)
     relu.config.hidden_act = "relu"
     half = make_bert(seed=1).half()
-    assert _hf_class(_save(relu, tokenizer, tmp_path / "relu")) == "BertForSequenceClassification"
-    assert _hf_class(_save(half, tokenizer, tmp_path / "half")) == "BertForSequenceClassification"
+    assert _model_class(_save(relu, tokenizer, tmp_path / "relu")) == "BertForSequenceClassification"
+    assert _model_class(_save(half, tokenizer, tmp_path / "half")) == "BertForSequenceClassification"
     plain = _save(make_bert(seed=1), tokenizer, tmp_path / "plain")
-    assert _hf_class(plain) == "NativeBertForSequenceClassification"
-    assert _hf_class(plain, native=False) == "BertForSequenceClassification"
-    assert _hf_class(plain, backend="nnsight") == "BertForSequenceClassification"
-    assert _hf_class(plain, num_labels=3) == "NativeBertForSequenceClassification"
+    assert _model_class(plain) == "NativeBertForSequenceClassification"
+    assert _model_class(plain, native=False) == "BertForSequenceClassification"
+    assert _model_class(plain, backend="nnsight") == "BertForSequenceClassification"
+    assert _model_class(plain, num_labels=3) == "NativeBertForSequenceClassification"
     (plain / "model.safetensors").rename(tmp_path / "weights")  # another weight format
     torch.save(make_bert(seed=1).state_dict(), plain / "pytorch_model.bin")
-    assert _hf_class(plain) == "BertForSequenceClassification"
+    assert _model_class(plain) == "BertForSequenceClassification"
     cfg = json.loads((tmp_path / "relu" / "config.json").read_text())
     assert cfg["hidden_act"] == "relu"
     # a config.json that leaves BertConfig's defaults out loads with them, the same model
